@@ -1,0 +1,11 @@
+//! gitsync-core: the pure stages of gitsync.
+//!
+//! Render, normalize, digest, three-way diff and plan take values and return values:
+//! no I/O, no clocks, no cluster. The agent and the CLI do the I/O at the edges and call
+//! into these stages. Dependencies enforce it: no tokio, git2, kube or axum here.
+
+pub mod digest;
+pub mod kinds;
+pub mod manifest;
+
+pub use manifest::{Manifest, ObjectId, Source};

@@ -1,0 +1,176 @@
+//! The manifest model: object identity, where a rendered object came from, and the
+//! tracking metadata gitsync puts on everything it manages.
+//!
+//! Objects are kept as `serde_json::Value` (Kubernetes objects are open-ended JSON);
+//! this module owns the small typed layer around them. It does no I/O.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Label every managed object carries: `app.kubernetes.io/managed-by: gitsync`.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGED_BY: &str = "gitsync";
+/// Label naming the gitsync app an object belongs to.
+pub const LABEL_APP: &str = "gitsync.dev/app";
+/// Annotation with the commit the object was rendered from.
+pub const ANNOTATION_REVISION: &str = "gitsync.dev/revision";
+/// Annotation with the sha256 digest of the rendered object.
+pub const ANNOTATION_DIGEST: &str = "gitsync.dev/digest";
+/// Annotation that opts an object out of (`"false"`) or a PVC into (`"true"`) pruning.
+pub const ANNOTATION_PRUNE: &str = "gitsync.dev/prune";
+/// Annotation binding a workload to a strategy policy.
+pub const ANNOTATION_STRATEGY: &str = "gitsync.dev/strategy";
+/// The field manager gitsync applies with.
+pub const FIELD_MANAGER: &str = "gitsync";
+
+/// Identity of a Kubernetes object: `group/version/kind/namespace/name`.
+///
+/// The core group is the empty string; cluster-scoped objects have no namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjectId {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectId {
+    /// Reads the identity of an object; `None` when apiVersion, kind or name is missing.
+    pub fn of(object: &Value) -> Option<Self> {
+        let api_version = object.get("apiVersion")?.as_str()?;
+        let kind = object.get("kind")?.as_str()?;
+        let meta = object.get("metadata")?;
+        let name = meta.get("name")?.as_str()?;
+        let namespace = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .filter(|ns| !ns.is_empty());
+        let (group, version) = split_api_version(api_version);
+        Some(Self {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            kind: kind.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            name: name.to_owned(),
+        })
+    }
+
+    /// `apiVersion` as written in manifests: `v1`, `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Identity with the version left out: two versions of one object are the same object.
+    pub fn group_kind_key(&self) -> (&str, &str, Option<&str>, &str) {
+        (
+            &self.group,
+            &self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        )
+    }
+
+    /// Short human form: `Deployment/demo/front-end`, `Namespace/demo`.
+    pub fn short(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/{}/{}", self.kind, ns, self.name),
+            None => format!("{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}/{}/{}",
+            self.group,
+            self.version,
+            self.kind,
+            self.namespace.as_deref().unwrap_or(""),
+            self.name
+        )
+    }
+}
+
+/// Splits `apps/v1` into `("apps", "v1")` and `v1` into `("", "v1")`.
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", api_version),
+    }
+}
+
+/// Where a rendered object was defined: a path relative to the app root, 1-based line
+/// and column of the document.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Source {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// One rendered, validated object ready to diff and apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub id: ObjectId,
+    pub source: Source,
+    /// The full object, tracking metadata included.
+    pub object: Value,
+    /// Hex sha256 over the canonical form (see [`crate::digest`]).
+    pub digest: String,
+}
+
+/// Metadata field of an object as a string, if present.
+pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object
+        .pointer("/metadata/annotations")?
+        .get(key)?
+        .as_str()
+}
+
+/// Label of an object as a string, if present.
+pub fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object.pointer("/metadata/labels")?.get(key)?.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_identity_of_namespaced_and_cluster_objects() {
+        let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "demo"}});
+        let id = ObjectId::of(&dep).expect("identity");
+        assert_eq!(id.to_string(), "apps/v1/Deployment/demo/web");
+        assert_eq!(id.short(), "Deployment/demo/web");
+        assert_eq!(id.api_version(), "apps/v1");
+
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}});
+        let id = ObjectId::of(&ns).expect("identity");
+        assert_eq!(id.to_string(), "/v1/Namespace//demo");
+        assert_eq!(id.api_version(), "v1");
+    }
+
+    #[test]
+    fn missing_kind_has_no_identity() {
+        assert!(ObjectId::of(&json!({"apiVersion": "v1", "metadata": {"name": "x"}})).is_none());
+    }
+}
