@@ -41,24 +41,29 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>, depth: usize) {
             let mut first = true;
             for key in keys {
                 let child = &map[key];
-                if depth == 1 && key == "annotations" {
-                    if let Some(ann) = child.as_object() {
-                        let kept = ann
-                            .iter()
-                            .filter(|(k, _)| *k != ANNOTATION_REVISION && *k != ANNOTATION_DIGEST)
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect::<serde_json::Map<_, _>>();
-                        if kept.is_empty() {
-                            continue;
-                        }
-                        push_key(out, key, &mut first);
-                        write_canonical(&Value::Object(kept), out, depth + 1);
+                if depth == 1
+                    && key == "annotations"
+                    && let Some(ann) = child.as_object()
+                {
+                    let kept = ann
+                        .iter()
+                        .filter(|(k, _)| *k != ANNOTATION_REVISION && *k != ANNOTATION_DIGEST)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<serde_json::Map<_, _>>();
+                    if kept.is_empty() {
                         continue;
                     }
+                    push_key(out, key, &mut first);
+                    write_canonical(&Value::Object(kept), out, depth + 1);
+                    continue;
                 }
                 push_key(out, key, &mut first);
                 // Only `metadata` at the top level gets the annotation filter.
-                let next = if depth == 0 && key == "metadata" { 1 } else { 2 };
+                let next = if depth == 0 && key == "metadata" {
+                    1
+                } else {
+                    2
+                };
                 write_canonical(child, out, next);
             }
             out.push(b'}');
@@ -99,7 +104,10 @@ mod tests {
         let a = json!({"kind": "ConfigMap", "apiVersion": "v1", "data": {"b": "2", "a": "1"}});
         let b = json!({"apiVersion": "v1", "data": {"a": "1", "b": "2"}, "kind": "ConfigMap"});
         assert_eq!(of_object(&a), of_object(&b));
-        assert_eq!(canonical(&a), r#"{"apiVersion":"v1","data":{"a":"1","b":"2"},"kind":"ConfigMap"}"#);
+        assert_eq!(
+            canonical(&a),
+            r#"{"apiVersion":"v1","data":{"a":"1","b":"2"},"kind":"ConfigMap"}"#
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! into these stages. Dependencies enforce it: no tokio, git2, kube or axum here.
 
 pub mod digest;
+pub mod fields;
 pub mod kinds;
 pub mod manifest;
 

@@ -138,10 +138,7 @@ pub struct Manifest {
 
 /// Metadata field of an object as a string, if present.
 pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
-    object
-        .pointer("/metadata/annotations")?
-        .get(key)?
-        .as_str()
+    object.pointer("/metadata/annotations")?.get(key)?.as_str()
 }
 
 /// Label of an object as a string, if present.
