@@ -1,1 +1,8 @@
-//! e2e
+//! End-to-end tests: the real `gitsync` and `gitsync-agent` binaries against the local
+//! cluster, run as a separate process on loopback like a newcomer would run it.
+
+mod agent;
+mod bad_input;
+mod kubectl;
+mod support;
+mod sync;

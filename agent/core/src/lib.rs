@@ -4,9 +4,13 @@
 //! no I/O, no clocks, no cluster. The agent and the CLI do the I/O at the edges and call
 //! into these stages. Dependencies enforce it: no tokio, git2, kube or axum here.
 
+pub mod diff;
 pub mod digest;
+pub mod duration;
 pub mod fields;
 pub mod kinds;
 pub mod manifest;
+pub mod plan;
+pub mod policy;
 
 pub use manifest::{Manifest, ObjectId, Source};

@@ -1,0 +1,137 @@
+use super::*;
+use serde_json::json;
+
+fn manifest(object: Value) -> Manifest {
+    Manifest {
+        id: ObjectId::of(&object).expect("identity"),
+        source: Source {
+            file: "app.yaml".into(),
+            line: 1,
+            column: 1,
+        },
+        digest: crate::digest::of_object(&object),
+        object,
+    }
+}
+
+fn config_map(data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cfg", "namespace": "demo"}, "data": data})
+}
+
+/// The live object as the API server would store it after gitsync applied `applied`.
+fn live_after_apply(applied: &Value) -> Value {
+    let mut live = applied.clone();
+    live["metadata"]["uid"] = json!("1234");
+    live["metadata"]["resourceVersion"] = json!("7");
+    live["metadata"]["managedFields"] = json!([{
+        "manager": "gitsync", "operation": "Apply", "apiVersion": "v1",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": FieldSet::from_applied(applied).to_fields_v1()
+    }]);
+    live
+}
+
+#[test]
+fn missing_live_object_is_a_create() {
+    let d = object(Some(&manifest(config_map(json!({"a": "1"})))), None).expect("diff");
+    assert_eq!(d.action, Action::Create);
+    assert!(d.before.is_empty());
+    assert!(d.unified().contains("+  a: '1'") || d.unified().contains("+  a: \"1\""), "{}", d.unified());
+}
+
+#[test]
+fn same_object_is_unchanged_despite_server_metadata_and_defaults() {
+    let desired = config_map(json!({"a": "1"}));
+    let mut live = live_after_apply(&desired);
+    live["metadata"]["creationTimestamp"] = json!("2026-11-23T00:00:00Z");
+    let d = object(Some(&manifest(desired)), Some(&live)).expect("diff");
+    assert_eq!(d.action, Action::Unchanged, "{}", d.unified());
+    assert_eq!(d.unified(), "");
+}
+
+#[test]
+fn field_we_stopped_rendering_is_removed() {
+    let live = live_after_apply(&config_map(json!({"a": "1", "b": "2"})));
+    let d = object(Some(&manifest(config_map(json!({"a": "1"})))), Some(&live)).expect("diff");
+    assert_eq!(d.action, Action::Update);
+    assert!(d.unified().contains("-  b:"), "{}", d.unified());
+}
+
+#[test]
+fn field_someone_else_set_is_left_alone() {
+    let desired = config_map(json!({"a": "1"}));
+    let mut live = live_after_apply(&desired);
+    live["data"]["other"] = json!("x");
+    live["metadata"]["managedFields"]
+        .as_array_mut()
+        .expect("array")
+        .push(json!({"manager": "kubectl-edit", "operation": "Update", "apiVersion": "v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:other": {}}}}));
+    let d = object(Some(&manifest(desired)), Some(&live)).expect("diff");
+    assert_eq!(d.action, Action::Unchanged, "{}", d.unified());
+}
+
+#[test]
+fn drift_on_a_field_we_own_is_an_update() {
+    let desired = config_map(json!({"a": "1"}));
+    let mut live = live_after_apply(&desired);
+    live["data"]["a"] = json!("changed by hand");
+    let d = object(Some(&manifest(desired)), Some(&live)).expect("diff");
+    assert_eq!(d.action, Action::Update);
+    assert!(d.unified().contains("changed by hand"));
+}
+
+#[test]
+fn revision_annotation_alone_is_not_a_change() {
+    let mut desired = config_map(json!({"a": "1"}));
+    let live = live_after_apply(&desired);
+    desired["metadata"]["annotations"] = json!({"gitsync.dev/revision": "abc"});
+    let d = object(Some(&manifest(desired)), Some(&live)).expect("diff");
+    assert_eq!(d.action, Action::Unchanged);
+}
+
+#[test]
+fn prune_shows_the_live_object() {
+    let live = live_after_apply(&config_map(json!({"a": "1"})));
+    let d = object(None, Some(&live)).expect("diff");
+    assert_eq!(d.action, Action::Prune);
+    assert!(d.after.is_empty());
+    assert!(!d.before.contains("managedFields"));
+}
+
+#[test]
+fn secrets_never_show_their_values() {
+    let desired = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "demo"}, "stringData": {"password": "hunter2"}});
+    let mut applied = desired.clone();
+    applied["data"] = json!({"password": "b2xkLXZhbHVl"}); // "old-value"
+    applied.as_object_mut().expect("object").remove("stringData");
+    let live = live_after_apply(&applied);
+    let d = object(Some(&manifest(desired)), Some(&live)).expect("diff");
+    assert_eq!(d.action, Action::Update);
+    let text = format!("{}{}", d.unified(), serde_json::to_string(&d).expect("json"));
+    assert!(!text.contains("hunter2") && !text.contains("b2xkLXZhbHVl"), "{text}");
+    assert!(text.contains("<masked sha256:"));
+}
+
+mod laws {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The diff of any object with itself (as applied by gitsync) is empty.
+        #[test]
+        fn diff_of_an_object_with_itself_is_empty(
+            data in prop::collection::btree_map("[a-z]{1,8}", "[ -~]{0,12}", 0..8),
+            labels in prop::collection::btree_map("[a-z]{1,8}", "[a-z0-9]{0,8}", 0..4),
+        ) {
+            let mut cm = config_map(json!(data));
+            cm["metadata"]["labels"] = json!(labels);
+            let live = live_after_apply(&cm);
+            let d = object(Some(&manifest(cm)), Some(&live)).expect("diff");
+            prop_assert_eq!(d.action, Action::Unchanged);
+            prop_assert_eq!(d.unified(), "");
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The Kubernetes edge: connecting (kubeconfig, in-cluster, or the local cluster),
+//! discovery, reading the live objects of an app, and executing a plan with server-side
+//! apply (field manager `gitsync`).
+//!
+//! The same `kube::Client` code path serves a real cluster and the local one. Nothing
+//! here decides *what* to change: that is [`gitsync_core::plan`].
+
+mod connect;
+mod execute;
+
+use std::collections::BTreeSet;
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use gitsync_core::manifest::{LABEL_APP, Manifest, ObjectId};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope, verbs};
+use kube::{Client, core::GroupVersionKind};
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+pub use connect::Target;
+pub use execute::{Event, Outcome};
+
+/// Errors talking to a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read kubeconfig {path}: {message}")]
+    Kubeconfig { path: String, message: String },
+    #[error("no cluster configured: {message} (pass --kubeconfig/--context, set KUBECONFIG, or use --cluster local)")]
+    NoConfig { message: String },
+    #[error("cannot start the local cluster")]
+    Local(#[source] gitsync_local_cluster::Error),
+    #[error("cannot reach the cluster at {url}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the cluster does not serve {kind} in {api_version} (is its CRD installed?)")]
+    UnknownKind { api_version: String, kind: String },
+    #[error("cannot list {kind}")]
+    List {
+        kind: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot read {object}")]
+    Get {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A connected cluster with its discovery.
+pub struct Cluster {
+    client: Client,
+    url: String,
+    discovery: RwLock<Discovery>,
+    /// Keeps an in-process local cluster alive while this handle lives.
+    _local: Option<gitsync_local_cluster::LocalCluster>,
+}
+
+impl Cluster {
+    /// Connects to `target` and runs discovery (so an unreachable cluster fails here,
+    /// with the URL in the message).
+    pub async fn connect(target: &Target) -> Result<Self> {
+        let connected = connect::connect(target).await?;
+        let discovery = Discovery::new(connected.client.clone())
+            .run()
+            .await
+            .map_err(|source| Error::Unreachable {
+                url: connected.url.clone(),
+                source,
+            })?;
+        Ok(Self {
+            client: connected.client,
+            url: connected.url,
+            discovery: RwLock::new(discovery),
+            _local: connected.local,
+        })
+    }
+
+    /// The API server URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Every live object of `app` (by its label, across all listable kinds), plus the
+    /// live versions of desired objects that do not carry the label yet.
+    pub async fn live_objects(&self, app: &str, desired: &[Manifest]) -> Result<Vec<Value>> {
+        let mut live = self.list_labeled(&format!("{LABEL_APP}={app}")).await?;
+        let seen: BTreeSet<(String, String, Option<String>, String)> = live
+            .iter()
+            .filter_map(ObjectId::of)
+            .map(|id| (id.group, id.kind, id.namespace, id.name))
+            .collect();
+        let missing: Vec<&Manifest> = desired
+            .iter()
+            .filter(|m| {
+                let id = &m.id;
+                !seen.contains(&(
+                    id.group.clone(),
+                    id.kind.clone(),
+                    id.namespace.clone(),
+                    id.name.clone(),
+                ))
+            })
+            .collect();
+        let found = futures::stream::iter(missing.into_iter().map(|m| self.get(&m.id)))
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await?;
+        live.extend(found.into_iter().flatten());
+        Ok(live)
+    }
+
+    /// The live object, if it exists. A kind the cluster does not serve yet (a CRD
+    /// applied in the same sync) reads as absent.
+    pub async fn get(&self, id: &ObjectId) -> Result<Option<Value>> {
+        let Ok((ar, caps)) = self.resolve(id).await else {
+            return Ok(None);
+        };
+        let api = api_for(&self.client, &ar, &caps, id.namespace.as_deref());
+        let object = api.get_opt(&id.name).await.map_err(|source| Error::Get {
+            object: id.short(),
+            source,
+        })?;
+        Ok(object.map(|o| to_value(o, &ar)))
+    }
+
+    /// Every object matching a label selector, across all listable kinds.
+    pub async fn list_labeled(&self, selector: &str) -> Result<Vec<Value>> {
+        let resources = self.listable_resources().await;
+        let lists = futures::stream::iter(
+            resources
+                .into_iter()
+                .map(|(ar, _)| async move { self.list(&ar, selector).await }),
+        )
+        .buffer_unordered(8)
+        .try_collect::<Vec<_>>()
+        .await?;
+        Ok(lists.into_iter().flatten().collect())
+    }
+
+    async fn list(&self, ar: &ApiResource, selector: &str) -> Result<Vec<Value>> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
+        match api.list(&ListParams::default().labels(selector)).await {
+            Ok(list) => Ok(list.items.into_iter().map(|o| to_value(o, ar)).collect()),
+            // Least-privilege RBAC: a kind the agent may not list holds nothing it manages.
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                tracing::debug!(kind = %ar.kind, "not allowed to list; skipped");
+                Ok(Vec::new())
+            }
+            Err(source) => Err(Error::List {
+                kind: ar.kind.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Preferred version of every kind that can be listed, without the noisy
+    /// controller-made kinds nobody applies (Events, Endpoints, EndpointSlices).
+    async fn listable_resources(&self) -> Vec<(ApiResource, ApiCapabilities)> {
+        let discovery = self.discovery.read().await;
+        discovery
+            .groups()
+            .flat_map(kube::discovery::ApiGroup::recommended_resources)
+            .filter(|(ar, caps)| {
+                caps.supports_operation(verbs::LIST)
+                    && caps.supports_operation(verbs::PATCH)
+                    && !matches!(ar.kind.as_str(), "Event" | "Endpoints" | "EndpointSlice")
+            })
+            .collect()
+    }
+
+    /// The API resource serving `id`'s kind; re-runs discovery once on a miss (a CRD
+    /// may just have been created).
+    pub(crate) async fn resolve(&self, id: &ObjectId) -> Result<(ApiResource, ApiCapabilities)> {
+        let gvk = GroupVersionKind::gvk(&id.group, &id.version, &id.kind);
+        if let Some(found) = self.discovery.read().await.resolve_gvk(&gvk) {
+            return Ok(found);
+        }
+        let mut discovery = self.discovery.write().await;
+        if let Ok(fresh) = Discovery::new(self.client.clone()).run().await {
+            *discovery = fresh;
+        }
+        discovery.resolve_gvk(&gvk).ok_or_else(|| Error::UnknownKind {
+            api_version: id.api_version(),
+            kind: id.kind.clone(),
+        })
+    }
+}
+
+/// An `Api` for one object's resource and namespace.
+pub(crate) fn api_for(
+    client: &Client,
+    ar: &ApiResource,
+    caps: &ApiCapabilities,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    match (&caps.scope, namespace) {
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, ar),
+        (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), ar),
+        (Scope::Cluster, _) => Api::all_with(client.clone(), ar),
+    }
+}
+
+/// A dynamic object as plain JSON, with apiVersion and kind filled in (list items
+/// come without them).
+pub(crate) fn to_value(object: DynamicObject, ar: &ApiResource) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
+        map.insert("kind".into(), Value::String(ar.kind.clone()));
+    }
+    value
+}

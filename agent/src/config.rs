@@ -1,0 +1,74 @@
+//! Command-line configuration shared by `gitsync` and `gitsync-agent`: which cluster to
+//! talk to, parsed and validated before any I/O. Every flag also reads a `GITSYNC_*`
+//! environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::cluster::Target;
+
+/// Which kind of cluster backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// The current kubeconfig context (or in-cluster service account), like kubectl.
+    Kube,
+    /// The embedded emulated API server (state under --local-dir).
+    Local,
+}
+
+/// Cluster selection flags.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Cluster backend: `kube` uses --kubeconfig/--context/KUBECONFIG or the in-cluster
+    /// service account; `local` uses the embedded local cluster.
+    #[arg(long, value_enum, default_value = "kube", env = "GITSYNC_CLUSTER")]
+    pub cluster: Backend,
+    /// Path to a kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, env = "GITSYNC_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use (default: the current context).
+    #[arg(long, env = "GITSYNC_CONTEXT")]
+    pub context: Option<String>,
+    /// State directory of the local cluster.
+    #[arg(long, env = "GITSYNC_LOCAL_DIR")]
+    pub local_dir: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    /// The cluster these flags select.
+    pub fn target(&self) -> Target {
+        match self.cluster {
+            Backend::Local => Target::Local {
+                state_dir: self.local_dir.clone().unwrap_or_else(default_local_dir),
+            },
+            Backend::Kube => Target::Kube {
+                kubeconfig: self.kubeconfig.clone(),
+                context: self.context.clone(),
+            },
+        }
+    }
+
+    /// The local cluster's state directory (flag or default).
+    pub fn local_state_dir(&self) -> PathBuf {
+        self.local_dir.clone().unwrap_or_else(default_local_dir)
+    }
+}
+
+/// `$XDG_STATE_HOME/gitsync/local-cluster`, else `~/.local/state/gitsync/local-cluster`,
+/// else `.gitsync/local-cluster` in the working directory.
+pub fn default_local_dir() -> PathBuf {
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+        return PathBuf::from(state).join("gitsync/local-cluster");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|s| !s.is_empty()) {
+        return PathBuf::from(home).join(".local/state/gitsync/local-cluster");
+    }
+    PathBuf::from(".gitsync/local-cluster")
+}
+
+/// Parses `30s`, `5m`, `1h`, `500ms`, or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    gitsync_core::duration::parse(text)
+}

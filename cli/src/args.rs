@@ -1,0 +1,145 @@
+//! The command line: clap types only, parsed and validated before any I/O.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use gitsync_agent::config::ClusterArgs;
+
+/// gitsync: a GitOps sync agent for Kubernetes.
+///
+/// Render an app directory, preview what a sync would change with `diff`, apply it with
+/// `sync`, and inspect what is managed with `status`. `--cluster local` uses an embedded
+/// emulated API server, so all of it works without a cluster.
+#[derive(Debug, Parser)]
+#[command(name = "gitsync", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log as JSON lines (logs go to stderr; RUST_LOG sets the level).
+    #[arg(long, global = true, env = "GITSYNC_LOG_JSON")]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the rendered manifests of an app as YAML (like `kubectl kustomize`).
+    Render(RenderArgs),
+    /// Show what a sync would change: a unified diff per object, secrets masked.
+    ///
+    /// Exit code 0: nothing would change; 1: something would; 2: error.
+    Diff(PlanArgs),
+    /// Apply an app to the cluster (server-side apply), then prune what it no longer
+    /// renders.
+    Sync(SyncArgs),
+    /// List the objects gitsync manages, with their sync state.
+    Status(StatusArgs),
+    /// Run the embedded local cluster as a background process.
+    #[command(subcommand)]
+    LocalCluster(LocalClusterCommand),
+}
+
+/// What to render.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The app directory.
+    pub path: PathBuf,
+    /// App name for the `gitsync.dev/app` label (default: the directory's name).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Set a ${VAR} (repeatable), e.g. --var TAG=1.2; wins over gitsync.yaml.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Revision to record in the gitsync.dev/revision annotation (default: the HEAD
+    /// commit of the enclosing Git repository, if any).
+    #[arg(long)]
+    pub revision: Option<String>,
+}
+
+/// What to plan, and against which cluster.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub render: RenderArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: Format,
+    /// Color: auto (when stdout is a terminal), always, never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: Color,
+    /// Do not prune objects the app no longer renders.
+    #[arg(long)]
+    pub no_prune: bool,
+    /// Prune even when more than half of the app's objects would go.
+    #[arg(long)]
+    pub force_prune: bool,
+}
+
+/// Sync options.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+/// Status options.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// An app directory: compare each object with its render (Synced / OutOfSync /
+    /// Missing / Orphan). Without it, list everything gitsync manages in the cluster.
+    pub path: Option<PathBuf>,
+    /// Only this app.
+    #[arg(long)]
+    pub app: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalClusterCommand {
+    /// Start the local cluster in the background and print its kubeconfig path.
+    Start(LocalArgs),
+    /// Stop the background local cluster.
+    Stop(LocalArgs),
+    /// Say whether the local cluster is running, and where.
+    Status(LocalArgs),
+    /// Print the kubeconfig path of the local cluster.
+    Kubeconfig(LocalArgs),
+    /// Serve the local cluster in the foreground (what `start` runs).
+    #[command(hide = true)]
+    Serve(LocalArgs),
+}
+
+/// Local cluster options.
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// State directory (default: $XDG_STATE_HOME/gitsync/local-cluster).
+    #[arg(long, env = "GITSYNC_LOCAL_DIR")]
+    pub local_dir: Option<PathBuf>,
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}

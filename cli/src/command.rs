@@ -1,0 +1,27 @@
+//! One function per command. Each returns the process exit code; errors become exit 2.
+
+mod local_cluster;
+mod plan;
+mod render;
+mod status;
+
+use std::process::ExitCode;
+
+use crate::args::{Cli, Command, LocalClusterCommand};
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Render(args) => render::run(&args),
+        Command::Diff(args) => plan::diff(&args).await,
+        Command::Sync(args) => plan::sync(&args.plan).await,
+        Command::Status(args) => status::run(&args).await,
+        Command::LocalCluster(cmd) => match cmd {
+            LocalClusterCommand::Start(a) => local_cluster::start(&a).await,
+            LocalClusterCommand::Stop(a) => local_cluster::stop(&a).await,
+            LocalClusterCommand::Status(a) => local_cluster::status(&a),
+            LocalClusterCommand::Kubeconfig(a) => local_cluster::kubeconfig(&a),
+            LocalClusterCommand::Serve(a) => local_cluster::serve(&a).await,
+        },
+    }
+}

@@ -1,0 +1,140 @@
+//! `gitsync status`: the objects gitsync manages and their sync state.
+//!
+//! With an app directory, each object is compared with its render: Synced, OutOfSync,
+//! Missing (rendered, not live) or Orphan (live, no longer rendered). Without one, every
+//! object labelled `app.kubernetes.io/managed-by: gitsync` is listed, with the app and
+//! revision it came from and whether someone else changed fields since (Drifted).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use gitsync_agent::cluster::Cluster;
+use gitsync_core::diff::Action;
+use gitsync_core::manifest::{ANNOTATION_REVISION, FIELD_MANAGER, LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY, ObjectId, annotation, label};
+use gitsync_core::plan;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::render::load_and_render;
+use crate::args::{Format, RenderArgs, StatusArgs};
+use crate::output;
+
+#[derive(Debug, Serialize)]
+struct Row {
+    object: ObjectId,
+    app: String,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    detail: String,
+}
+
+pub async fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let cluster = Cluster::connect(&args.cluster.target())
+        .await
+        .context("cannot connect to the cluster")?;
+    let rows = match &args.path {
+        Some(path) => {
+            let render = RenderArgs { path: path.clone(), app: args.app.clone(), vars: Vec::new(), revision: None };
+            app_rows(&cluster, &render).await?
+        }
+        None => managed_rows(&cluster, args.app.as_deref()).await?,
+    };
+    match args.output {
+        Format::Json => output::json(&rows),
+        Format::Text => print_table(&rows),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn app_rows(cluster: &Cluster, render: &RenderArgs) -> anyhow::Result<Vec<Row>> {
+    let (app, desired) = load_and_render(render)?;
+    let live = cluster.live_objects(&app, &desired).await?;
+    let options = plan::Options { force_prune: true, ..plan::Options::default() };
+    let plan = plan::plan(&app, &desired, &live, options)?;
+    Ok(plan
+        .steps
+        .iter()
+        .map(|step| Row {
+            object: step.diff.id.clone(),
+            app: app.clone(),
+            state: match step.diff.action {
+                Action::Unchanged => "Synced",
+                Action::Update => "OutOfSync",
+                Action::Create => "Missing",
+                Action::Prune => "Orphan",
+            },
+            revision: None,
+            detail: step.diff.source.as_ref().map(ToString::to_string).unwrap_or_default(),
+        })
+        .collect())
+}
+
+async fn managed_rows(cluster: &Cluster, app: Option<&str>) -> anyhow::Result<Vec<Row>> {
+    let mut selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
+    if let Some(app) = app {
+        selector.push_str(&format!(",{LABEL_APP}={app}"));
+    }
+    let mut rows: Vec<Row> = cluster
+        .list_labeled(&selector)
+        .await?
+        .iter()
+        .filter_map(|object| {
+            let id = ObjectId::of(object)?;
+            let drift = drifted_by(object);
+            Some(Row {
+                app: label(object, LABEL_APP).unwrap_or_default().to_owned(),
+                state: if drift.is_empty() { "Synced" } else { "Drifted" },
+                revision: annotation(object, ANNOTATION_REVISION).map(|r| r.chars().take(12).collect()),
+                detail: drift,
+                object: id,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.app, gitsync_core::kinds::apply_rank(&a.object.kind), &a.object).cmp(&(&b.app, gitsync_core::kinds::apply_rank(&b.object.kind), &b.object)));
+    Ok(rows)
+}
+
+/// Managers other than gitsync and the cluster's own controllers that changed spec or
+/// data fields with an Update (e.g. `kubectl edit`, `kubectl scale`).
+fn drifted_by(object: &Value) -> String {
+    const CONTROLLERS: &[&str] = &["kube-controller-manager", "kube-scheduler", "kubelet", "gitsync-local-cluster"];
+    let entries = object.pointer("/metadata/managedFields").and_then(Value::as_array);
+    let mut managers: Vec<String> = entries
+        .into_iter()
+        .flatten()
+        .filter(|e| e.get("operation").and_then(Value::as_str) == Some("Update"))
+        .filter(|e| e.get("subresource").is_none())
+        .filter_map(|e| {
+            let manager = e.get("manager")?.as_str()?;
+            if manager == FIELD_MANAGER || CONTROLLERS.contains(&manager) {
+                return None;
+            }
+            let fields = e.get("fieldsV1")?.as_object()?;
+            let touches_content = fields.keys().any(|k| k != "f:metadata" && k != "f:status");
+            touches_content.then(|| manager.to_owned())
+        })
+        .collect();
+    managers.dedup();
+    if managers.is_empty() { String::new() } else { format!("changed by {}", managers.join(", ")) }
+}
+
+fn print_table(rows: &[Row]) {
+    if rows.is_empty() {
+        output::line("no objects managed by gitsync");
+        return;
+    }
+    let width = rows.iter().map(|r| r.object.short().len()).max().unwrap_or(0).max(6);
+    output::line(&format!("{:<width$}  {:<12}  {:<10}  {:<12}  DETAIL", "OBJECT", "APP", "STATE", "REVISION"));
+    for r in rows {
+        output::line(&format!(
+            "{:<width$}  {:<12}  {:<10}  {:<12}  {}",
+            r.object.short(),
+            r.app,
+            r.state,
+            r.revision.as_deref().unwrap_or("-"),
+            r.detail
+        ));
+    }
+}

@@ -1,0 +1,126 @@
+//! Bad input: a clear error naming the file and line, and nothing in the cluster
+//! changes.
+
+use std::path::Path;
+
+use crate::support::{Cluster, copy_dir, example_repo, gitsync};
+
+/// An app of 20 ConfigMap files.
+fn twenty_files(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    for i in 0..20 {
+        std::fs::write(
+            dir.join(format!("cm-{i:02}.yaml")),
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\n  namespace: default\ndata:\n  k: \"{i}\"\n"),
+        )
+        .expect("write");
+    }
+}
+
+#[test]
+fn invalid_yaml_fails_render_diff_and_sync_naming_file_and_line() {
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let app = tmp.path().join("app");
+    twenty_files(&app);
+    std::fs::write(app.join("cm-13.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [broken\n").expect("write");
+    let app_s = app.to_str().expect("utf-8");
+    cluster.reset_stats();
+    for run in [gitsync(&["render", app_s]), cluster.gitsync(&["diff", app_s]), cluster.gitsync(&["sync", app_s])] {
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stderr.contains("cm-13.yaml:"), "file named: {run:?}");
+        assert!(run.stderr.contains("cm-13.yaml:4") || run.stderr.contains("cm-13.yaml:5"), "line named: {run:?}");
+    }
+    assert_eq!(cluster.writes(), 0, "nothing written");
+    assert!(cluster.get("/api/v1/namespaces/default/configmaps/cm-0").is_none());
+}
+
+#[test]
+fn duplicate_objects_name_both_files() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let app = tmp.path().join("app");
+    twenty_files(&app);
+    std::fs::write(app.join("zz-copy.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-3\n  namespace: default\n").expect("write");
+    let run = gitsync(&["render", app.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("cm-03.yaml") && run.stderr.contains("zz-copy.yaml"), "{run:?}");
+}
+
+#[test]
+fn a_manifest_without_kind_is_named() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let app = tmp.path().join("app");
+    twenty_files(&app);
+    std::fs::write(app.join("nokind.yaml"), "apiVersion: v1\nmetadata:\n  name: x\n").expect("write");
+    let run = gitsync(&["render", app.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("nokind.yaml:1") && run.stderr.contains("kind"), "{run:?}");
+}
+
+#[test]
+fn an_invalid_kubeconfig_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bad = tmp.path().join("kubeconfig");
+    std::fs::write(&bad, "this: is: not a kubeconfig\n").expect("write");
+    let run = gitsync(&["diff", "example-repo", "--kubeconfig", bad.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("kubeconfig"), "{run:?}");
+
+    let unreachable = tmp.path().join("unreachable");
+    std::fs::write(
+        &unreachable,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {}\n",
+    )
+    .expect("write");
+    let run = gitsync(&["diff", "example-repo", "--kubeconfig", unreachable.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("127.0.0.1:9"), "names the server: {run:?}");
+}
+
+#[test]
+fn symlinks_out_of_the_repository_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let app = repo.join("app");
+    copy_dir(&example_repo(), &app);
+    std::fs::create_dir_all(repo.join(".git")).expect("mark repo root");
+    let secret = tmp.path().join("outside.yaml");
+    std::fs::write(&secret, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stolen\n").expect("write");
+    std::os::unix::fs::symlink(&secret, app.join("link.yaml")).expect("symlink");
+    let run = gitsync(&["render", app.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("link.yaml") && run.stderr.contains("outside"), "{run:?}");
+    assert!(!run.stdout.contains("stolen"));
+}
+
+#[test]
+fn hostile_yaml_is_bounded() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).expect("mkdir");
+    // Billion laughs.
+    let mut laughs = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for (i, prev) in ('b'..='j').zip('a'..='i') {
+        laughs.push_str(&format!("{i}: &{i} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+    }
+    std::fs::write(app.join("laughs.yaml"), laughs).expect("write");
+    let run = gitsync(&["render", app.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("laughs.yaml"), "{run:?}");
+    std::fs::remove_file(app.join("laughs.yaml")).expect("rm");
+
+    // 10,000 levels of nesting: an error, not a stack overflow.
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    std::fs::write(app.join("deep.yaml"), deep).expect("write");
+    let run = gitsync(&["render", app.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("deep.yaml"), "{run:?}");
+    std::fs::remove_file(app.join("deep.yaml")).expect("rm");
+
+    // Over the 8 MiB cap: refused before parsing.
+    let big = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  k: \"{}\"\n", "x".repeat(9 * 1024 * 1024));
+    std::fs::write(app.join("big.yaml"), big).expect("write");
+    let run = gitsync(&["render", app.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("big.yaml"), "{run:?}");
+}

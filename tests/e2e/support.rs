@@ -1,0 +1,325 @@
+//! Test support: the real binaries, temporary local clusters and apps, a tiny HTTP
+//! client for the local cluster's API, and polling with a deadline (tests never sleep
+//! to wait for something).
+
+#![allow(dead_code)]
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of a workspace binary, built once per test run with the same profile.
+pub fn bin(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        // target/<profile>/deps/e2e-<hash> → target/<profile>
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--bin", "gitsync", "--bin", "gitsync-agent"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .current_dir(workspace())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the binaries failed");
+        dir
+    });
+    dir.join(name)
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// `example-repo/` in the workspace.
+pub fn example_repo() -> PathBuf {
+    workspace().join("example-repo")
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The result of running a binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// stdout as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A local cluster running as a `gitsync local-cluster start` process in a temporary
+/// state directory; stopped on drop.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let run = gitsync_in(dir.path(), &["local-cluster", "start"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let url = std::fs::read_to_string(dir.path().join("server.url"))
+            .expect("server.url")
+            .trim()
+            .to_owned();
+        Self { dir, url }
+    }
+
+    /// Runs `gitsync <args> --cluster local --local-dir <dir>`.
+    pub fn gitsync(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        let dir = self.dir.path().to_str().expect("utf-8 path");
+        all.extend(["--cluster", "local", "--local-dir", dir]);
+        gitsync_in(&workspace(), &all)
+    }
+
+    /// GET a path of the API; `None` on 404.
+    pub fn get(&self, path: &str) -> Option<Value> {
+        let (code, body) = http(&self.url, "GET", path);
+        match code {
+            200 => Some(serde_json::from_str(&body).expect("JSON body")),
+            404 => None,
+            other => panic!("GET {path}: {other} {body}"),
+        }
+    }
+
+    /// Write requests counted by the emulator since the last reset.
+    pub fn writes(&self) -> u64 {
+        let (_, body) = http(&self.url, "GET", "/_gitsync/stats");
+        let stats: Value = serde_json::from_str(&body).expect("stats JSON");
+        stats["writes"].as_u64().expect("writes")
+    }
+
+    pub fn reset_stats(&self) {
+        http(&self.url, "DELETE", "/_gitsync/stats");
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = gitsync_in(
+            &workspace(),
+            &[
+                "local-cluster",
+                "stop",
+                "--local-dir",
+                self.dir.path().to_str().unwrap_or_default(),
+            ],
+        );
+    }
+}
+
+/// Runs `gitsync` with `--local-dir` pointing at `dir` for local-cluster commands.
+fn gitsync_in(cwd: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin("gitsync"));
+    cmd.args(args).current_dir(cwd).env("NO_COLOR", "1");
+    if args.first() == Some(&"local-cluster") && !args.contains(&"--local-dir") {
+        cmd.arg("--local-dir").arg(cwd);
+    }
+    Run::from(cmd.output().expect("run gitsync"))
+}
+
+/// Runs `gitsync` without a cluster (render, and error cases).
+pub fn gitsync(args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin("gitsync"));
+    cmd.args(args).current_dir(workspace()).env("NO_COLOR", "1");
+    Run::from(cmd.output().expect("run gitsync"))
+}
+
+/// Starts `gitsync-agent` in the background; killed on drop.
+pub struct Agent(Child);
+
+impl Agent {
+    pub fn start(args: &[&str]) -> Self {
+        let child = Command::new(bin("gitsync-agent"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start agent");
+        Self(child)
+    }
+
+    /// Stops the agent and returns its log.
+    pub fn stop(mut self) -> String {
+        let _ = self.0.kill();
+        let mut log = String::new();
+        if let Some(mut err) = self.0.stderr.take() {
+            let _ = err.read_to_string(&mut log);
+        }
+        let _ = self.0.wait();
+        log
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A minimal HTTP/1.1 request to the local cluster: (status code, body).
+pub fn http(base: &str, method: &str, path: &str) -> (u16, String) {
+    let authority = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(authority).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (code, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Commits every file under `dir` to branch `main` of the repository at `dir`.
+pub fn commit_all(dir: &Path, message: &str) -> String {
+    let repo = git2::Repository::open(dir)
+        .or_else(|_| git2::Repository::init(dir))
+        .expect("repo");
+    let mut index = repo.index().expect("index");
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .expect("add");
+    index
+        .update_all(["*"], None)
+        .expect("update");
+    index.write().expect("write index");
+    let tree = repo
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("tree");
+    let sig = git2::Signature::now("test", "test@example.com").expect("sig");
+    let parent = repo
+        .find_reference("refs/heads/main")
+        .ok()
+        .and_then(|r| r.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    let oid = repo
+        .commit(Some("refs/heads/main"), &sig, &sig, message, &tree, &parents)
+        .expect("commit");
+    repo.set_head("refs/heads/main").expect("head");
+    oid.to_string()
+}
+
+/// A JSON merge patch; returns the status code.
+pub fn http_patch(base: &str, path: &str, body: &str) -> u16 {
+    let authority = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(authority).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "PATCH {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/merge-patch+json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
