@@ -18,7 +18,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "ms" => Duration::from_millis(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("invalid duration unit in {text:?}: use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?}: use ms, s, m or h"
+            ));
+        }
     };
     if d.is_zero() {
         return Err("duration must be greater than zero".into());
@@ -33,7 +37,7 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse("2m"), Ok(Duration::from_mins(2)));
         assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse("7"), Ok(Duration::from_secs(7)));
         assert!(parse("0s").is_err());

@@ -12,5 +12,8 @@ pub mod kinds;
 pub mod manifest;
 pub mod plan;
 pub mod policy;
+pub mod render;
+pub mod tree;
+pub mod yaml;
 
 pub use manifest::{Manifest, ObjectId, Source};

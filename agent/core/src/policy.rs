@@ -121,14 +121,13 @@ pub fn select<'a>(policies: &'a [Policy], workload: &Value) -> Result<Option<&'a
             .map(Some)
             .ok_or_else(|| format!("{ANNOTATION_STRATEGY}: no strategy policy named {name:?}"));
     }
-    let labels = workload.pointer("/metadata/labels").and_then(Value::as_object);
+    let labels = workload
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object);
     Ok(policies.iter().find(|p| {
         !p.match_labels.is_empty()
             && p.match_labels.iter().all(|(k, v)| {
-                labels
-                    .and_then(|l| l.get(k))
-                    .and_then(Value::as_str)
-                    == Some(v.as_str())
+                labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v.as_str())
             })
     }))
 }
@@ -254,7 +253,8 @@ mod raw {
                     let max_surge = int_or_percent(r.max_surge.as_ref(), "maxSurge", 25)?;
                     let max_unavailable =
                         int_or_percent(r.max_unavailable.as_ref(), "maxUnavailable", 25)?;
-                    if max_surge == IntOrPercent::Int(0) && max_unavailable == IntOrPercent::Int(0) {
+                    if max_surge == IntOrPercent::Int(0) && max_unavailable == IntOrPercent::Int(0)
+                    {
                         return Err("maxSurge and maxUnavailable cannot both be 0".into());
                     }
                     Strategy::Ramped {
@@ -271,15 +271,21 @@ mod raw {
                         auto_promote_after: b
                             .auto_promote_after
                             .as_deref()
-                            .map(|d| duration::parse(d).map_err(|e| format!("autoPromoteAfter: {e}")))
+                            .map(|d| {
+                                duration::parse(d).map_err(|e| format!("autoPromoteAfter: {e}"))
+                            })
                             .transpose()?,
-                        scale_down_after: duration::parse(b.scale_down_after.as_deref().unwrap_or("10m"))
-                            .map_err(|e| format!("scaleDownAfter: {e}"))?,
+                        scale_down_after: duration::parse(
+                            b.scale_down_after.as_deref().unwrap_or("10m"),
+                        )
+                        .map_err(|e| format!("scaleDownAfter: {e}"))?,
                         preview_service: b.preview_service.unwrap_or(false),
                     }
                 }
                 "canary" => {
-                    let c = s.canary.ok_or("type canary needs a canary section with steps")?;
+                    let c = s
+                        .canary
+                        .ok_or("type canary needs a canary section with steps")?;
                     canary(c)?
                 }
                 other => {
@@ -290,7 +296,11 @@ mod raw {
             };
             Ok(super::Policy {
                 name: self.metadata.name,
-                match_labels: self.spec.selector.map(|s| s.match_labels).unwrap_or_default(),
+                match_labels: self
+                    .spec
+                    .selector
+                    .map(|s| s.match_labels)
+                    .unwrap_or_default(),
                 strategy,
             })
         }
@@ -359,7 +369,9 @@ mod raw {
                 .filter(|p| *p <= 100)
                 .map(IntOrPercent::Percent)
                 .ok_or_else(|| format!("{field}: {s:?} is not an integer or a percentage")),
-            Some(other) => Err(format!("{field}: {other} is not an integer or a percentage")),
+            Some(other) => Err(format!(
+                "{field}: {other} is not an integer or a percentage"
+            )),
         }
     }
 

@@ -62,7 +62,10 @@ mod tests {
         mask_secret(&mut b);
         assert_eq!(a["data"]["k"], b["stringData"]["k"]);
         let shown = a.to_string();
-        assert!(!shown.contains("c2VjcmV0") && !shown.contains("secret\""), "{shown}");
+        assert!(
+            !shown.contains("c2VjcmV0") && !shown.contains("secret\""),
+            "{shown}"
+        );
     }
 
     #[test]

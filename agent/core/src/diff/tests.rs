@@ -14,6 +14,7 @@ fn manifest(object: Value) -> Manifest {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)]
 fn config_map(data: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "cfg", "namespace": "demo"}, "data": data})
@@ -37,7 +38,11 @@ fn missing_live_object_is_a_create() {
     let d = object(Some(&manifest(config_map(json!({"a": "1"})))), None).expect("diff");
     assert_eq!(d.action, Action::Create);
     assert!(d.before.is_empty());
-    assert!(d.unified().contains("+  a: '1'") || d.unified().contains("+  a: \"1\""), "{}", d.unified());
+    assert!(
+        d.unified().contains("+  a: '1'") || d.unified().contains("+  a: \"1\""),
+        "{}",
+        d.unified()
+    );
 }
 
 #[test]
@@ -66,8 +71,10 @@ fn field_someone_else_set_is_left_alone() {
     live["metadata"]["managedFields"]
         .as_array_mut()
         .expect("array")
-        .push(json!({"manager": "kubectl-edit", "operation": "Update", "apiVersion": "v1",
-            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:other": {}}}}));
+        .push(
+            json!({"manager": "kubectl-edit", "operation": "Update", "apiVersion": "v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:other": {}}}}),
+        );
     let d = object(Some(&manifest(desired)), Some(&live)).expect("diff");
     assert_eq!(d.action, Action::Unchanged, "{}", d.unified());
 }
@@ -106,12 +113,22 @@ fn secrets_never_show_their_values() {
         "metadata": {"name": "s", "namespace": "demo"}, "stringData": {"password": "hunter2"}});
     let mut applied = desired.clone();
     applied["data"] = json!({"password": "b2xkLXZhbHVl"}); // "old-value"
-    applied.as_object_mut().expect("object").remove("stringData");
+    applied
+        .as_object_mut()
+        .expect("object")
+        .remove("stringData");
     let live = live_after_apply(&applied);
     let d = object(Some(&manifest(desired)), Some(&live)).expect("diff");
     assert_eq!(d.action, Action::Update);
-    let text = format!("{}{}", d.unified(), serde_json::to_string(&d).expect("json"));
-    assert!(!text.contains("hunter2") && !text.contains("b2xkLXZhbHVl"), "{text}");
+    let text = format!(
+        "{}{}",
+        d.unified(),
+        serde_json::to_string(&d).expect("json")
+    );
+    assert!(
+        !text.contains("hunter2") && !text.contains("b2xkLXZhbHVl"),
+        "{text}"
+    );
     assert!(text.contains("<masked sha256:"));
 }
 

@@ -15,7 +15,11 @@ fn every_shipped_policy_parses() {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(policies_dir()).expect("policies/") {
         let path = entry.expect("entry").path();
-        let file = path.file_name().expect("name").to_string_lossy().into_owned();
+        let file = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         names.extend(load(&file).into_iter().map(|p| p.name));
     }
     names.sort();
@@ -25,14 +29,19 @@ fn every_shipped_policy_parses() {
 #[test]
 fn canary_steps_are_read_in_order() {
     let canary = load("canary.yaml").remove(0);
-    let Strategy::Canary { steps, max_restarts, traffic } = canary.strategy else {
+    let Strategy::Canary {
+        steps,
+        max_restarts,
+        traffic,
+    } = canary.strategy
+    else {
         panic!("not a canary");
     };
     assert_eq!(
         steps,
         vec![
             CanaryStep::SetWeight(10),
-            CanaryStep::Pause(Some(Duration::from_secs(60))),
+            CanaryStep::Pause(Some(Duration::from_mins(1))),
             CanaryStep::SetWeight(50),
             CanaryStep::Pause(None),
             CanaryStep::SetWeight(100),
@@ -51,7 +60,12 @@ fn invalid_policies_name_file_and_line() {
     assert!(shown.contains("step 2"), "{shown}");
 
     let unknown = "apiVersion: gitsync.dev/v1alpha1\nkind: StrategyPolicy\nmetadata: {name: x}\nspec:\n  strategy: {type: yolo}\n";
-    assert!(parse("u.yaml", unknown).expect_err("unknown").to_string().contains("yolo"));
+    assert!(
+        parse("u.yaml", unknown)
+            .expect_err("unknown")
+            .to_string()
+            .contains("yolo")
+    );
 }
 
 #[test]
@@ -59,11 +73,25 @@ fn annotation_beats_selector_and_default_is_none() {
     let mut all = load("canary.yaml");
     all.extend(load("recreate.yaml"));
     let labelled = json!({"metadata": {"labels": {"gitsync.dev/rollout": "canary"}}});
-    assert_eq!(select(&all, &labelled).expect("ok").map(|p| p.name.as_str()), Some("canary"));
+    assert_eq!(
+        select(&all, &labelled)
+            .expect("ok")
+            .map(|p| p.name.as_str()),
+        Some("canary")
+    );
     let annotated = json!({"metadata": {"labels": {"gitsync.dev/rollout": "canary"},
         "annotations": {"gitsync.dev/strategy": "recreate"}}});
-    assert_eq!(select(&all, &annotated).expect("ok").map(|p| p.name.as_str()), Some("recreate"));
-    assert!(select(&all, &json!({"metadata": {}})).expect("ok").is_none());
+    assert_eq!(
+        select(&all, &annotated)
+            .expect("ok")
+            .map(|p| p.name.as_str()),
+        Some("recreate")
+    );
+    assert!(
+        select(&all, &json!({"metadata": {}}))
+            .expect("ok")
+            .is_none()
+    );
     let missing = json!({"metadata": {"annotations": {"gitsync.dev/strategy": "nope"}}});
     assert!(select(&all, &missing).is_err());
 }
