@@ -1,1 +1,250 @@
-//! Local cluster.
+//! gitsync-local-cluster: an emulated Kubernetes API server on loopback.
+//!
+//! It is the embedded default backend (so `gitsync sync example-repo --cluster local`
+//! runs with no cluster) and the API server every integration test stands on. It speaks
+//! plain HTTP on 127.0.0.1, so `kube::Client` and `kubectl` reach it through an ordinary
+//! kubeconfig (written to `<state_dir>/kubeconfig`), and keeps its state under a
+//! directory, one JSON file per object, written atomically.
+//!
+//! What it serves (first cut): discovery for the built-in kinds gitsync handles; get,
+//! list (label and field selectors, paging), create, update (optimistic concurrency),
+//! JSON merge patch, strategic merge patch (merged by list keys), server-side apply with
+//! managedFields per manager, conflicts (409 naming each field and manager) and force,
+//! dry-run, delete (a Namespace takes its contents); defaulting, validation and the
+//! immutable fields of the example app's kinds; `Status` errors. Controllers are
+//! simulated instantly: a Deployment is Available at once, a PVC Bound. Not yet: watch,
+//! finalizers, garbage collection, JSON patch, CRD-served kinds, rollout simulation.
+//! Where it cannot be exact it rejects rather than accepts.
+//!
+//! `GET /_gitsync/stats` returns request counters (reads, writes, dry runs, per verb) and
+//! `DELETE /_gitsync/stats` resets them, so tests can count the writes of a sync.
+
+mod admit;
+mod api;
+mod clock;
+mod discovery;
+mod kinds;
+mod managed;
+mod selector;
+mod server;
+mod status;
+mod store;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors starting or running the local cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot use the state directory {path}")]
+    State {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another local cluster (pid {pid}) is using {path}; stop it with `gitsync local-cluster stop` or use another --local-dir")]
+    Busy { pid: u32, path: String },
+    #[error("cannot listen on 127.0.0.1:{port}")]
+    Listen {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the local cluster server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// State directory: objects, kubeconfig, pid and url files.
+    pub state_dir: PathBuf,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+}
+
+/// Request counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub reads: u64,
+    pub writes: u64,
+    pub dry_run: u64,
+    pub by_verb: BTreeMap<String, u64>,
+}
+
+/// A running local cluster; stops when shut down or dropped.
+pub struct LocalCluster {
+    url: String,
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    shared: Arc<server::Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl LocalCluster {
+    /// Loads the state, binds 127.0.0.1 and serves in a background task.
+    pub async fn start(config: Config) -> Result<Self> {
+        let dir = config.state_dir.clone();
+        let state_err = |source| Error::State {
+            path: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(state_err)?;
+        take_lock(&dir)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+            .await
+            .map_err(|source| Error::Listen { port: config.port, source });
+        let listener = match listener {
+            Ok(l) => l,
+            Err(e) => {
+                release_lock(&dir);
+                return Err(e);
+            }
+        };
+        let addr = listener.local_addr().map_err(state_err)?;
+        let url = format!("http://{addr}");
+        let loaded = store::Store::load(&dir).and_then(|mut s| {
+            api::bootstrap(&mut s).map_err(|e| std::io::Error::other(e.message))?;
+            Ok(s)
+        });
+        let store = match loaded {
+            Ok(s) => s,
+            Err(source) => {
+                release_lock(&dir);
+                return Err(state_err(source));
+            }
+        };
+        let shared = Arc::new(server::Shared {
+            store: Mutex::new(store),
+            counters: server::Counters::default(),
+            url: url.clone(),
+        });
+        let kubeconfig = dir.join("kubeconfig");
+        store::write_atomic(&kubeconfig, kubeconfig_text(&url).as_bytes()).map_err(state_err)?;
+        store::write_atomic(&dir.join("server.url"), url.as_bytes()).map_err(state_err)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = server::router(Arc::clone(&shared));
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::debug!(%url, dir = %dir.display(), "local cluster started");
+        Ok(Self {
+            url,
+            dir,
+            kubeconfig,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The kubeconfig that points at this server.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Request counters so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Stops serving (state is already persisted).
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = match self.task.take() {
+            Some(task) => match task.await {
+                Ok(r) => r.map_err(Error::Serve),
+                Err(e) => Err(Error::Serve(std::io::Error::other(e))),
+            },
+            None => Ok(()),
+        };
+        release_lock(&self.dir);
+        result
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            release_lock(&self.dir);
+        }
+    }
+}
+
+/// Serves until SIGTERM or Ctrl-C (the `gitsync local-cluster serve` process).
+pub async fn serve_forever(config: Config, ready: impl FnOnce(&LocalCluster)) -> Result<()> {
+    let cluster = LocalCluster::start(config).await?;
+    ready(&cluster);
+    wait_for_signal().await;
+    cluster.shutdown().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Takes `<dir>/server.pid`, refusing when a live process holds it.
+fn take_lock(dir: &Path) -> Result<()> {
+    let pid_file = dir.join("server.pid");
+    if let Ok(text) = std::fs::read_to_string(&pid_file)
+        && let Ok(pid) = text.trim().parse::<u32>()
+        && pid != std::process::id()
+        && Path::new(&format!("/proc/{pid}")).exists()
+    {
+        return Err(Error::Busy {
+            pid,
+            path: dir.display().to_string(),
+        });
+    }
+    store::write_atomic(&pid_file, std::process::id().to_string().as_bytes()).map_err(|source| Error::State {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
+fn release_lock(dir: &Path) {
+    let pid_file = dir.join("server.pid");
+    let ours = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        == Some(std::process::id());
+    if ours {
+        let _ = std::fs::remove_file(pid_file);
+        let _ = std::fs::remove_file(dir.join("server.url"));
+    }
+}
+
+fn kubeconfig_text(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: gitsync-local\n  cluster:\n    server: {url}\ncontexts:\n- name: gitsync-local\n  context:\n    cluster: gitsync-local\n    user: gitsync-local\n    namespace: default\ncurrent-context: gitsync-local\nusers:\n- name: gitsync-local\n  user: {{}}\n"
+    )
+}

@@ -1,0 +1,510 @@
+//! The API operations over the store: get, list, create, update, merge patch,
+//! server-side apply and delete, each with the conventions of the Kubernetes API
+//! (resourceVersion, generation, uid, managedFields, dry-run, Status errors). HTTP is
+//! the server's business; this module takes and returns values.
+
+use base64::Engine as _;
+use gitsync_core::fields::{self, FieldSet};
+use serde_json::{Value, json};
+
+use crate::admit;
+use crate::clock;
+use crate::kinds::{self, Resource};
+use crate::managed::{self, Entry};
+use crate::selector::{FieldSelector, Selector};
+use crate::status::{self, ApiError};
+use crate::store::{Key, Store};
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// What a request addresses.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub resource: &'static Resource,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+/// Options of a write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub manager: String,
+    pub force: bool,
+}
+
+/// List options.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub labels: Selector,
+    pub fields: FieldSelector,
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+}
+
+impl Target {
+    fn key(&self, name: &str) -> Key {
+        Key {
+            group: self.resource.group.to_owned(),
+            plural: self.resource.plural.to_owned(),
+            namespace: if self.resource.namespaced { self.namespace.clone().unwrap_or_default() } else { String::new() },
+            name: name.to_owned(),
+        }
+    }
+
+    fn name(&self) -> Result<&str> {
+        self.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("this verb without a name"))
+    }
+
+    fn not_found(&self, name: &str) -> ApiError {
+        ApiError::not_found(self.resource.group, self.resource.plural, name)
+    }
+}
+
+/// GET one object.
+pub fn get(store: &Store, target: &Target) -> Result<Value> {
+    let name = target.name()?;
+    store.get(&target.key(name)).cloned().ok_or_else(|| target.not_found(name))
+}
+
+/// GET a collection: `<Kind>List` with the store's resourceVersion.
+pub fn list(store: &Store, target: &Target, options: &ListOptions) -> Result<Value> {
+    let res = target.resource;
+    let namespace = if res.namespaced { target.namespace.as_deref() } else { None };
+    let matching: Vec<&Value> = store
+        .list(res.group, res.plural, namespace)
+        .filter(|o| options.labels.matches(o) && options.fields.matches(o))
+        .collect();
+    let start: usize = match &options.continue_token {
+        Some(token) => token.parse().map_err(|_| ApiError::bad_request(format!("invalid continue token {token:?}")))?,
+        None => 0,
+    };
+    let end = options.limit.filter(|l| *l > 0).map_or(matching.len(), |l| (start + l).min(matching.len()));
+    let items: Vec<Value> = matching.get(start..end).unwrap_or_default().iter().map(|v| (*v).clone()).collect();
+    let mut metadata = json!({"resourceVersion": store.resource_version().to_string()});
+    if end < matching.len() {
+        metadata["continue"] = json!(end.to_string());
+        metadata["remainingItemCount"] = json!(matching.len() - end);
+    }
+    Ok(json!({
+        "kind": format!("{}List", res.kind),
+        "apiVersion": res.api_version(),
+        "metadata": metadata,
+        "items": items,
+    }))
+}
+
+/// POST: create.
+pub fn create(store: &mut Store, target: &Target, body: Value, options: &WriteOptions) -> Result<Value> {
+    let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    check_identity(target, &body, None)?;
+    let key = target.key(&name);
+    if store.get(&key).is_some() {
+        return Err(ApiError::already_exists(target.resource.group, target.resource.plural, &name));
+    }
+    let mut entries = Vec::new();
+    let changed = managed::changed_fields(None, &body, false);
+    managed::record_update(&mut entries, &options.manager, &target.resource.api_version(), &clock::now_rfc3339(), None, &changed);
+    commit(store, target, &key, None, body, entries, options)
+}
+
+/// PUT: replace (optimistic concurrency on metadata.resourceVersion).
+pub fn update(store: &mut Store, target: &Target, body: Value, options: &WriteOptions) -> Result<Value> {
+    let name = target.name()?.to_owned();
+    check_identity(target, &body, Some(&name))?;
+    let key = target.key(&name);
+    let Some(old) = store.get(&key).cloned() else {
+        return Err(target.not_found(&name));
+    };
+    if let Some(rv) = body.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+        && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+    {
+        return Err(ApiError::conflict(target.resource.group, target.resource.plural, &name));
+    }
+    write_update(store, target, &key, &old, body, options)
+}
+
+/// PATCH with a JSON merge patch (or a strategic merge patch, merged with list keys).
+pub fn merge_patch(store: &mut Store, target: &Target, patch: &Value, strategic: bool, options: &WriteOptions) -> Result<Value> {
+    let name = target.name()?.to_owned();
+    let key = target.key(&name);
+    let Some(old) = store.get(&key).cloned() else {
+        return Err(target.not_found(&name));
+    };
+    if !patch.is_object() {
+        return Err(ApiError::bad_request("the patch must be a JSON object".into()));
+    }
+    if let Some(rv) = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+        && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+    {
+        return Err(ApiError::conflict(target.resource.group, target.resource.plural, &name));
+    }
+    let new = if strategic { fields::merge(&old, patch) } else { json_merge(&old, patch) };
+    check_identity(target, &new, Some(&name))?;
+    write_update(store, target, &key, &old, new, options)
+}
+
+/// RFC 7386 JSON merge patch.
+fn json_merge(target: &Value, patch: &Value) -> Value {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            let mut out = t.clone();
+            for (k, v) in p {
+                if v.is_null() {
+                    out.remove(k);
+                } else {
+                    let merged = json_merge(t.get(k).unwrap_or(&Value::Null), v);
+                    out.insert(k.clone(), merged);
+                }
+            }
+            Value::Object(out)
+        }
+        (_, Value::Object(_)) => json_merge(&json!({}), patch),
+        _ => patch.clone(),
+    }
+}
+
+/// An update by a manager: ownership of changed fields moves to it.
+fn write_update(store: &mut Store, target: &Target, key: &Key, old: &Value, mut new: Value, options: &WriteOptions) -> Result<Value> {
+    let status_write = target.subresource.as_deref() == Some("status");
+    if status_write {
+        // /status writes only status.
+        let status = new.get("status").cloned();
+        new = old.clone();
+        match status {
+            Some(s) => new["status"] = s,
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+    let mut entries = managed::read(old);
+    let changed = managed::changed_fields(Some(old), &new, status_write);
+    managed::record_update(
+        &mut entries,
+        &options.manager,
+        &target.resource.api_version(),
+        &clock::now_rfc3339(),
+        target.subresource.as_deref(),
+        &changed,
+    );
+    commit(store, target, key, Some(old), new, entries, options)
+}
+
+/// PATCH application/apply-patch+yaml: server-side apply by `options.manager`.
+pub fn apply(store: &mut Store, target: &Target, config: &Value, options: &WriteOptions) -> Result<Value> {
+    let name = target.name()?.to_owned();
+    if options.manager.is_empty() {
+        return Err(ApiError::bad_request(
+            "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests".into(),
+        ));
+    }
+    if !config.is_object() {
+        return Err(ApiError::bad_request("the applied configuration must be an object".into()));
+    }
+    check_identity(target, config, Some(&name))?;
+    let key = target.key(&name);
+    let old = store.get(&key).cloned();
+    let mut entries = old.as_ref().map(managed::read).unwrap_or_default();
+    let applied = FieldSet::from_applied(config);
+    let api_version = target.resource.api_version();
+
+    if let Some(live) = &old {
+        let conflicts = find_conflicts(live, config, &applied, &entries, &options.manager);
+        if !conflicts.is_empty() {
+            if !options.force {
+                let list: Vec<(String, String, String)> = conflicts
+                    .iter()
+                    .map(|(i, path)| (entries[*i].manager.clone(), entries[*i].api_version.clone(), path.to_string()))
+                    .collect();
+                return Err(ApiError::apply_conflicts(target.resource.group, target.resource.plural, &name, &list));
+            }
+            for (i, path) in &conflicts {
+                let mut taken = FieldSet::default();
+                taken.insert(path);
+                entries[*i].set = entries[*i].set.difference(&taken);
+            }
+        }
+    }
+
+    let base = old.clone().unwrap_or_else(|| json!({}));
+    let mut new = fields::merge(&base, config);
+    let mine = entries
+        .iter()
+        .position(|e| e.manager == options.manager && e.operation == "Apply" && e.subresource.is_none());
+    if let Some(i) = mine {
+        let others = entries
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .fold(FieldSet::default(), |acc, (_, e)| acc.union(&e.set));
+        let dropped = entries[i].set.difference(&applied).difference(&others);
+        fields::remove(&mut new, &dropped);
+        entries[i].set = applied;
+        entries[i].time = clock::now_rfc3339();
+        entries[i].api_version = api_version;
+    } else {
+        entries.push(Entry {
+            manager: options.manager.clone(),
+            operation: "Apply".into(),
+            api_version,
+            time: clock::now_rfc3339(),
+            subresource: None,
+            set: applied,
+        });
+    }
+    commit(store, target, &key, old.as_ref(), new, entries, options)
+}
+
+/// Applied leaf fields whose value differs from the live one and that another manager
+/// owns: (index of that manager's entry, path).
+fn find_conflicts(
+    live: &Value,
+    config: &Value,
+    applied: &FieldSet,
+    entries: &[Entry],
+    manager: &str,
+) -> Vec<(usize, fields::Path)> {
+    let mut out = Vec::new();
+    for path in applied.leaves() {
+        let wanted = fields::get(config, &path);
+        let current = fields::get(live, &path);
+        if current.is_none() || current == wanted {
+            continue;
+        }
+        for (i, e) in entries.iter().enumerate() {
+            if e.manager == manager && e.operation == "Apply" {
+                continue;
+            }
+            if e.set.contains(&path) {
+                out.push((i, path.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// DELETE: immediate; deleting a Namespace deletes its contents.
+pub fn delete(store: &mut Store, target: &Target, options: &WriteOptions) -> Result<Value> {
+    let name = target.name()?.to_owned();
+    let key = target.key(&name);
+    let Some(old) = store.get(&key).cloned() else {
+        return Err(target.not_found(&name));
+    };
+    if !options.dry_run {
+        if target.resource.kind == "Namespace" {
+            for inner in store.keys_in_namespace(&name) {
+                store.remove(&inner).map_err(|e| ApiError::internal(&e.to_string()))?;
+            }
+        }
+        store.next_resource_version();
+        store.remove(&key).map_err(|e| ApiError::internal(&e.to_string()))?;
+    }
+    let mut out = status::success();
+    out["details"] = json!({
+        "name": name, "group": target.resource.group, "kind": target.resource.plural,
+        "uid": old.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+    });
+    Ok(out)
+}
+
+/// The body's apiVersion/kind/name/namespace agree with the URL.
+fn check_identity(target: &Target, body: &Value, url_name: Option<&str>) -> Result<()> {
+    let res = target.resource;
+    let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let mut causes = Vec::new();
+    if let Some(kind) = body.get("kind").and_then(Value::as_str)
+        && kind != res.kind
+    {
+        return Err(ApiError::bad_request(format!("the kind {kind:?} of the body does not match {:?} of the URL", res.kind)));
+    }
+    if let Some(api) = body.get("apiVersion").and_then(Value::as_str)
+        && api != res.api_version()
+    {
+        return Err(ApiError::bad_request(format!("the apiVersion {api:?} of the body does not match {:?} of the URL", res.api_version())));
+    }
+    if let Some(url) = url_name
+        && name != url
+        && !name.is_empty()
+    {
+        causes.push(("metadata.name".to_owned(), format!("Invalid value: {name:?}: the name of the object ({name}) does not match the name on the URL ({url})")));
+    }
+    if res.namespaced
+        && let Some(ns) = body.pointer("/metadata/namespace").and_then(Value::as_str)
+        && Some(ns) != target.namespace.as_deref()
+        && !ns.is_empty()
+    {
+        causes.push(("metadata.namespace".to_owned(), "Invalid value: the namespace of the provided object does not match the namespace sent on the request".to_owned()));
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(res.group, res.kind, name, &causes))
+    }
+}
+
+/// Validates, defaults, stamps and stores an object.
+fn commit(
+    store: &mut Store,
+    target: &Target,
+    key: &Key,
+    old: Option<&Value>,
+    mut new: Value,
+    entries: Vec<Entry>,
+    options: &WriteOptions,
+) -> Result<Value> {
+    let res = target.resource;
+    if res.namespaced {
+        let ns = key.namespace.clone();
+        if ns.is_empty() {
+            return Err(ApiError::bad_request("the namespace of the object is required".into()));
+        }
+        let ns_key = Key { group: String::new(), plural: "namespaces".into(), namespace: String::new(), name: ns.clone() };
+        if store.get(&ns_key).is_none() {
+            return Err(ApiError::not_found("", "namespaces", &ns));
+        }
+    }
+    let Some(map) = new.as_object_mut() else {
+        return Err(ApiError::bad_request("the object must be a JSON object".into()));
+    };
+    map.insert("apiVersion".into(), json!(res.api_version()));
+    map.insert("kind".into(), json!(res.kind));
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        return Err(ApiError::bad_request("metadata must be an object".into()));
+    }
+    meta["name"] = json!(key.name);
+    if res.namespaced {
+        meta["namespace"] = json!(key.namespace);
+    } else if let Some(m) = meta.as_object_mut() {
+        m.remove("namespace");
+    }
+    if res.kind == "Secret" {
+        fold_string_data(&mut new);
+    }
+    // The main resource ignores status when a status subresource exists.
+    if res.has_status && target.subresource.is_none() {
+        match old.and_then(|o| o.get("status")) {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+    let dry_run = options.dry_run;
+    admit::apply_defaults(res, &mut new, || if dry_run { "10.96.255.254".into() } else { store.next_cluster_ip() });
+    if let Err(causes) = admit::validate(res, &new, old) {
+        return Err(ApiError::invalid(res.group, res.kind, &key.name, &causes));
+    }
+    // Server-owned metadata.
+    let generation = match old {
+        None => 1,
+        Some(o) => {
+            let before = o.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            if spec_changed(res, o, &new) { before + 1 } else { before }
+        }
+    };
+    let uid = old
+        .and_then(|o| o.pointer("/metadata/uid").cloned())
+        .unwrap_or_else(|| json!(clock::uid(&format!("{key:?}"))));
+    let created = old
+        .and_then(|o| o.pointer("/metadata/creationTimestamp").cloned())
+        .unwrap_or_else(|| json!(clock::now_rfc3339()));
+    new["metadata"]["uid"] = uid;
+    new["metadata"]["creationTimestamp"] = created;
+    new["metadata"]["generation"] = json!(generation);
+    managed::write(&mut new, &entries);
+    if target.subresource.is_none() {
+        admit::simulate_status(res, &mut new);
+    }
+    if old.is_some_and(|o| unchanged(o, &new)) {
+        // A no-op write keeps the stored object and its resourceVersion, as the API
+        // server does.
+        return Ok(old.cloned().unwrap_or(new));
+    }
+    if dry_run {
+        new["metadata"]["resourceVersion"] = old
+            .and_then(|o| o.pointer("/metadata/resourceVersion").cloned())
+            .unwrap_or_else(|| json!(""));
+        return Ok(new);
+    }
+    let rv = store.next_resource_version();
+    new["metadata"]["resourceVersion"] = json!(rv.to_string());
+    store.put(key.clone(), new.clone()).map_err(|e| ApiError::internal(&e.to_string()))?;
+    Ok(new)
+}
+
+/// True when only the timestamps of managedFields differ.
+fn unchanged(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+                for e in entries {
+                    if let Some(e) = e.as_object_mut() {
+                        e.remove("time");
+                    }
+                }
+            }
+        }
+        v
+    };
+    strip(old) == strip(new)
+}
+
+/// Generation moves on changes outside metadata and status (and, for Deployments, on
+/// annotation changes too, as the real registry does).
+fn spec_changed(res: &Resource, old: &Value, new: &Value) -> bool {
+    let body = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("metadata");
+            m.remove("status");
+        }
+        v
+    };
+    if body(old) != body(new) {
+        return true;
+    }
+    res.kind == "Deployment" && old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
+}
+
+/// `stringData` merged into `data` (base64), as the API server stores Secrets.
+fn fold_string_data(secret: &mut Value) {
+    let Some(map) = secret.as_object_mut() else { return };
+    let Some(Value::Object(string_data)) = map.remove("stringData") else { return };
+    let data = map.entry("data").or_insert_with(|| json!({}));
+    if let Some(data) = data.as_object_mut() {
+        for (k, v) in string_data {
+            let text = v.as_str().unwrap_or_default().to_owned();
+            data.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+        }
+    }
+}
+
+/// Creates the namespaces every cluster starts with, when missing.
+pub fn bootstrap(store: &mut Store) -> Result<()> {
+    let namespaces = resource("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces not served"))?;
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let target = Target { resource: namespaces, namespace: None, name: None, subresource: None };
+        if store.get(&target.key(name)).is_none() {
+            let options = WriteOptions { manager: "gitsync-local-cluster".into(), ..WriteOptions::default() };
+            create(store, &target, json!({"metadata": {"name": name}}), &options)?;
+        }
+    }
+    Ok(())
+}
+
+/// Resolves a URL's group/version/plural to a served resource.
+pub fn resource(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
+    kinds::by_plural(group, version, plural)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,70 @@
+//! Discovery documents (`/version`, `/api`, `/api/v1`, `/apis`, `/apis/<g>`,
+//! `/apis/<g>/<v>`) in the shapes a real API server returns, built from
+//! [`crate::kinds`].
+
+use serde_json::{Value, json};
+
+use crate::kinds::{self, RESOURCES};
+
+/// `/version`.
+pub fn version() -> Value {
+    json!({
+        "major": "1", "minor": "36", "gitVersion": "v1.36.0+gitsync-local",
+        "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+        "buildDate": "2026-11-23T00:00:00Z", "goVersion": "go1.25", "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+/// `/api`.
+pub fn core_versions(url: &str) -> Value {
+    let address = url.trim_start_matches("http://").trim_end_matches('/');
+    json!({
+        "kind": "APIVersions", "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
+    })
+}
+
+fn group_doc(group: &str, version: &str) -> Value {
+    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
+    json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
+}
+
+/// `/apis`.
+pub fn groups() -> Value {
+    let groups: Vec<Value> = kinds::groups().into_iter().map(|(g, v)| group_doc(g, v)).collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/<group>`.
+pub fn group(name: &str) -> Option<Value> {
+    let (g, v) = kinds::groups().into_iter().find(|(g, _)| *g == name)?;
+    let mut doc = group_doc(g, v);
+    doc["kind"] = json!("APIGroup");
+    doc["apiVersion"] = json!("v1");
+    Some(doc)
+}
+
+/// `/api/v1` or `/apis/<group>/<version>`.
+pub fn resources(group: &str, version: &str) -> Option<Value> {
+    let served: Vec<_> = RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+    if served.is_empty() {
+        return None;
+    }
+    let mut list = Vec::new();
+    for r in served {
+        list.push(json!({
+            "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+            "kind": r.kind, "verbs": kinds::verbs(), "shortNames": r.short_names,
+            "storageVersionHash": "",
+        }));
+        if r.has_status {
+            list.push(json!({
+                "name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced,
+                "kind": r.kind, "verbs": ["get", "patch", "update"],
+            }));
+        }
+    }
+    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list}))
+}

@@ -1,0 +1,282 @@
+//! HTTP: routing Kubernetes API paths to [`crate::api`], discovery documents, request
+//! counters (`/_gitsync/stats`), body limits and content types. Every error is a
+//! `Status` object; nothing here panics on input.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::Stats;
+use crate::api::{self, ListOptions, Target, WriteOptions};
+use crate::discovery;
+use crate::selector::{FieldSelector, Selector};
+use crate::status::ApiError;
+use crate::store::Store;
+
+/// Largest accepted object, like etcd's request limit.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Shared server state.
+pub struct Shared {
+    pub store: Mutex<Store>,
+    pub counters: Counters,
+    pub url: String,
+}
+
+/// Request counters by verb.
+#[derive(Default)]
+pub struct Counters {
+    counts: Mutex<std::collections::BTreeMap<String, u64>>,
+    reads: AtomicU64,
+    writes: AtomicU64,
+    dry_runs: AtomicU64,
+}
+
+impl Counters {
+    fn count(&self, verb: &str, dry_run: bool) {
+        let kind = match verb {
+            "get" | "list" | "watch" | "discovery" => &self.reads,
+            _ if dry_run => &self.dry_runs,
+            _ => &self.writes,
+        };
+        kind.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry(verb.to_owned()).or_default() += 1;
+        }
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        Stats {
+            reads: self.reads.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            dry_run: self.dry_runs.load(Ordering::Relaxed),
+            by_verb: self.counts.lock().map(|c| c.clone()).unwrap_or_default(),
+        }
+    }
+
+    fn reset(&self) {
+        self.reads.store(0, Ordering::Relaxed);
+        self.writes.store(0, Ordering::Relaxed);
+        self.dry_runs.store(0, Ordering::Relaxed);
+        if let Ok(mut counts) = self.counts.lock() {
+            counts.clear();
+        }
+    }
+}
+
+/// The router.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            "/_gitsync/stats",
+            axum::routing::get(|State(s): State<Arc<Shared>>| async move { axum::Json(s.counters.snapshot()) })
+                .delete(|State(s): State<Arc<Shared>>| async move {
+                    s.counters.reset();
+                    StatusCode::NO_CONTENT
+                }),
+        )
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(MAX_BODY * 2))
+        .with_state(shared)
+}
+
+/// A parsed API path.
+enum Route {
+    Discovery(Value),
+    Resource(Target),
+}
+
+fn route(path: &str, url: &str) -> Result<Route, ApiError> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let not_found = || ApiError::no_route(path);
+    let (group, version, rest) = match parts.as_slice() {
+        ["version"] => return Ok(Route::Discovery(discovery::version())),
+        ["api"] => return Ok(Route::Discovery(discovery::core_versions(url))),
+        ["apis"] => return Ok(Route::Discovery(discovery::groups())),
+        ["api", "v1"] => return Ok(Route::Discovery(discovery::resources("", "v1").ok_or_else(not_found)?)),
+        ["apis", group] => return Ok(Route::Discovery(discovery::group(group).ok_or_else(not_found)?)),
+        ["apis", group, version] => {
+            return Ok(Route::Discovery(discovery::resources(group, version).ok_or_else(not_found)?));
+        }
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return Err(not_found()),
+    };
+    // namespaces/{ns}/{plural}[/{name}[/{sub}]] or {plural}[/{name}[/{sub}]]
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, tail @ ..] if group.is_empty() && *plural != "status" && *plural != "finalize" => {
+            (Some((*ns).to_owned()), std::iter::once(*plural).chain(tail.iter().copied()).collect::<Vec<_>>())
+        }
+        ["namespaces", ns, plural, tail @ ..] if !group.is_empty() => {
+            (Some((*ns).to_owned()), std::iter::once(*plural).chain(tail.iter().copied()).collect::<Vec<_>>())
+        }
+        other => (None, other.to_vec()),
+    };
+    let (plural, name, subresource) = match rest.as_slice() {
+        [plural] => (*plural, None, None),
+        [plural, name] => (*plural, Some((*name).to_owned()), None),
+        [plural, name, sub] => (*plural, Some((*name).to_owned()), Some((*sub).to_owned())),
+        _ => return Err(not_found()),
+    };
+    let resource = api::resource(group, version, plural).ok_or_else(not_found)?;
+    if subresource.as_deref().is_some_and(|s| s != "status" || !resource.has_status) {
+        return Err(not_found());
+    }
+    if namespace.is_some() && !resource.namespaced {
+        return Err(not_found());
+    }
+    Ok(Route::Resource(Target { resource, namespace, name, subresource }))
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match serve(&shared, &method, &uri, &query, &headers, &body) {
+        Ok((code, value)) => (code, axum::Json(value)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn serve(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(StatusCode, Value), ApiError> {
+    let target = match route(uri.path(), &shared.url)? {
+        Route::Discovery(doc) => {
+            if *method != Method::GET {
+                return Err(ApiError::method_not_allowed(method.as_str()));
+            }
+            shared.counters.count("discovery", false);
+            return Ok((StatusCode::OK, doc));
+        }
+        Route::Resource(t) => t,
+    };
+    if body.len() > MAX_BODY {
+        return Err(ApiError::too_large());
+    }
+    let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
+    let options = WriteOptions {
+        dry_run,
+        manager: query.get("fieldManager").cloned().unwrap_or_else(|| default_manager(headers)),
+        force: query.get("force").is_some_and(|v| v == "true"),
+    };
+    let lock = || shared.store.lock().map_err(|_| ApiError::internal("store lock poisoned"));
+    let verb;
+    let result = match (method.clone(), target.name.is_some()) {
+        (Method::GET, _) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+            verb = "watch";
+            Err(ApiError::method_not_allowed("watch"))
+        }
+        (Method::GET, true) => {
+            verb = "get";
+            api::get(&*lock()?, &target).map(|v| (StatusCode::OK, v))
+        }
+        (Method::GET, false) => {
+            verb = "list";
+            let options = list_options(query)?;
+            api::list(&*lock()?, &target, &options).map(|v| (StatusCode::OK, v))
+        }
+        (Method::POST, false) => {
+            verb = "create";
+            let object = parse_json(body)?;
+            api::create(&mut *lock()?, &target, object, &options).map(|v| (StatusCode::CREATED, v))
+        }
+        (Method::PUT, true) => {
+            verb = "update";
+            let object = parse_json(body)?;
+            api::update(&mut *lock()?, &target, object, &options).map(|v| (StatusCode::OK, v))
+        }
+        (Method::PATCH, true) => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let media = content_type.split(';').next().unwrap_or_default().trim();
+            match media {
+                "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+                    verb = "apply";
+                    let config = parse_yaml(body)?;
+                    let mut options = options.clone();
+                    options.manager = query.get("fieldManager").cloned().unwrap_or_default();
+                    let store = &mut *lock()?;
+                    let existed = api::get(store, &target).is_ok();
+                    api::apply(store, &target, &config, &options)
+                        .map(|v| (if existed { StatusCode::OK } else { StatusCode::CREATED }, v))
+                }
+                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                    verb = "patch";
+                    let patch = parse_json(body)?;
+                    let strategic = media.starts_with("application/strategic");
+                    api::merge_patch(&mut *lock()?, &target, &patch, strategic, &options).map(|v| (StatusCode::OK, v))
+                }
+                other => {
+                    verb = "patch";
+                    Err(ApiError::unsupported_media_type(other))
+                }
+            }
+        }
+        (Method::DELETE, true) => {
+            verb = "delete";
+            api::delete(&mut *lock()?, &target, &options).map(|v| (StatusCode::OK, v))
+        }
+        (other, _) => {
+            verb = "unsupported";
+            Err(ApiError::method_not_allowed(other.as_str()))
+        }
+    };
+    shared.counters.count(verb, dry_run);
+    result
+}
+
+/// The manager name the API server derives from the user agent (`kubectl/v1.36 …` →
+/// `kubectl`) when a write names none.
+fn default_manager(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+fn list_options(query: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
+    Ok(ListOptions {
+        labels: Selector::parse(query.get("labelSelector").map_or("", String::as_str))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
+        fields: FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
+            .map_err(ApiError::bad_request)?,
+        limit: query.get("limit").and_then(|l| l.parse().ok()),
+        continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
+    })
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+fn parse_yaml(body: &[u8]) -> Result<Value, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the request body is not UTF-8".into()))?;
+    gitsync_core::yaml::parse_documents("request", text)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+        .into_iter()
+        .next()
+        .map(|d| d.value)
+        .ok_or_else(|| ApiError::bad_request("the request body is empty".into()))
+}

@@ -1,0 +1,167 @@
+//! The object store: every object in memory, each also persisted as one JSON file under
+//! the state directory (written to a temporary file, then renamed, so a crash never
+//! leaves a torn object), plus the store-wide resourceVersion counter.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+/// Where an object lives: group, resource plural, namespace ("" when cluster-scoped),
+/// name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub group: String,
+    pub plural: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Key {
+    fn file(&self, root: &Path) -> PathBuf {
+        let group = if self.group.is_empty() { "core" } else { &self.group };
+        let ns = if self.namespace.is_empty() { "_cluster" } else { &self.namespace };
+        root.join("objects").join(group).join(&self.plural).join(ns).join(format!("{}.json", self.name))
+    }
+}
+
+/// All objects and the counters that must survive a restart.
+pub struct Store {
+    dir: PathBuf,
+    objects: BTreeMap<Key, Value>,
+    resource_version: u64,
+    next_ip: u32,
+}
+
+impl Store {
+    /// Loads the store under `dir` (empty when new).
+    pub fn load(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir.join("objects"))?;
+        let mut store = Self {
+            dir: dir.to_path_buf(),
+            objects: BTreeMap::new(),
+            resource_version: 0,
+            next_ip: 1,
+        };
+        if let Ok(text) = std::fs::read_to_string(dir.join("state.json"))
+            && let Ok(state) = serde_json::from_str::<Value>(&text)
+        {
+            store.resource_version = state["resourceVersion"].as_u64().unwrap_or(0);
+            store.next_ip = state["nextIp"].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
+        }
+        let objects = dir.join("objects");
+        for group in read_dirs(&objects)? {
+            for plural in read_dirs(&group)? {
+                for ns in read_dirs(&plural)? {
+                    for file in std::fs::read_dir(&ns)? {
+                        let path = file?.path();
+                        if path.extension().is_none_or(|e| e != "json") {
+                            continue;
+                        }
+                        let Ok(value) = serde_json::from_slice::<Value>(&std::fs::read(&path)?) else {
+                            tracing::warn!(path = %path.display(), "unreadable object file skipped");
+                            continue;
+                        };
+                        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        let group_name = name(&group);
+                        let ns_name = name(&ns);
+                        let key = Key {
+                            group: if group_name == "core" { String::new() } else { group_name },
+                            plural: name(&plural),
+                            namespace: if ns_name == "_cluster" { String::new() } else { ns_name },
+                            name: path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                        };
+                        let rv = value.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+                            .and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                        store.resource_version = store.resource_version.max(rv);
+                        store.objects.insert(key, value);
+                    }
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn get(&self, key: &Key) -> Option<&Value> {
+        self.objects.get(key)
+    }
+
+    /// Objects of one resource, in one namespace or all.
+    pub fn list<'a>(&'a self, group: &'a str, plural: &'a str, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .iter()
+            .filter(move |(k, _)| k.group == group && k.plural == plural && namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(_, v)| v)
+    }
+
+    /// True when any object lives in `namespace`.
+    pub fn keys_in_namespace(&self, namespace: &str) -> Vec<Key> {
+        self.objects.keys().filter(|k| k.namespace == namespace).cloned().collect()
+    }
+
+    /// The next resourceVersion (monotonic across the store).
+    pub fn next_resource_version(&mut self) -> u64 {
+        self.resource_version += 1;
+        self.resource_version
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.resource_version
+    }
+
+    /// The next Service clusterIP from 10.96.0.0/12.
+    pub fn next_cluster_ip(&mut self) -> String {
+        let n = self.next_ip;
+        self.next_ip += 1;
+        format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
+    }
+
+    /// Stores and persists an object.
+    pub fn put(&mut self, key: Key, value: Value) -> std::io::Result<()> {
+        write_atomic(&key.file(&self.dir), &serde_json::to_vec(&value)?)?;
+        self.objects.insert(key, value);
+        self.save_state()
+    }
+
+    /// Removes an object (and its file).
+    pub fn remove(&mut self, key: &Key) -> std::io::Result<Option<Value>> {
+        let removed = self.objects.remove(key);
+        match std::fs::remove_file(key.file(&self.dir)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.save_state()?;
+        Ok(removed)
+    }
+
+    fn save_state(&self) -> std::io::Result<()> {
+        let state = json!({"resourceVersion": self.resource_version, "nextIp": self.next_ip});
+        write_atomic(&self.dir.join("state.json"), state.to_string().as_bytes())
+    }
+}
+
+fn read_dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+    }
+    std::fs::rename(&tmp, path)
+}
