@@ -24,10 +24,10 @@ use gitsync_core::render::{self, Context};
 use serde_json::{Value, json};
 
 fn main() {
-    let sizes: Vec<usize> = std::env::var("GITSYNC_BENCH_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1_000, 5_000, 10_000]);
+    let sizes: Vec<usize> = std::env::var("GITSYNC_BENCH_SIZES").ok().map_or_else(
+        || vec![1_000, 5_000, 10_000],
+        |s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+    );
     let peer_max: usize = std::env::var("GITSYNC_BENCH_PEER_MAX")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -38,7 +38,10 @@ fn main() {
         .is_ok_and(|o| o.status.success());
 
     println!("render (read + render + print YAML), one object per file");
-    println!("{:>8}  {:>12}  {:>16}  {:>8}", "objects", "gitsync", "kubectl kustomize", "ratio");
+    println!(
+        "{:>8}  {:>12}  {:>16}  {:>8}",
+        "objects", "gitsync", "kubectl kustomize", "ratio"
+    );
     let mut gitsync_times = BTreeMap::new();
     for &n in &sizes {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -48,13 +51,22 @@ fn main() {
         gitsync_times.insert(n, ours);
         let peer = (kubectl && n <= peer_max).then(|| time(|| kustomize(&app)));
         let (peer_text, ratio) = match peer {
-            Some(p) => (format!("{:.3} s", p.as_secs_f64()), format!("{:.0}x", p.as_secs_f64() / ours.as_secs_f64())),
+            Some(p) => (
+                format!("{:.3} s", p.as_secs_f64()),
+                format!("{:.0}x", p.as_secs_f64() / ours.as_secs_f64()),
+            ),
             None => ("skipped".to_owned(), "-".to_owned()),
         };
-        println!("{n:>8}  {:>10.3} s  {peer_text:>16}  {ratio:>8}", ours.as_secs_f64());
+        println!(
+            "{n:>8}  {:>10.3} s  {peer_text:>16}  {ratio:>8}",
+            ours.as_secs_f64()
+        );
     }
     if let (Some(a), Some(b)) = (gitsync_times.get(&5_000), gitsync_times.get(&10_000)) {
-        println!("growth 5k -> 10k: {:.2}x (linear is 2.0x)", b.as_secs_f64() / a.as_secs_f64());
+        println!(
+            "growth 5k -> 10k: {:.2}x (linear is 2.0x)",
+            b.as_secs_f64() / a.as_secs_f64()
+        );
     }
 
     let (desired, live) = diff_fixture(2_000, 10);
@@ -62,7 +74,10 @@ fn main() {
         let p = plan::plan("bench", &desired, &live, plan::Options::default()).expect("plan");
         assert_eq!(p.summary().update, 200);
     });
-    println!("\ndiff + plan of 2000 objects, 10% changed: {:.3} s", planned.as_secs_f64());
+    println!(
+        "\ndiff + plan of 2000 objects, 10% changed: {:.3} s",
+        planned.as_secs_f64()
+    );
 }
 
 fn time(f: impl FnOnce()) -> Duration {
@@ -77,7 +92,11 @@ fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
 
 fn render_dir(app: &Path, n: usize) {
     let tree = gitsync_agent::tree_fs::load_app(app, app).expect("load");
-    let context = Context { app: "bench".into(), revision: Some("0".repeat(40)), vars: BTreeMap::new() };
+    let context = Context {
+        app: "bench".into(),
+        revision: Some("0".repeat(40)),
+        vars: BTreeMap::new(),
+    };
     let manifests = render::render(&tree, &context).expect("render");
     assert_eq!(manifests.len(), n);
     let out = render::to_yaml_stream(&manifests);
@@ -85,8 +104,16 @@ fn render_dir(app: &Path, n: usize) {
 }
 
 fn kustomize(app: &Path) {
-    let out = Command::new("kubectl").arg("kustomize").arg(app).output().expect("kubectl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(app)
+        .output()
+        .expect("kubectl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The i-th generated object: a Deployment, a Service or a ConfigMap.
@@ -112,7 +139,9 @@ fn object(i: usize, image_tag: &str) -> Value {
 
 fn generate(app: &Path, n: usize) {
     std::fs::create_dir_all(app).expect("mkdir");
-    let mut resources = String::from("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n");
+    let mut resources = String::from(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n",
+    );
     for i in 0..n {
         let file = format!("obj-{i:05}.yaml");
         let yaml = gitsync_core::yaml::to_yaml(&object(i, "1.0"));
@@ -132,16 +161,26 @@ fn diff_fixture(n: usize, percent: usize) -> (Vec<gitsync_core::Manifest>, Vec<V
         // The first `changed` objects (all three kinds) render differently now.
         let old = object(i, "1.0");
         let new = if i < changed { bump(&old) } else { old.clone() };
-        tree.insert(format!("obj-{i:05}.yaml"), gitsync_core::yaml::to_yaml(&new).into_bytes());
+        tree.insert(
+            format!("obj-{i:05}.yaml"),
+            gitsync_core::yaml::to_yaml(&new).into_bytes(),
+        );
         live.push(old);
     }
-    let context = Context { app: "bench".into(), revision: None, vars: BTreeMap::new() };
+    let context = Context {
+        app: "bench".into(),
+        revision: None,
+        vars: BTreeMap::new(),
+    };
     let desired = render::render(&tree, &context).expect("render");
     // Live = what the previous render applied, plus server-populated fields.
     let previous_tree = {
         let mut t = gitsync_core::tree::AppTree::new();
         for (i, obj) in live.iter().enumerate() {
-            t.insert(format!("obj-{i:05}.yaml"), gitsync_core::yaml::to_yaml(obj).into_bytes());
+            t.insert(
+                format!("obj-{i:05}.yaml"),
+                gitsync_core::yaml::to_yaml(obj).into_bytes(),
+            );
         }
         t
     };
@@ -165,7 +204,10 @@ fn diff_fixture(n: usize, percent: usize) -> (Vec<gitsync_core::Manifest>, Vec<V
 fn bump(object: &Value) -> Value {
     let mut o = object.clone();
     match o["kind"].as_str() {
-        Some("Deployment") => o["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.example.com/web:2.0"),
+        Some("Deployment") => {
+            o["spec"]["template"]["spec"]["containers"][0]["image"] =
+                json!("registry.example.com/web:2.0")
+        }
         Some("Service") => o["spec"]["ports"][0]["targetPort"] = json!(9090),
         _ => o["data"]["config.yaml"] = json!("changed: true\n"),
     }

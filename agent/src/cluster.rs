@@ -26,7 +26,9 @@ pub use execute::{Event, Outcome};
 pub enum Error {
     #[error("cannot read kubeconfig {path}: {message}")]
     Kubeconfig { path: String, message: String },
-    #[error("no cluster configured: {message} (pass --kubeconfig/--context, set KUBECONFIG, or use --cluster local)")]
+    #[error(
+        "no cluster configured: {message} (pass --kubeconfig/--context, set KUBECONFIG, or use --cluster local)"
+    )]
     NoConfig { message: String },
     #[error("cannot start the local cluster")]
     Local(#[source] gitsync_local_cluster::Error),
@@ -192,10 +194,12 @@ impl Cluster {
         if let Ok(fresh) = Discovery::new(self.client.clone()).run().await {
             *discovery = fresh;
         }
-        discovery.resolve_gvk(&gvk).ok_or_else(|| Error::UnknownKind {
-            api_version: id.api_version(),
-            kind: id.kind.clone(),
-        })
+        discovery
+            .resolve_gvk(&gvk)
+            .ok_or_else(|| Error::UnknownKind {
+                api_version: id.api_version(),
+                kind: id.kind.clone(),
+            })
     }
 }
 

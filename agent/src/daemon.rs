@@ -121,7 +121,9 @@ async fn pass(
     let m = Arc::clone(mirror);
     let fetched = tokio::task::spawn_blocking(move || {
         let mirror = m.lock().map_err(|_| "git cache lock poisoned".to_owned())?;
-        let rev = mirror.fetch().map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+        let rev = mirror
+            .fetch()
+            .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
         Ok::<_, String>(rev)
     })
     .await

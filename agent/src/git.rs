@@ -33,7 +33,11 @@ pub enum Error {
     #[error("{path}: symlink to {target:?} points outside the repository; refusing to read it")]
     SymlinkOutside { path: String, target: String },
     #[error("{path}: {size} bytes is over the {limit}-byte limit for a manifest file")]
-    TooLarge { path: String, size: usize, limit: usize },
+    TooLarge {
+        path: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("cannot read {path} in commit {commit}")]
     Read {
         path: String,
@@ -106,7 +110,11 @@ impl Mirror {
             }
             let mut options = FetchOptions::new();
             remote
-                .fetch(&["+refs/heads/*:refs/remotes/origin/*"], Some(&mut options), None)
+                .fetch(
+                    &["+refs/heads/*:refs/remotes/origin/*"],
+                    Some(&mut options),
+                    None,
+                )
                 .map_err(|e| self.fetch_error(e))?;
         }
         let commit = self.resolve()?;
@@ -223,7 +231,12 @@ impl Mirror {
         }
     }
 
-    fn read_entry(&self, root: &git2::Tree<'_>, rel: &str, entry: &git2::TreeEntry<'_>) -> Result<Vec<u8>> {
+    fn read_entry(
+        &self,
+        root: &git2::Tree<'_>,
+        rel: &str,
+        entry: &git2::TreeEntry<'_>,
+    ) -> Result<Vec<u8>> {
         let in_repo = self.source.path.join(rel);
         let display = in_repo.display().to_string();
         let read = |source| Error::Read {
@@ -240,10 +253,12 @@ impl Mirror {
                 path: display.clone(),
                 target: target.clone(),
             })?;
-            let found = root.get_path(&resolved).map_err(|_| Error::SymlinkOutside {
-                path: display.clone(),
-                target: target.clone(),
-            })?;
+            let found = root
+                .get_path(&resolved)
+                .map_err(|_| Error::SymlinkOutside {
+                    path: display.clone(),
+                    target: target.clone(),
+                })?;
             self.repo.find_blob(found.id()).map_err(read)?
         } else {
             blob

@@ -128,7 +128,10 @@ async fn main() -> ExitCode {
     match daemon::run(config, status, stopped).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{:#}", anyhow::Error::new(e)), "agent stopped");
+            tracing::error!(
+                error = format!("{:#}", anyhow::Error::new(e)),
+                "agent stopped"
+            );
             ExitCode::from(2)
         }
     }

@@ -40,7 +40,7 @@ pub fn router(status: Shared) -> Router {
 }
 
 async fn ready(State(status): State<Shared>) -> impl IntoResponse {
-    let synced = status.read().map(|s| s.synced_commit.is_some()).unwrap_or(false);
+    let synced = status.read().is_ok_and(|s| s.synced_commit.is_some());
     if synced {
         (StatusCode::OK, "ready")
     } else {
@@ -62,15 +62,32 @@ async fn metrics(State(status): State<Shared>) -> impl IntoResponse {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{app=\"{app}\"}} {value}\n"
         ));
     };
-    counter("gitsync_passes_total", "Reconcile passes run.", s.passes_total);
-    counter("gitsync_syncs_total", "Passes that synced a new revision.", s.syncs_total);
-    counter("gitsync_sync_failures_total", "Passes that failed.", s.failures_total);
-    counter("gitsync_objects_applied_total", "Objects created or updated.", s.objects_applied_total);
-    counter("gitsync_objects_pruned_total", "Objects pruned.", s.objects_pruned_total);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
+    counter(
+        "gitsync_passes_total",
+        "Reconcile passes run.",
+        s.passes_total,
+    );
+    counter(
+        "gitsync_syncs_total",
+        "Passes that synced a new revision.",
+        s.syncs_total,
+    );
+    counter(
+        "gitsync_sync_failures_total",
+        "Passes that failed.",
+        s.failures_total,
+    );
+    counter(
+        "gitsync_objects_applied_total",
+        "Objects created or updated.",
+        s.objects_applied_total,
+    );
+    counter(
+        "gitsync_objects_pruned_total",
+        "Objects pruned.",
+        s.objects_pruned_total,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
 #[cfg(test)]
@@ -86,15 +103,23 @@ mod tests {
             .await
             .expect("response");
         let code = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
         (code, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     #[tokio::test]
     async fn readiness_follows_the_first_sync() {
         let status: Shared = Arc::default();
-        assert_eq!(get_text(router(status.clone()), "/healthz").await.0, StatusCode::OK);
-        assert_eq!(get_text(router(status.clone()), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            get_text(router(status.clone()), "/healthz").await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            get_text(router(status.clone()), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         status.write().expect("lock").synced_commit = Some("abc".into());
         assert_eq!(get_text(router(status), "/readyz").await.0, StatusCode::OK);
     }
@@ -109,6 +134,9 @@ mod tests {
         }
         let (code, body) = get_text(router(status), "/metrics").await;
         assert_eq!(code, StatusCode::OK);
-        assert!(body.contains("gitsync_syncs_total{app=\"demo\"} 3"), "{body}");
+        assert!(
+            body.contains("gitsync_syncs_total{app=\"demo\"} 3"),
+            "{body}"
+        );
     }
 }

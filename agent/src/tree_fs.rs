@@ -17,7 +17,11 @@ pub enum Error {
     #[error("{path} is outside the repository {repo}; refusing to read it")]
     OutsideRepo { path: String, repo: String },
     #[error("{path}: {size} bytes is over the {limit}-byte limit for a manifest file")]
-    TooLarge { path: String, size: u64, limit: usize },
+    TooLarge {
+        path: String,
+        size: u64,
+        limit: usize,
+    },
     #[error("cannot read {path}")]
     Read {
         path: String,
@@ -148,7 +152,8 @@ mod tests {
         assert_eq!(paths, ["b.yaml", "link.yaml", "sub/a.yaml"]);
 
         std::fs::write(tmp.path().join("outside.yaml"), "o").expect("write");
-        std::os::unix::fs::symlink(tmp.path().join("outside.yaml"), app.join("z.yaml")).expect("link");
+        std::os::unix::fs::symlink(tmp.path().join("outside.yaml"), app.join("z.yaml"))
+            .expect("link");
         let err = load_app(&repo, Path::new("app")).expect_err("refused");
         assert!(matches!(err, Error::OutsideRepo { .. }), "{err}");
         assert!(err.to_string().contains("z.yaml"));

@@ -19,7 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::LocalCluster(cmd) => match cmd {
             LocalClusterCommand::Start(a) => local_cluster::start(&a).await,
             LocalClusterCommand::Stop(a) => local_cluster::stop(&a).await,
-            LocalClusterCommand::Status(a) => local_cluster::status(&a),
+            LocalClusterCommand::Status(a) => Ok(local_cluster::status(&a)),
             LocalClusterCommand::Kubeconfig(a) => local_cluster::kubeconfig(&a),
             LocalClusterCommand::Serve(a) => local_cluster::serve(&a).await,
         },

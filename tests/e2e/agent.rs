@@ -38,7 +38,9 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
         "--local-dir",
         cluster.dir.path().to_str().expect("utf-8"),
     ]);
-    let first = eventually(Duration::from_secs(30), "the first sync", || image(&cluster));
+    let first = eventually(Duration::from_secs(30), "the first sync", || {
+        image(&cluster)
+    });
     assert_eq!(first, "k8s-real-demo/front-end:1.0.0");
     let dep = cluster.get(FRONT).expect("deployment");
     assert_eq!(dep["metadata"]["labels"]["gitsync.dev/app"], "pgk");
@@ -49,13 +51,20 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
     commit_all(repo.path(), "docs only");
     let gitsync_yaml = repo.path().join("apps/pgk/gitsync.yaml");
     let text = std::fs::read_to_string(&gitsync_yaml).expect("read");
-    std::fs::write(&gitsync_yaml, text.replace("FRONT_TAG: \"1.0.0\"", "FRONT_TAG: \"1.1.0\"")).expect("write");
+    std::fs::write(
+        &gitsync_yaml,
+        text.replace("FRONT_TAG: \"1.0.0\"", "FRONT_TAG: \"1.1.0\""),
+    )
+    .expect("write");
     let commit = commit_all(repo.path(), "bump front-end to 1.1.0");
     eventually(Duration::from_secs(30), "the image bump", || {
         (image(&cluster).as_deref() == Some("k8s-real-demo/front-end:1.1.0")).then_some(())
     });
     let dep = cluster.get(FRONT).expect("deployment");
-    assert_eq!(dep["metadata"]["annotations"]["gitsync.dev/revision"], commit.as_str());
+    assert_eq!(
+        dep["metadata"]["annotations"]["gitsync.dev/revision"],
+        commit.as_str()
+    );
     let log = agent.stop();
     assert!(log.contains("synced"), "{log}");
 }

@@ -23,16 +23,31 @@ fn invalid_yaml_fails_render_diff_and_sync_naming_file_and_line() {
     let tmp = tempfile::tempdir().expect("tmp");
     let app = tmp.path().join("app");
     twenty_files(&app);
-    std::fs::write(app.join("cm-13.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [broken\n").expect("write");
+    std::fs::write(
+        app.join("cm-13.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [broken\n",
+    )
+    .expect("write");
     let app_s = app.to_str().expect("utf-8");
     cluster.reset_stats();
-    for run in [gitsync(&["render", app_s]), cluster.gitsync(&["diff", app_s]), cluster.gitsync(&["sync", app_s])] {
+    for run in [
+        gitsync(&["render", app_s]),
+        cluster.gitsync(&["diff", app_s]),
+        cluster.gitsync(&["sync", app_s]),
+    ] {
         assert_eq!(run.code, 2, "{run:?}");
         assert!(run.stderr.contains("cm-13.yaml:"), "file named: {run:?}");
-        assert!(run.stderr.contains("cm-13.yaml:4") || run.stderr.contains("cm-13.yaml:5"), "line named: {run:?}");
+        assert!(
+            run.stderr.contains("cm-13.yaml:4") || run.stderr.contains("cm-13.yaml:5"),
+            "line named: {run:?}"
+        );
     }
     assert_eq!(cluster.writes(), 0, "nothing written");
-    assert!(cluster.get("/api/v1/namespaces/default/configmaps/cm-0").is_none());
+    assert!(
+        cluster
+            .get("/api/v1/namespaces/default/configmaps/cm-0")
+            .is_none()
+    );
 }
 
 #[test]
@@ -40,10 +55,17 @@ fn duplicate_objects_name_both_files() {
     let tmp = tempfile::tempdir().expect("tmp");
     let app = tmp.path().join("app");
     twenty_files(&app);
-    std::fs::write(app.join("zz-copy.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-3\n  namespace: default\n").expect("write");
+    std::fs::write(
+        app.join("zz-copy.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-3\n  namespace: default\n",
+    )
+    .expect("write");
     let run = gitsync(&["render", app.to_str().expect("utf-8")]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("cm-03.yaml") && run.stderr.contains("zz-copy.yaml"), "{run:?}");
+    assert!(
+        run.stderr.contains("cm-03.yaml") && run.stderr.contains("zz-copy.yaml"),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -51,10 +73,17 @@ fn a_manifest_without_kind_is_named() {
     let tmp = tempfile::tempdir().expect("tmp");
     let app = tmp.path().join("app");
     twenty_files(&app);
-    std::fs::write(app.join("nokind.yaml"), "apiVersion: v1\nmetadata:\n  name: x\n").expect("write");
+    std::fs::write(
+        app.join("nokind.yaml"),
+        "apiVersion: v1\nmetadata:\n  name: x\n",
+    )
+    .expect("write");
     let run = gitsync(&["render", app.to_str().expect("utf-8")]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("nokind.yaml:1") && run.stderr.contains("kind"), "{run:?}");
+    assert!(
+        run.stderr.contains("nokind.yaml:1") && run.stderr.contains("kind"),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -62,7 +91,12 @@ fn an_invalid_kubeconfig_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tmp");
     let bad = tmp.path().join("kubeconfig");
     std::fs::write(&bad, "this: is: not a kubeconfig\n").expect("write");
-    let run = gitsync(&["diff", "example-repo", "--kubeconfig", bad.to_str().expect("utf-8")]);
+    let run = gitsync(&[
+        "diff",
+        "example-repo",
+        "--kubeconfig",
+        bad.to_str().expect("utf-8"),
+    ]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("kubeconfig"), "{run:?}");
 
@@ -72,9 +106,17 @@ fn an_invalid_kubeconfig_is_a_clear_error() {
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {}\n",
     )
     .expect("write");
-    let run = gitsync(&["diff", "example-repo", "--kubeconfig", unreachable.to_str().expect("utf-8")]);
+    let run = gitsync(&[
+        "diff",
+        "example-repo",
+        "--kubeconfig",
+        unreachable.to_str().expect("utf-8"),
+    ]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("127.0.0.1:9"), "names the server: {run:?}");
+    assert!(
+        run.stderr.contains("127.0.0.1:9"),
+        "names the server: {run:?}"
+    );
 }
 
 #[test]
@@ -85,11 +127,18 @@ fn symlinks_out_of_the_repository_are_refused() {
     copy_dir(&example_repo(), &app);
     std::fs::create_dir_all(repo.join(".git")).expect("mark repo root");
     let secret = tmp.path().join("outside.yaml");
-    std::fs::write(&secret, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stolen\n").expect("write");
+    std::fs::write(
+        &secret,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stolen\n",
+    )
+    .expect("write");
     std::os::unix::fs::symlink(&secret, app.join("link.yaml")).expect("symlink");
     let run = gitsync(&["render", app.to_str().expect("utf-8")]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("link.yaml") && run.stderr.contains("outside"), "{run:?}");
+    assert!(
+        run.stderr.contains("link.yaml") && run.stderr.contains("outside"),
+        "{run:?}"
+    );
     assert!(!run.stdout.contains("stolen"));
 }
 
@@ -99,9 +148,13 @@ fn hostile_yaml_is_bounded() {
     let app = tmp.path().join("app");
     std::fs::create_dir_all(&app).expect("mkdir");
     // Billion laughs.
-    let mut laughs = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut laughs = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     for (i, prev) in ('b'..='j').zip('a'..='i') {
-        laughs.push_str(&format!("{i}: &{i} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+        laughs.push_str(&format!(
+            "{i}: &{i} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+        ));
     }
     std::fs::write(app.join("laughs.yaml"), laughs).expect("write");
     let run = gitsync(&["render", app.to_str().expect("utf-8")]);
@@ -118,7 +171,10 @@ fn hostile_yaml_is_bounded() {
     std::fs::remove_file(app.join("deep.yaml")).expect("rm");
 
     // Over the 8 MiB cap: refused before parsing.
-    let big = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  k: \"{}\"\n", "x".repeat(9 * 1024 * 1024));
+    let big = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  k: \"{}\"\n",
+        "x".repeat(9 * 1024 * 1024)
+    );
     std::fs::write(app.join("big.yaml"), big).expect("write");
     let run = gitsync(&["render", app.to_str().expect("utf-8")]);
     assert_eq!(run.code, 2, "{run:?}");

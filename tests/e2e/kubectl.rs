@@ -6,7 +6,11 @@ use std::process::Command;
 use crate::support::Cluster;
 
 fn kubectl_available() -> bool {
-    Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success())
+    Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -25,7 +29,17 @@ fn kubectl_reads_what_gitsync_synced() {
         .output()
         .expect("run kubectl");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("deployment.apps/pgk-front-deployment"), "{stdout}");
-    assert!(stdout.contains("deployment.apps/pgk-back-deployment"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("deployment.apps/pgk-front-deployment"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("deployment.apps/pgk-back-deployment"),
+        "{stdout}"
+    );
 }

@@ -26,7 +26,14 @@ pub fn bin(name: &str) -> PathBuf {
             .to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--bin", "gitsync", "--bin", "gitsync-agent"]);
+        cmd.args([
+            "build",
+            "--quiet",
+            "--bin",
+            "gitsync",
+            "--bin",
+            "gitsync-agent",
+        ]);
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -75,7 +82,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output) -> Self {
+    fn from(output: &Output) -> Self {
         Self {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -174,14 +181,14 @@ fn gitsync_in(cwd: &Path, args: &[&str]) -> Run {
     if args.first() == Some(&"local-cluster") && !args.contains(&"--local-dir") {
         cmd.arg("--local-dir").arg(cwd);
     }
-    Run::from(cmd.output().expect("run gitsync"))
+    Run::from(&cmd.output().expect("run gitsync"))
 }
 
 /// Runs `gitsync` without a cluster (render, and error cases).
 pub fn gitsync(args: &[&str]) -> Run {
     let mut cmd = Command::new(bin("gitsync"));
     cmd.args(args).current_dir(workspace()).env("NO_COLOR", "1");
-    Run::from(cmd.output().expect("run gitsync"))
+    Run::from(&cmd.output().expect("run gitsync"))
 }
 
 /// Starts `gitsync-agent` in the background; killed on drop.
@@ -250,7 +257,10 @@ pub fn http(base: &str, method: &str, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -282,9 +292,7 @@ pub fn commit_all(dir: &Path, message: &str) -> String {
     index
         .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
         .expect("add");
-    index
-        .update_all(["*"], None)
-        .expect("update");
+    index.update_all(["*"], None).expect("update");
     index.write().expect("write index");
     let tree = repo
         .find_tree(index.write_tree().expect("tree"))
@@ -296,7 +304,14 @@ pub fn commit_all(dir: &Path, message: &str) -> String {
         .and_then(|r| r.peel_to_commit().ok());
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     let oid = repo
-        .commit(Some("refs/heads/main"), &sig, &sig, message, &tree, &parents)
+        .commit(
+            Some("refs/heads/main"),
+            &sig,
+            &sig,
+            message,
+            &tree,
+            &parents,
+        )
         .expect("commit");
     repo.set_head("refs/heads/main").expect("head");
     oid.to_string()

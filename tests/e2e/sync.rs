@@ -12,12 +12,32 @@ fn render_is_deterministic_and_tracks_every_object() {
     let first = gitsync(&["render", "example-repo", "--revision", "abc123"]);
     assert_eq!(first.code, 0, "{first:?}");
     let second = gitsync(&["render", "example-repo", "--revision", "abc123"]);
-    assert_eq!(first.stdout, second.stdout, "render is byte-for-byte deterministic");
-    for kind in ["Namespace", "Deployment", "Service", "Ingress", "HorizontalPodAutoscaler", "PersistentVolumeClaim", "ConfigMap", "Secret"] {
-        assert!(first.stdout.contains(&format!("kind: {kind}")), "missing {kind}:\n{}", first.stdout);
+    assert_eq!(
+        first.stdout, second.stdout,
+        "render is byte-for-byte deterministic"
+    );
+    for kind in [
+        "Namespace",
+        "Deployment",
+        "Service",
+        "Ingress",
+        "HorizontalPodAutoscaler",
+        "PersistentVolumeClaim",
+        "ConfigMap",
+        "Secret",
+    ] {
+        assert!(
+            first.stdout.contains(&format!("kind: {kind}")),
+            "missing {kind}:\n{}",
+            first.stdout
+        );
     }
     assert!(first.stdout.contains("gitsync.dev/revision: abc123"));
-    assert!(first.stdout.contains("app.kubernetes.io/managed-by: gitsync"));
+    assert!(
+        first
+            .stdout
+            .contains("app.kubernetes.io/managed-by: gitsync")
+    );
 }
 
 #[test]
@@ -25,7 +45,11 @@ fn sync_creates_every_object_with_tracking_metadata_then_changes_nothing() {
     let cluster = Cluster::start();
     let diff = cluster.gitsync(&["diff", "example-repo"]);
     assert_eq!(diff.code, 1, "changes pending: {diff:?}");
-    assert!(diff.stdout.contains("=== create Deployment/pgk/pgk-front-deployment"), "{diff:?}");
+    assert!(
+        diff.stdout
+            .contains("=== create Deployment/pgk/pgk-front-deployment"),
+        "{diff:?}"
+    );
 
     let sync = cluster.gitsync(&["sync", "example-repo"]);
     assert_eq!(sync.code, 0, "{sync:?}");
@@ -41,20 +65,29 @@ fn sync_creates_every_object_with_tracking_metadata_then_changes_nothing() {
         "/apis/networking.k8s.io/v1/namespaces/pgk/ingresses/pgk-ingress".to_owned(),
         "/apis/autoscaling/v2/namespaces/pgk/horizontalpodautoscalers/pgk-hpa".to_owned(),
     ] {
-        let object = cluster.get(&path).unwrap_or_else(|| panic!("{path} missing"));
+        let object = cluster
+            .get(&path)
+            .unwrap_or_else(|| panic!("{path} missing"));
         let labels = &object["metadata"]["labels"];
         assert_eq!(labels["app.kubernetes.io/managed-by"], "gitsync", "{path}");
         assert_eq!(labels["gitsync.dev/app"], "example-repo", "{path}");
-        let digest = object["metadata"]["annotations"]["gitsync.dev/digest"].as_str().unwrap_or_default();
+        let digest = object["metadata"]["annotations"]["gitsync.dev/digest"]
+            .as_str()
+            .unwrap_or_default();
         assert_eq!(digest.len(), 64, "{path}: digest annotation");
         let managers: Vec<&str> = object["metadata"]["managedFields"]
             .as_array()
             .map(|a| a.iter().filter_map(|e| e["manager"].as_str()).collect())
             .unwrap_or_default();
-        assert!(managers.contains(&"gitsync"), "{path}: managers {managers:?}");
+        assert!(
+            managers.contains(&"gitsync"),
+            "{path}: managers {managers:?}"
+        );
     }
     // Generated config: the hashed name is referenced from the pod template.
-    let front = cluster.get(&format!("{DEPLOY}/pgk-front-deployment")).expect("deployment");
+    let front = cluster
+        .get(&format!("{DEPLOY}/pgk-front-deployment"))
+        .expect("deployment");
     let cm_name = front["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]["configMapKeyRef"]["name"]
         .as_str()
         .expect("configMapKeyRef");
@@ -81,20 +114,42 @@ fn sync_creates_every_object_with_tracking_metadata_then_changes_nothing() {
 #[test]
 fn diff_masks_secrets_and_speaks_json() {
     let cluster = Cluster::start();
-    let diff = cluster.gitsync(&["diff", "example-repo", "--var", "DB_PASSWORD=hunter2-secret"]);
+    let diff = cluster.gitsync(&[
+        "diff",
+        "example-repo",
+        "--var",
+        "DB_PASSWORD=hunter2-secret",
+    ]);
     assert_eq!(diff.code, 1, "{diff:?}");
-    assert!(diff.stdout.contains("=== create Secret/pgk/pgk-secret-"), "{diff:?}");
+    assert!(
+        diff.stdout.contains("=== create Secret/pgk/pgk-secret-"),
+        "{diff:?}"
+    );
     assert!(!diff.stdout.contains("hunter2"), "secret value leaked");
-    assert!(!diff.stdout.contains("aHVudGVyMi1zZWNyZXQ="), "base64 secret leaked");
+    assert!(
+        !diff.stdout.contains("aHVudGVyMi1zZWNyZXQ="),
+        "base64 secret leaked"
+    );
     assert!(diff.stdout.contains("<masked sha256:"));
 
-    let json = cluster.gitsync(&["diff", "example-repo", "-o", "json", "--var", "DB_PASSWORD=hunter2-secret"]);
+    let json = cluster.gitsync(&[
+        "diff",
+        "example-repo",
+        "-o",
+        "json",
+        "--var",
+        "DB_PASSWORD=hunter2-secret",
+    ]);
     assert_eq!(json.code, 1, "{json:?}");
     assert!(!json.stdout.contains("hunter2") && !json.stdout.contains("aHVudGVyMi1zZWNyZXQ="));
     let plan = json.json();
     let steps = plan["steps"].as_array().expect("steps");
     assert!(steps.iter().all(|s| s["action"] == "create"), "{plan}");
-    assert!(steps.iter().any(|s| s["id"]["kind"] == "Deployment" && s["id"]["name"] == "pgk-front-deployment"));
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["id"]["kind"] == "Deployment" && s["id"]["name"] == "pgk-front-deployment")
+    );
 }
 
 #[test]
@@ -109,28 +164,61 @@ fn changed_and_deleted_files_update_and_prune() {
     // An image bump is an update of exactly that Deployment.
     let path = dir.join("front-end/deployment.yaml");
     let text = std::fs::read_to_string(&path).expect("read");
-    std::fs::write(&path, text.replace("front-end:${FRONT_TAG}", "front-end:2.0.0")).expect("write");
+    std::fs::write(
+        &path,
+        text.replace("front-end:${FRONT_TAG}", "front-end:2.0.0"),
+    )
+    .expect("write");
     let ingress = dir.join("front-end/ingress.yaml");
     std::fs::remove_file(&ingress).expect("delete");
 
     let diff = cluster.gitsync(&["diff", dir_s]);
     assert_eq!(diff.code, 1, "{diff:?}");
-    assert!(diff.stdout.contains("=== update Deployment/pgk/pgk-front-deployment"), "{diff:?}");
-    assert!(diff.stdout.contains("+          image: k8s-real-demo/front-end:2.0.0"), "{diff:?}");
-    assert!(diff.stdout.contains("=== prune Ingress/pgk/pgk-ingress"), "{diff:?}");
+    assert!(
+        diff.stdout
+            .contains("=== update Deployment/pgk/pgk-front-deployment"),
+        "{diff:?}"
+    );
+    assert!(
+        diff.stdout
+            .contains("+        image: k8s-real-demo/front-end:2.0.0"),
+        "{diff:?}"
+    );
+    assert!(
+        diff.stdout.contains("=== prune Ingress/pgk/pgk-ingress"),
+        "{diff:?}"
+    );
 
     let sync = cluster.gitsync(&["sync", dir_s]);
     assert_eq!(sync.code, 0, "{sync:?}");
-    assert!(cluster.get("/apis/networking.k8s.io/v1/namespaces/pgk/ingresses/pgk-ingress").is_none(), "ingress pruned");
-    let front = cluster.get(&format!("{DEPLOY}/pgk-front-deployment")).expect("deployment");
-    assert_eq!(front["spec"]["template"]["spec"]["containers"][0]["image"], "k8s-real-demo/front-end:2.0.0");
+    assert!(
+        cluster
+            .get("/apis/networking.k8s.io/v1/namespaces/pgk/ingresses/pgk-ingress")
+            .is_none(),
+        "ingress pruned"
+    );
+    let front = cluster
+        .get(&format!("{DEPLOY}/pgk-front-deployment"))
+        .expect("deployment");
+    assert_eq!(
+        front["spec"]["template"]["spec"]["containers"][0]["image"],
+        "k8s-real-demo/front-end:2.0.0"
+    );
 
     // Removing the PVC's file keeps the claim (PVCs are pruned only when annotated).
     std::fs::remove_file(dir.join("back-end/pvc.yaml")).expect("delete");
     let sync = cluster.gitsync(&["sync", dir_s]);
     assert_eq!(sync.code, 0, "{sync:?}");
-    assert!(sync.stdout.contains("kept PersistentVolumeClaim/pgk/logclaim"), "{sync:?}");
-    assert!(cluster.get(&format!("{NS}/persistentvolumeclaims/logclaim")).is_some());
+    assert!(
+        sync.stdout
+            .contains("kept PersistentVolumeClaim/pgk/logclaim"),
+        "{sync:?}"
+    );
+    assert!(
+        cluster
+            .get(&format!("{NS}/persistentvolumeclaims/logclaim"))
+            .is_some()
+    );
 }
 
 #[test]
@@ -152,9 +240,16 @@ fn an_empty_render_never_prunes() {
     cluster.reset_stats();
     let sync = cluster.gitsync(&["sync", dir_s]);
     assert_eq!(sync.code, 2, "{sync:?}");
-    assert!(sync.stderr.contains("empty") && sync.stderr.contains("refusing to prune"), "{sync:?}");
+    assert!(
+        sync.stderr.contains("empty") && sync.stderr.contains("refusing to prune"),
+        "{sync:?}"
+    );
     assert_eq!(cluster.writes(), 0);
-    assert!(cluster.get(&format!("{DEPLOY}/pgk-front-deployment")).is_some());
+    assert!(
+        cluster
+            .get(&format!("{DEPLOY}/pgk-front-deployment"))
+            .is_some()
+    );
 }
 
 #[test]
@@ -178,12 +273,22 @@ fn drift_made_by_hand_is_reported_and_reverted() {
         .expect("row")
         .clone();
     assert_eq!(front["state"], "Drifted", "{front}");
-    assert!(front["detail"].as_str().unwrap_or_default().contains("kubectl-edit"));
+    assert!(
+        front["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kubectl-edit")
+    );
 
     let diff = cluster.gitsync(&["diff", "example-repo"]);
     assert_eq!(diff.code, 1, "{diff:?}");
-    assert!(diff.stdout.contains("-  replicas: 7") && diff.stdout.contains("+  replicas: 2"), "{diff:?}");
+    assert!(
+        diff.stdout.contains("-  replicas: 7") && diff.stdout.contains("+  replicas: 2"),
+        "{diff:?}"
+    );
     assert_eq!(cluster.gitsync(&["sync", "example-repo"]).code, 0);
-    let dep = cluster.get(&format!("{DEPLOY}/pgk-front-deployment")).expect("deployment");
+    let dep = cluster
+        .get(&format!("{DEPLOY}/pgk-front-deployment"))
+        .expect("deployment");
     assert_eq!(dep["spec"]["replicas"], 2);
 }

@@ -14,14 +14,14 @@ pub type Cause = (String, String);
 
 /// DNS-1123 subdomain: lowercase alphanumerics, '-' and '.', at most 253.
 fn is_subdomain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(is_label_chars)
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(is_label_chars)
 }
 
 fn is_label_chars(part: &str) -> bool {
     !part.is_empty()
-        && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !part.starts_with('-')
         && !part.ends_with('-')
 }
@@ -34,10 +34,16 @@ fn is_label(name: &str) -> bool {
 /// Validates an object about to be stored (`old` is the stored version, if any).
 pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(), Vec<Cause>> {
     let mut causes = Vec::new();
-    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let label_kinds = ["Namespace", "Service"];
     if name.is_empty() {
-        causes.push(("metadata.name".into(), "Required value: name or generateName is required".into()));
+        causes.push((
+            "metadata.name".into(),
+            "Required value: name or generateName is required".into(),
+        ));
     } else if label_kinds.contains(&res.kind) && !is_label(name) {
         causes.push(("metadata.name".into(), format!("Invalid value: {name:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character")));
     } else if !is_subdomain(name) {
@@ -46,10 +52,16 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
     match res.kind {
         "Deployment" => validate_deployment(object, old, &mut causes),
         "Service" => {
-            if let (Some(old), Some(new)) = (old, object.pointer("/spec/clusterIP").and_then(Value::as_str)) {
+            if let (Some(old), Some(new)) = (
+                old,
+                object.pointer("/spec/clusterIP").and_then(Value::as_str),
+            ) {
                 let before = old.pointer("/spec/clusterIP").and_then(Value::as_str);
                 if before.is_some_and(|b| b != new) {
-                    causes.push(("spec.clusterIP".into(), "Invalid value: field is immutable".into()));
+                    causes.push((
+                        "spec.clusterIP".into(),
+                        "Invalid value: field is immutable".into(),
+                    ));
                 }
             }
         }
@@ -57,7 +69,9 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
             if let Some(old) = old {
                 let strip = |v: &Value| {
                     let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
-                    if let Some(r) = spec.pointer_mut("/resources/requests") && let Some(m) = r.as_object_mut() {
+                    if let Some(r) = spec.pointer_mut("/resources/requests")
+                        && let Some(m) = r.as_object_mut()
+                    {
                         m.remove("storage");
                     }
                     spec
@@ -69,7 +83,11 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
         }
         _ => {}
     }
-    if causes.is_empty() { Ok(()) } else { Err(causes) }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(causes)
+    }
 }
 
 fn validate_deployment(object: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
@@ -77,25 +95,54 @@ fn validate_deployment(object: &Value, old: Option<&Value>, causes: &mut Vec<Cau
     if selector.is_none_or(Value::is_null) {
         causes.push(("spec.selector".into(), "Required value".into()));
     }
-    let match_labels = object.pointer("/spec/selector/matchLabels").and_then(Value::as_object);
-    let template_labels = object.pointer("/spec/template/metadata/labels").and_then(Value::as_object);
+    let match_labels = object
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object);
+    let template_labels = object
+        .pointer("/spec/template/metadata/labels")
+        .and_then(Value::as_object);
     if let Some(ml) = match_labels {
-        let ok = ml.iter().all(|(k, v)| template_labels.and_then(|t| t.get(k)) == Some(v));
+        let ok = ml
+            .iter()
+            .all(|(k, v)| template_labels.and_then(|t| t.get(k)) == Some(v));
         if !ok {
-            causes.push(("spec.template.metadata.labels".into(), "Invalid value: `selector` does not match template `labels`".into()));
+            causes.push((
+                "spec.template.metadata.labels".into(),
+                "Invalid value: `selector` does not match template `labels`".into(),
+            ));
         }
     }
-    let containers = object.pointer("/spec/template/spec/containers").and_then(Value::as_array);
+    let containers = object
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array);
     match containers {
-        None => causes.push(("spec.template.spec.containers".into(), "Required value".into())),
-        Some(list) if list.is_empty() => causes.push(("spec.template.spec.containers".into(), "Required value".into())),
+        None => causes.push((
+            "spec.template.spec.containers".into(),
+            "Required value".into(),
+        )),
+        Some(list) if list.is_empty() => causes.push((
+            "spec.template.spec.containers".into(),
+            "Required value".into(),
+        )),
         Some(list) => {
             for (i, c) in list.iter().enumerate() {
-                if c.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
-                    causes.push((format!("spec.template.spec.containers[{i}].name"), "Required value".into()));
+                if c.get("name")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    causes.push((
+                        format!("spec.template.spec.containers[{i}].name"),
+                        "Required value".into(),
+                    ));
                 }
-                if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
-                    causes.push((format!("spec.template.spec.containers[{i}].image"), "Required value".into()));
+                if c.get("image")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    causes.push((
+                        format!("spec.template.spec.containers[{i}].image"),
+                        "Required value".into(),
+                    ));
                 }
             }
         }
@@ -103,13 +150,18 @@ fn validate_deployment(object: &Value, old: Option<&Value>, causes: &mut Vec<Cau
     if let Some(old) = old
         && old.pointer("/spec/selector") != selector
     {
-        causes.push(("spec.selector".into(), "Invalid value: field is immutable".into()));
+        causes.push((
+            "spec.selector".into(),
+            "Invalid value: field is immutable".into(),
+        ));
     }
 }
 
 fn map<'a>(value: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
     let obj = value.as_object_mut()?;
-    obj.entry(key.to_owned()).or_insert_with(|| json!({})).as_object_mut()
+    obj.entry(key.to_owned())
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
 }
 
 fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
@@ -120,7 +172,9 @@ fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
 pub fn apply_defaults(res: &Resource, object: &mut Value, cluster_ip: impl FnOnce() -> String) {
     match res.kind {
         "Deployment" => {
-            let Some(spec) = map(object, "spec") else { return };
+            let Some(spec) = map(object, "spec") else {
+                return;
+            };
             default(spec, "replicas", json!(1));
             default(spec, "revisionHistoryLimit", json!(10));
             default(spec, "progressDeadlineSeconds", json!(600));
@@ -145,7 +199,9 @@ pub fn apply_defaults(res: &Resource, object: &mut Value, cluster_ip: impl FnOnc
             }
         }
         "Service" => {
-            let Some(spec) = map(object, "spec") else { return };
+            let Some(spec) = map(object, "spec") else {
+                return;
+            };
             default(spec, "type", json!("ClusterIP"));
             default(spec, "sessionAffinity", json!("None"));
             if !spec.contains_key("clusterIP") {
@@ -182,7 +238,9 @@ pub fn apply_defaults(res: &Resource, object: &mut Value, cluster_ip: impl FnOnc
 }
 
 fn default_pod_spec(pod: &mut Value) {
-    let Some(spec) = pod.as_object_mut() else { return };
+    let Some(spec) = pod.as_object_mut() else {
+        return;
+    };
     default(spec, "restartPolicy", json!("Always"));
     default(spec, "terminationGracePeriodSeconds", json!(30));
     default(spec, "dnsPolicy", json!("ClusterFirst"));
@@ -192,10 +250,25 @@ fn default_pod_spec(pod: &mut Value) {
         if let Some(Value::Array(containers)) = spec.get_mut(list) {
             for c in containers {
                 let Some(c) = c.as_object_mut() else { continue };
-                let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let image = c
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 let tag_is_latest = !image.contains('@')
-                    && image.rsplit('/').next().is_none_or(|last| !last.contains(':') || last.ends_with(":latest"));
-                default(c, "imagePullPolicy", json!(if tag_is_latest { "Always" } else { "IfNotPresent" }));
+                    && image
+                        .rsplit('/')
+                        .next()
+                        .is_none_or(|last| !last.contains(':') || last.ends_with(":latest"));
+                default(
+                    c,
+                    "imagePullPolicy",
+                    json!(if tag_is_latest {
+                        "Always"
+                    } else {
+                        "IfNotPresent"
+                    }),
+                );
                 default(c, "terminationMessagePath", json!("/dev/termination-log"));
                 default(c, "terminationMessagePolicy", json!("File"));
                 if let Some(Value::Array(ports)) = c.get_mut("ports") {
@@ -224,10 +297,16 @@ fn default_pod_spec(pod: &mut Value) {
 
 /// Status a controller would have written by now (first cut: instant readiness).
 pub fn simulate_status(res: &Resource, object: &mut Value) {
-    let generation = object.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
+    let generation = object
+        .pointer("/metadata/generation")
+        .cloned()
+        .unwrap_or(json!(1));
     match res.kind {
         "Deployment" => {
-            let replicas = object.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
+            let replicas = object
+                .pointer("/spec/replicas")
+                .cloned()
+                .unwrap_or(json!(1));
             object["status"] = json!({
                 "observedGeneration": generation,
                 "replicas": replicas, "updatedReplicas": replicas,
@@ -239,9 +318,16 @@ pub fn simulate_status(res: &Resource, object: &mut Value) {
             });
         }
         "PersistentVolumeClaim" => {
-            let storage = object.pointer("/spec/resources/requests/storage").cloned().unwrap_or(json!("1Gi"));
-            let modes = object.pointer("/spec/accessModes").cloned().unwrap_or(json!(["ReadWriteOnce"]));
-            object["status"] = json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": storage}});
+            let storage = object
+                .pointer("/spec/resources/requests/storage")
+                .cloned()
+                .unwrap_or(json!("1Gi"));
+            let modes = object
+                .pointer("/spec/accessModes")
+                .cloned()
+                .unwrap_or(json!(["ReadWriteOnce"]));
+            object["status"] =
+                json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": storage}});
         }
         "Namespace" => object["status"] = json!({"phase": "Active"}),
         _ => {}
@@ -267,13 +353,18 @@ mod tests {
     #[test]
     fn deployment_selector_is_immutable_and_must_match() {
         let deploy = by_plural("apps", "v1", "deployments").expect("deploy");
-        let d = |sel: &str, lbl: &str| json!({"metadata": {"name": "d"}, "spec": {
+        let d = |sel: &str, lbl: &str| {
+            json!({"metadata": {"name": "d"}, "spec": {
             "selector": {"matchLabels": {"app": sel}},
-            "template": {"metadata": {"labels": {"app": lbl}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+            "template": {"metadata": {"labels": {"app": lbl}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+        };
         assert!(validate(deploy, &d("a", "a"), None).is_ok());
         assert!(validate(deploy, &d("a", "b"), None).is_err());
         let err = validate(deploy, &d("b", "b"), Some(&d("a", "a"))).expect_err("immutable");
-        assert!(err.iter().any(|(f, m)| f == "spec.selector" && m.contains("immutable")));
+        assert!(
+            err.iter()
+                .any(|(f, m)| f == "spec.selector" && m.contains("immutable"))
+        );
     }
 
     #[test]
@@ -281,9 +372,18 @@ mod tests {
         let deploy = by_plural("apps", "v1", "deployments").expect("deploy");
         let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "web:1", "ports": [{"containerPort": 80}]}]}}}});
         apply_defaults(deploy, &mut d, || unreachable!());
-        assert_eq!(d.pointer("/spec/strategy/rollingUpdate/maxSurge"), Some(&json!("25%")));
-        assert_eq!(d.pointer("/spec/template/spec/containers/0/imagePullPolicy"), Some(&json!("IfNotPresent")));
-        assert_eq!(d.pointer("/spec/template/spec/containers/0/ports/0/protocol"), Some(&json!("TCP")));
+        assert_eq!(
+            d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+            Some(&json!("25%"))
+        );
+        assert_eq!(
+            d.pointer("/spec/template/spec/containers/0/imagePullPolicy"),
+            Some(&json!("IfNotPresent"))
+        );
+        assert_eq!(
+            d.pointer("/spec/template/spec/containers/0/ports/0/protocol"),
+            Some(&json!("TCP"))
+        );
         let svc = by_plural("", "v1", "services").expect("svc");
         let mut s = json!({"spec": {"ports": [{"port": 80}]}});
         apply_defaults(svc, &mut s, || "10.96.0.1".into());

@@ -48,13 +48,19 @@ impl Target {
         Key {
             group: self.resource.group.to_owned(),
             plural: self.resource.plural.to_owned(),
-            namespace: if self.resource.namespaced { self.namespace.clone().unwrap_or_default() } else { String::new() },
+            namespace: if self.resource.namespaced {
+                self.namespace.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
             name: name.to_owned(),
         }
     }
 
     fn name(&self) -> Result<&str> {
-        self.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("this verb without a name"))
+        self.name
+            .as_deref()
+            .ok_or_else(|| ApiError::method_not_allowed("this verb without a name"))
     }
 
     fn not_found(&self, name: &str) -> ApiError {
@@ -65,23 +71,40 @@ impl Target {
 /// GET one object.
 pub fn get(store: &Store, target: &Target) -> Result<Value> {
     let name = target.name()?;
-    store.get(&target.key(name)).cloned().ok_or_else(|| target.not_found(name))
+    store
+        .get(&target.key(name))
+        .cloned()
+        .ok_or_else(|| target.not_found(name))
 }
 
 /// GET a collection: `<Kind>List` with the store's resourceVersion.
 pub fn list(store: &Store, target: &Target, options: &ListOptions) -> Result<Value> {
     let res = target.resource;
-    let namespace = if res.namespaced { target.namespace.as_deref() } else { None };
+    let namespace = if res.namespaced {
+        target.namespace.as_deref()
+    } else {
+        None
+    };
     let matching: Vec<&Value> = store
         .list(res.group, res.plural, namespace)
         .filter(|o| options.labels.matches(o) && options.fields.matches(o))
         .collect();
     let start: usize = match &options.continue_token {
-        Some(token) => token.parse().map_err(|_| ApiError::bad_request(format!("invalid continue token {token:?}")))?,
+        Some(token) => token
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid continue token {token:?}")))?,
         None => 0,
     };
-    let end = options.limit.filter(|l| *l > 0).map_or(matching.len(), |l| (start + l).min(matching.len()));
-    let items: Vec<Value> = matching.get(start..end).unwrap_or_default().iter().map(|v| (*v).clone()).collect();
+    let end = options
+        .limit
+        .filter(|l| *l > 0)
+        .map_or(matching.len(), |l| (start + l).min(matching.len()));
+    let items: Vec<Value> = matching
+        .get(start..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|v| (*v).clone())
+        .collect();
     let mut metadata = json!({"resourceVersion": store.resource_version().to_string()});
     if end < matching.len() {
         metadata["continue"] = json!(end.to_string());
@@ -96,51 +119,106 @@ pub fn list(store: &Store, target: &Target, options: &ListOptions) -> Result<Val
 }
 
 /// POST: create.
-pub fn create(store: &mut Store, target: &Target, body: Value, options: &WriteOptions) -> Result<Value> {
-    let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+pub fn create(
+    store: &mut Store,
+    target: &Target,
+    body: Value,
+    options: &WriteOptions,
+) -> Result<Value> {
+    let name = body
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     check_identity(target, &body, None)?;
     let key = target.key(&name);
     if store.get(&key).is_some() {
-        return Err(ApiError::already_exists(target.resource.group, target.resource.plural, &name));
+        return Err(ApiError::already_exists(
+            target.resource.group,
+            target.resource.plural,
+            &name,
+        ));
     }
     let mut entries = Vec::new();
     let changed = managed::changed_fields(None, &body, false);
-    managed::record_update(&mut entries, &options.manager, &target.resource.api_version(), &clock::now_rfc3339(), None, &changed);
-    commit(store, target, &key, None, body, entries, options)
+    managed::record_update(
+        &mut entries,
+        &options.manager,
+        &target.resource.api_version(),
+        &clock::now_rfc3339(),
+        None,
+        &changed,
+    );
+    commit(store, target, &key, None, body, &entries, options)
 }
 
 /// PUT: replace (optimistic concurrency on metadata.resourceVersion).
-pub fn update(store: &mut Store, target: &Target, body: Value, options: &WriteOptions) -> Result<Value> {
+pub fn update(
+    store: &mut Store,
+    target: &Target,
+    body: Value,
+    options: &WriteOptions,
+) -> Result<Value> {
     let name = target.name()?.to_owned();
     check_identity(target, &body, Some(&name))?;
     let key = target.key(&name);
     let Some(old) = store.get(&key).cloned() else {
         return Err(target.not_found(&name));
     };
-    if let Some(rv) = body.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-        && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+    if let Some(rv) = body
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        && Some(rv)
+            != old
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
     {
-        return Err(ApiError::conflict(target.resource.group, target.resource.plural, &name));
+        return Err(ApiError::conflict(
+            target.resource.group,
+            target.resource.plural,
+            &name,
+        ));
     }
     write_update(store, target, &key, &old, body, options)
 }
 
 /// PATCH with a JSON merge patch (or a strategic merge patch, merged with list keys).
-pub fn merge_patch(store: &mut Store, target: &Target, patch: &Value, strategic: bool, options: &WriteOptions) -> Result<Value> {
+pub fn merge_patch(
+    store: &mut Store,
+    target: &Target,
+    patch: &Value,
+    strategic: bool,
+    options: &WriteOptions,
+) -> Result<Value> {
     let name = target.name()?.to_owned();
     let key = target.key(&name);
     let Some(old) = store.get(&key).cloned() else {
         return Err(target.not_found(&name));
     };
     if !patch.is_object() {
-        return Err(ApiError::bad_request("the patch must be a JSON object".into()));
+        return Err(ApiError::bad_request(
+            "the patch must be a JSON object".into(),
+        ));
     }
-    if let Some(rv) = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-        && Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+    if let Some(rv) = patch
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        && Some(rv)
+            != old
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
     {
-        return Err(ApiError::conflict(target.resource.group, target.resource.plural, &name));
+        return Err(ApiError::conflict(
+            target.resource.group,
+            target.resource.plural,
+            &name,
+        ));
     }
-    let new = if strategic { fields::merge(&old, patch) } else { json_merge(&old, patch) };
+    let new = if strategic {
+        fields::merge(&old, patch)
+    } else {
+        json_merge(&old, patch)
+    };
     check_identity(target, &new, Some(&name))?;
     write_update(store, target, &key, &old, new, options)
 }
@@ -166,7 +244,14 @@ fn json_merge(target: &Value, patch: &Value) -> Value {
 }
 
 /// An update by a manager: ownership of changed fields moves to it.
-fn write_update(store: &mut Store, target: &Target, key: &Key, old: &Value, mut new: Value, options: &WriteOptions) -> Result<Value> {
+fn write_update(
+    store: &mut Store,
+    target: &Target,
+    key: &Key,
+    old: &Value,
+    mut new: Value,
+    options: &WriteOptions,
+) -> Result<Value> {
     let status_write = target.subresource.as_deref() == Some("status");
     if status_write {
         // /status writes only status.
@@ -191,19 +276,27 @@ fn write_update(store: &mut Store, target: &Target, key: &Key, old: &Value, mut 
         target.subresource.as_deref(),
         &changed,
     );
-    commit(store, target, key, Some(old), new, entries, options)
+    commit(store, target, key, Some(old), new, &entries, options)
 }
 
 /// PATCH application/apply-patch+yaml: server-side apply by `options.manager`.
-pub fn apply(store: &mut Store, target: &Target, config: &Value, options: &WriteOptions) -> Result<Value> {
+pub fn apply(
+    store: &mut Store,
+    target: &Target,
+    config: &Value,
+    options: &WriteOptions,
+) -> Result<Value> {
     let name = target.name()?.to_owned();
     if options.manager.is_empty() {
         return Err(ApiError::bad_request(
-            "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests".into(),
+            "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests"
+                .into(),
         ));
     }
     if !config.is_object() {
-        return Err(ApiError::bad_request("the applied configuration must be an object".into()));
+        return Err(ApiError::bad_request(
+            "the applied configuration must be an object".into(),
+        ));
     }
     check_identity(target, config, Some(&name))?;
     let key = target.key(&name);
@@ -218,9 +311,20 @@ pub fn apply(store: &mut Store, target: &Target, config: &Value, options: &Write
             if !options.force {
                 let list: Vec<(String, String, String)> = conflicts
                     .iter()
-                    .map(|(i, path)| (entries[*i].manager.clone(), entries[*i].api_version.clone(), path.to_string()))
+                    .map(|(i, path)| {
+                        (
+                            entries[*i].manager.clone(),
+                            entries[*i].api_version.clone(),
+                            path.to_string(),
+                        )
+                    })
                     .collect();
-                return Err(ApiError::apply_conflicts(target.resource.group, target.resource.plural, &name, &list));
+                return Err(ApiError::apply_conflicts(
+                    target.resource.group,
+                    target.resource.plural,
+                    &name,
+                    &list,
+                ));
             }
             for (i, path) in &conflicts {
                 let mut taken = FieldSet::default();
@@ -232,9 +336,9 @@ pub fn apply(store: &mut Store, target: &Target, config: &Value, options: &Write
 
     let base = old.clone().unwrap_or_else(|| json!({}));
     let mut new = fields::merge(&base, config);
-    let mine = entries
-        .iter()
-        .position(|e| e.manager == options.manager && e.operation == "Apply" && e.subresource.is_none());
+    let mine = entries.iter().position(|e| {
+        e.manager == options.manager && e.operation == "Apply" && e.subresource.is_none()
+    });
     if let Some(i) = mine {
         let others = entries
             .iter()
@@ -256,7 +360,7 @@ pub fn apply(store: &mut Store, target: &Target, config: &Value, options: &Write
             set: applied,
         });
     }
-    commit(store, target, &key, old.as_ref(), new, entries, options)
+    commit(store, target, &key, old.as_ref(), new, &entries, options)
 }
 
 /// Applied leaf fields whose value differs from the live one and that another manager
@@ -297,11 +401,15 @@ pub fn delete(store: &mut Store, target: &Target, options: &WriteOptions) -> Res
     if !options.dry_run {
         if target.resource.kind == "Namespace" {
             for inner in store.keys_in_namespace(&name) {
-                store.remove(&inner).map_err(|e| ApiError::internal(&e.to_string()))?;
+                store
+                    .remove(&inner)
+                    .map_err(|e| ApiError::internal(&e.to_string()))?;
             }
         }
         store.next_resource_version();
-        store.remove(&key).map_err(|e| ApiError::internal(&e.to_string()))?;
+        store
+            .remove(&key)
+            .map_err(|e| ApiError::internal(&e.to_string()))?;
     }
     let mut out = status::success();
     out["details"] = json!({
@@ -314,17 +422,26 @@ pub fn delete(store: &mut Store, target: &Target, options: &WriteOptions) -> Res
 /// The body's apiVersion/kind/name/namespace agree with the URL.
 fn check_identity(target: &Target, body: &Value, url_name: Option<&str>) -> Result<()> {
     let res = target.resource;
-    let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = body
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let mut causes = Vec::new();
     if let Some(kind) = body.get("kind").and_then(Value::as_str)
         && kind != res.kind
     {
-        return Err(ApiError::bad_request(format!("the kind {kind:?} of the body does not match {:?} of the URL", res.kind)));
+        return Err(ApiError::bad_request(format!(
+            "the kind {kind:?} of the body does not match {:?} of the URL",
+            res.kind
+        )));
     }
     if let Some(api) = body.get("apiVersion").and_then(Value::as_str)
         && api != res.api_version()
     {
-        return Err(ApiError::bad_request(format!("the apiVersion {api:?} of the body does not match {:?} of the URL", res.api_version())));
+        return Err(ApiError::bad_request(format!(
+            "the apiVersion {api:?} of the body does not match {:?} of the URL",
+            res.api_version()
+        )));
     }
     if let Some(url) = url_name
         && name != url
@@ -353,22 +470,31 @@ fn commit(
     key: &Key,
     old: Option<&Value>,
     mut new: Value,
-    entries: Vec<Entry>,
+    entries: &[Entry],
     options: &WriteOptions,
 ) -> Result<Value> {
     let res = target.resource;
     if res.namespaced {
         let ns = key.namespace.clone();
         if ns.is_empty() {
-            return Err(ApiError::bad_request("the namespace of the object is required".into()));
+            return Err(ApiError::bad_request(
+                "the namespace of the object is required".into(),
+            ));
         }
-        let ns_key = Key { group: String::new(), plural: "namespaces".into(), namespace: String::new(), name: ns.clone() };
+        let ns_key = Key {
+            group: String::new(),
+            plural: "namespaces".into(),
+            namespace: String::new(),
+            name: ns.clone(),
+        };
         if store.get(&ns_key).is_none() {
             return Err(ApiError::not_found("", "namespaces", &ns));
         }
     }
     let Some(map) = new.as_object_mut() else {
-        return Err(ApiError::bad_request("the object must be a JSON object".into()));
+        return Err(ApiError::bad_request(
+            "the object must be a JSON object".into(),
+        ));
     };
     map.insert("apiVersion".into(), json!(res.api_version()));
     map.insert("kind".into(), json!(res.kind));
@@ -397,7 +523,13 @@ fn commit(
         }
     }
     let dry_run = options.dry_run;
-    admit::apply_defaults(res, &mut new, || if dry_run { "10.96.255.254".into() } else { store.next_cluster_ip() });
+    admit::apply_defaults(res, &mut new, || {
+        if dry_run {
+            "10.96.255.254".into()
+        } else {
+            store.next_cluster_ip()
+        }
+    });
     if let Err(causes) = admit::validate(res, &new, old) {
         return Err(ApiError::invalid(res.group, res.kind, &key.name, &causes));
     }
@@ -405,8 +537,15 @@ fn commit(
     let generation = match old {
         None => 1,
         Some(o) => {
-            let before = o.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-            if spec_changed(res, o, &new) { before + 1 } else { before }
+            let before = o
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            if spec_changed(res, o, &new) {
+                before + 1
+            } else {
+                before
+            }
         }
     };
     let uid = old
@@ -418,7 +557,7 @@ fn commit(
     new["metadata"]["uid"] = uid;
     new["metadata"]["creationTimestamp"] = created;
     new["metadata"]["generation"] = json!(generation);
-    managed::write(&mut new, &entries);
+    managed::write(&mut new, entries);
     if target.subresource.is_none() {
         admit::simulate_status(res, &mut new);
     }
@@ -435,7 +574,9 @@ fn commit(
     }
     let rv = store.next_resource_version();
     new["metadata"]["resourceVersion"] = json!(rv.to_string());
-    store.put(key.clone(), new.clone()).map_err(|e| ApiError::internal(&e.to_string()))?;
+    store
+        .put(key.clone(), new.clone())
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
     Ok(new)
 }
 
@@ -472,30 +613,52 @@ fn spec_changed(res: &Resource, old: &Value, new: &Value) -> bool {
     if body(old) != body(new) {
         return true;
     }
-    res.kind == "Deployment" && old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
+    res.kind == "Deployment"
+        && old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
 }
 
 /// `stringData` merged into `data` (base64), as the API server stores Secrets.
 fn fold_string_data(secret: &mut Value) {
-    let Some(map) = secret.as_object_mut() else { return };
-    let Some(Value::Object(string_data)) = map.remove("stringData") else { return };
+    let Some(map) = secret.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(string_data)) = map.remove("stringData") else {
+        return;
+    };
     let data = map.entry("data").or_insert_with(|| json!({}));
     if let Some(data) = data.as_object_mut() {
         for (k, v) in string_data {
             let text = v.as_str().unwrap_or_default().to_owned();
-            data.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+            data.insert(
+                k,
+                json!(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
         }
     }
 }
 
 /// Creates the namespaces every cluster starts with, when missing.
 pub fn bootstrap(store: &mut Store) -> Result<()> {
-    let namespaces = resource("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces not served"))?;
+    let namespaces = resource("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("namespaces not served"))?;
     for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        let target = Target { resource: namespaces, namespace: None, name: None, subresource: None };
+        let target = Target {
+            resource: namespaces,
+            namespace: None,
+            name: None,
+            subresource: None,
+        };
         if store.get(&target.key(name)).is_none() {
-            let options = WriteOptions { manager: "gitsync-local-cluster".into(), ..WriteOptions::default() };
-            create(store, &target, json!({"metadata": {"name": name}}), &options)?;
+            let options = WriteOptions {
+                manager: "gitsync-local-cluster".into(),
+                ..WriteOptions::default()
+            };
+            create(
+                store,
+                &target,
+                json!({"metadata": {"name": name}}),
+                &options,
+            )?;
         }
     }
     Ok(())

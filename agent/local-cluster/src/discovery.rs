@@ -32,7 +32,10 @@ fn group_doc(group: &str, version: &str) -> Value {
 
 /// `/apis`.
 pub fn groups() -> Value {
-    let groups: Vec<Value> = kinds::groups().into_iter().map(|(g, v)| group_doc(g, v)).collect();
+    let groups: Vec<Value> = kinds::groups()
+        .into_iter()
+        .map(|(g, v)| group_doc(g, v))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -47,7 +50,10 @@ pub fn group(name: &str) -> Option<Value> {
 
 /// `/api/v1` or `/apis/<group>/<version>`.
 pub fn resources(group: &str, version: &str) -> Option<Value> {
-    let served: Vec<_> = RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+    let served: Vec<_> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
     if served.is_empty() {
         return None;
     }
@@ -65,6 +71,12 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
             }));
         }
     }
-    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list}))
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list}),
+    )
 }

@@ -59,31 +59,220 @@ macro_rules! resource {
 
 /// Every built-in resource, grouped by group/version in discovery order.
 pub const RESOURCES: &[Resource] = &[
-    resource!("", "v1", "namespaces", "namespace", "Namespace", false, ["ns"], true),
-    resource!("", "v1", "configmaps", "configmap", "ConfigMap", true, ["cm"], false),
+    resource!(
+        "",
+        "v1",
+        "namespaces",
+        "namespace",
+        "Namespace",
+        false,
+        ["ns"],
+        true
+    ),
+    resource!(
+        "",
+        "v1",
+        "configmaps",
+        "configmap",
+        "ConfigMap",
+        true,
+        ["cm"],
+        false
+    ),
     resource!("", "v1", "secrets", "secret", "Secret", true, [], false),
-    resource!("", "v1", "services", "service", "Service", true, ["svc"], true),
-    resource!("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, ["sa"], false),
-    resource!("", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, ["pvc"], true),
+    resource!(
+        "",
+        "v1",
+        "services",
+        "service",
+        "Service",
+        true,
+        ["svc"],
+        true
+    ),
+    resource!(
+        "",
+        "v1",
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+        ["sa"],
+        false
+    ),
+    resource!(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        true,
+        ["pvc"],
+        true
+    ),
     resource!("", "v1", "pods", "pod", "Pod", true, ["po"], true),
     resource!("", "v1", "events", "event", "Event", true, ["ev"], false),
-    resource!("", "v1", "endpoints", "endpoints", "Endpoints", true, ["ep"], false),
-    resource!("apps", "v1", "deployments", "deployment", "Deployment", true, ["deploy"], true),
-    resource!("apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, ["rs"], true),
-    resource!("apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, ["sts"], true),
-    resource!("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, ["ds"], true),
+    resource!(
+        "",
+        "v1",
+        "endpoints",
+        "endpoints",
+        "Endpoints",
+        true,
+        ["ep"],
+        false
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        true,
+        ["deploy"],
+        true
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "replicasets",
+        "replicaset",
+        "ReplicaSet",
+        true,
+        ["rs"],
+        true
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        true,
+        ["sts"],
+        true
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "daemonsets",
+        "daemonset",
+        "DaemonSet",
+        true,
+        ["ds"],
+        true
+    ),
     resource!("batch", "v1", "jobs", "job", "Job", true, [], true),
-    resource!("batch", "v1", "cronjobs", "cronjob", "CronJob", true, ["cj"], true),
-    resource!("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", true, ["ing"], true),
-    resource!("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", true, ["netpol"], false),
-    resource!("autoscaling", "v2", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, ["hpa"], true),
-    resource!("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, ["pdb"], true),
-    resource!("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", true, [], false),
-    resource!("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", true, [], false),
-    resource!("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", false, [], false),
-    resource!("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, [], false),
-    resource!("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, [], false),
-    resource!("apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false, ["crd", "crds"], true),
+    resource!(
+        "batch",
+        "v1",
+        "cronjobs",
+        "cronjob",
+        "CronJob",
+        true,
+        ["cj"],
+        true
+    ),
+    resource!(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "ingress",
+        "Ingress",
+        true,
+        ["ing"],
+        true
+    ),
+    resource!(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        true,
+        ["netpol"],
+        false
+    ),
+    resource!(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        ["hpa"],
+        true
+    ),
+    resource!(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        true,
+        ["pdb"],
+        true
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        "Role",
+        true,
+        [],
+        false
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+        [],
+        false
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+        [],
+        false
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+        [],
+        false
+    ),
+    resource!(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "lease",
+        "Lease",
+        true,
+        [],
+        false
+    ),
+    resource!(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        false,
+        ["crd", "crds"],
+        true
+    ),
 ];
 
 /// The resource served at `group/version/plural`.

@@ -45,7 +45,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("another local cluster (pid {pid}) is using {path}; stop it with `gitsync local-cluster stop` or use another --local-dir")]
+    #[error(
+        "another local cluster (pid {pid}) is using {path}; stop it with `gitsync local-cluster stop` or use another --local-dir"
+    )]
     Busy { pid: u32, path: String },
     #[error("cannot listen on 127.0.0.1:{port}")]
     Listen {
@@ -99,7 +101,10 @@ impl LocalCluster {
         take_lock(&dir)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
             .await
-            .map_err(|source| Error::Listen { port: config.port, source });
+            .map_err(|source| Error::Listen {
+                port: config.port,
+                source,
+            });
         let listener = match listener {
             Ok(l) => l,
             Err(e) => {
@@ -225,9 +230,11 @@ fn take_lock(dir: &Path) -> Result<()> {
             path: dir.display().to_string(),
         });
     }
-    store::write_atomic(&pid_file, std::process::id().to_string().as_bytes()).map_err(|source| Error::State {
-        path: dir.display().to_string(),
-        source,
+    store::write_atomic(&pid_file, std::process::id().to_string().as_bytes()).map_err(|source| {
+        Error::State {
+            path: dir.display().to_string(),
+            source,
+        }
     })
 }
 

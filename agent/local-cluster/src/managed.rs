@@ -27,9 +27,20 @@ pub fn read(object: &Value) -> Vec<Entry> {
             Some(Entry {
                 manager: e.get("manager")?.as_str()?.to_owned(),
                 operation: e.get("operation")?.as_str()?.to_owned(),
-                api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or("v1").to_owned(),
-                time: e.get("time").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                subresource: e.get("subresource").and_then(Value::as_str).map(str::to_owned),
+                api_version: e
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("v1")
+                    .to_owned(),
+                time: e
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                subresource: e
+                    .get("subresource")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 set: FieldSet::from_fields_v1(e.get("fieldsV1")?).ok()?,
             })
         })
@@ -71,8 +82,18 @@ pub fn owned_view(object: &Value, with_status: bool) -> Value {
             map.remove("status");
         }
         if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-            for k in ["name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
-                "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"] {
+            for k in [
+                "name",
+                "namespace",
+                "uid",
+                "resourceVersion",
+                "generation",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "managedFields",
+                "selfLink",
+            ] {
                 meta.remove(k);
             }
         }
@@ -102,7 +123,7 @@ pub fn record_update(
     match position {
         Some(i) => {
             entries[i].set = entries[i].set.union(changed);
-            entries[i].time = time.to_owned();
+            time.clone_into(&mut entries[i].time);
             api_version.clone_into(&mut entries[i].api_version);
         }
         None => entries.push(Entry {

@@ -36,7 +36,11 @@ fn split_terms(text: &str) -> Vec<&str> {
         }
     }
     terms.push(&text[start..]);
-    terms.into_iter().map(str::trim).filter(|t| !t.is_empty()).collect()
+    terms
+        .into_iter()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 fn set_values(text: &str) -> Result<Vec<String>, String> {
@@ -45,7 +49,11 @@ fn set_values(text: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|t| t.strip_suffix(')'))
         .ok_or_else(|| format!("expected a parenthesized set of values, found {text:?}"))?;
-    Ok(inner.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 impl Selector {
@@ -77,7 +85,9 @@ impl Selector {
 
     /// True when the object's labels satisfy every requirement.
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
+        let labels = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.0.iter().all(|req| match req {
             Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
@@ -118,8 +128,15 @@ impl FieldSelector {
 
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
-            let pointer = if field == "metadata.name" { "/metadata/name" } else { "/metadata/namespace" };
-            let actual = object.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+            let pointer = if field == "metadata.name" {
+                "/metadata/name"
+            } else {
+                "/metadata/namespace"
+            };
+            let actual = object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or("");
             (actual == value) == *equal
         })
     }
@@ -137,12 +154,29 @@ mod tests {
     #[test]
     fn equality_and_set_based_requirements() {
         let o = obj(json!({"app": "web", "tier": "front"}));
-        let yes = ["app=web", "app==web", "app!=db", "tier in (front, back)", "tier notin (db)",
-            "app", "!missing", "app=web,tier in (front)", "missing notin (x)", ""];
+        let yes = [
+            "app=web",
+            "app==web",
+            "app!=db",
+            "tier in (front, back)",
+            "tier notin (db)",
+            "app",
+            "!missing",
+            "app=web,tier in (front)",
+            "missing notin (x)",
+            "",
+        ];
         for s in yes {
             assert!(Selector::parse(s).expect(s).matches(&o), "{s}");
         }
-        let no = ["app=db", "tier in (back)", "tier notin (front)", "missing", "!app", "app=web,tier=back"];
+        let no = [
+            "app=db",
+            "tier in (back)",
+            "tier notin (front)",
+            "missing",
+            "!app",
+            "app=web,tier=back",
+        ];
         for s in no {
             assert!(!Selector::parse(s).expect(s).matches(&o), "{s}");
         }
@@ -152,8 +186,16 @@ mod tests {
     #[test]
     fn field_selectors() {
         let o = obj(json!({}));
-        assert!(FieldSelector::parse("metadata.name=x").expect("ok").matches(&o));
-        assert!(!FieldSelector::parse("metadata.namespace!=ns").expect("ok").matches(&o));
+        assert!(
+            FieldSelector::parse("metadata.name=x")
+                .expect("ok")
+                .matches(&o)
+        );
+        assert!(
+            !FieldSelector::parse("metadata.namespace!=ns")
+                .expect("ok")
+                .matches(&o)
+        );
         assert!(FieldSelector::parse("spec.nodeName=a").is_err());
     }
 }

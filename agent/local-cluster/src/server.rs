@@ -76,11 +76,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(
             "/_gitsync/stats",
-            axum::routing::get(|State(s): State<Arc<Shared>>| async move { axum::Json(s.counters.snapshot()) })
-                .delete(|State(s): State<Arc<Shared>>| async move {
-                    s.counters.reset();
-                    StatusCode::NO_CONTENT
-                }),
+            axum::routing::get(|State(s): State<Arc<Shared>>| async move {
+                axum::Json(s.counters.snapshot())
+            })
+            .delete(|State(s): State<Arc<Shared>>| async move {
+                s.counters.reset();
+                StatusCode::NO_CONTENT
+            }),
         )
         .fallback(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY * 2))
@@ -94,16 +96,30 @@ enum Route {
 }
 
 fn route(path: &str, url: &str) -> Result<Route, ApiError> {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
     let not_found = || ApiError::no_route(path);
     let (group, version, rest) = match parts.as_slice() {
         ["version"] => return Ok(Route::Discovery(discovery::version())),
         ["api"] => return Ok(Route::Discovery(discovery::core_versions(url))),
         ["apis"] => return Ok(Route::Discovery(discovery::groups())),
-        ["api", "v1"] => return Ok(Route::Discovery(discovery::resources("", "v1").ok_or_else(not_found)?)),
-        ["apis", group] => return Ok(Route::Discovery(discovery::group(group).ok_or_else(not_found)?)),
+        ["api", "v1"] => {
+            return Ok(Route::Discovery(
+                discovery::resources("", "v1").ok_or_else(not_found)?,
+            ));
+        }
+        ["apis", group] => {
+            return Ok(Route::Discovery(
+                discovery::group(group).ok_or_else(not_found)?,
+            ));
+        }
         ["apis", group, version] => {
-            return Ok(Route::Discovery(discovery::resources(group, version).ok_or_else(not_found)?));
+            return Ok(Route::Discovery(
+                discovery::resources(group, version).ok_or_else(not_found)?,
+            ));
         }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
@@ -111,12 +127,22 @@ fn route(path: &str, url: &str) -> Result<Route, ApiError> {
     };
     // namespaces/{ns}/{plural}[/{name}[/{sub}]] or {plural}[/{name}[/{sub}]]
     let (namespace, rest) = match rest {
-        ["namespaces", ns, plural, tail @ ..] if group.is_empty() && *plural != "status" && *plural != "finalize" => {
-            (Some((*ns).to_owned()), std::iter::once(*plural).chain(tail.iter().copied()).collect::<Vec<_>>())
+        ["namespaces", ns, plural, tail @ ..]
+            if group.is_empty() && *plural != "status" && *plural != "finalize" =>
+        {
+            (
+                Some((*ns).to_owned()),
+                std::iter::once(*plural)
+                    .chain(tail.iter().copied())
+                    .collect::<Vec<_>>(),
+            )
         }
-        ["namespaces", ns, plural, tail @ ..] if !group.is_empty() => {
-            (Some((*ns).to_owned()), std::iter::once(*plural).chain(tail.iter().copied()).collect::<Vec<_>>())
-        }
+        ["namespaces", ns, plural, tail @ ..] if !group.is_empty() => (
+            Some((*ns).to_owned()),
+            std::iter::once(*plural)
+                .chain(tail.iter().copied())
+                .collect::<Vec<_>>(),
+        ),
         other => (None, other.to_vec()),
     };
     let (plural, name, subresource) = match rest.as_slice() {
@@ -126,13 +152,21 @@ fn route(path: &str, url: &str) -> Result<Route, ApiError> {
         _ => return Err(not_found()),
     };
     let resource = api::resource(group, version, plural).ok_or_else(not_found)?;
-    if subresource.as_deref().is_some_and(|s| s != "status" || !resource.has_status) {
+    if subresource
+        .as_deref()
+        .is_some_and(|s| s != "status" || !resource.has_status)
+    {
         return Err(not_found());
     }
     if namespace.is_some() && !resource.namespaced {
         return Err(not_found());
     }
-    Ok(Route::Resource(Target { resource, namespace, name, subresource }))
+    Ok(Route::Resource(Target {
+        resource,
+        namespace,
+        name,
+        subresource,
+    }))
 }
 
 async fn handle(
@@ -173,10 +207,18 @@ fn serve(
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     let options = WriteOptions {
         dry_run,
-        manager: query.get("fieldManager").cloned().unwrap_or_else(|| default_manager(headers)),
+        manager: query
+            .get("fieldManager")
+            .cloned()
+            .unwrap_or_else(|| default_manager(headers)),
         force: query.get("force").is_some_and(|v| v == "true"),
     };
-    let lock = || shared.store.lock().map_err(|_| ApiError::internal("store lock poisoned"));
+    let lock = || {
+        shared
+            .store
+            .lock()
+            .map_err(|_| ApiError::internal("store lock poisoned"))
+    };
     let verb;
     let result = match (method.clone(), target.name.is_some()) {
         (Method::GET, _) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
@@ -216,14 +258,23 @@ fn serve(
                     options.manager = query.get("fieldManager").cloned().unwrap_or_default();
                     let store = &mut *lock()?;
                     let existed = api::get(store, &target).is_ok();
-                    api::apply(store, &target, &config, &options)
-                        .map(|v| (if existed { StatusCode::OK } else { StatusCode::CREATED }, v))
+                    api::apply(store, &target, &config, &options).map(|v| {
+                        (
+                            if existed {
+                                StatusCode::OK
+                            } else {
+                                StatusCode::CREATED
+                            },
+                            v,
+                        )
+                    })
                 }
                 "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                     verb = "patch";
                     let patch = parse_json(body)?;
                     let strategic = media.starts_with("application/strategic");
-                    api::merge_patch(&mut *lock()?, &target, &patch, strategic, &options).map(|v| (StatusCode::OK, v))
+                    api::merge_patch(&mut *lock()?, &target, &patch, strategic, &options)
+                        .map(|v| (StatusCode::OK, v))
                 }
                 other => {
                     verb = "patch";
@@ -268,11 +319,13 @@ fn list_options(query: &HashMap<String, String>) -> Result<ListOptions, ApiError
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
 fn parse_yaml(body: &[u8]) -> Result<Value, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the request body is not UTF-8".into()))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the request body is not UTF-8".into()))?;
     gitsync_core::yaml::parse_documents("request", text)
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
         .into_iter()

@@ -31,19 +31,31 @@ impl ApiError {
 
     /// 404: `deployments.apps "web" not found`.
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, plural)))
-            .with_details(json!({"name": name, "group": group, "kind": plural}))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, plural)),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
     /// 404 for a path the server does not serve.
     pub fn no_route(path: &str) -> Self {
-        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
     }
 
     /// 409: `deployments.apps "web" already exists`.
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, plural)))
-            .with_details(json!({"name": name, "group": group, "kind": plural}))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, plural)),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
     /// 409 for a stale resourceVersion.
@@ -60,23 +72,36 @@ impl ApiError {
     }
 
     /// 409 for server-side apply conflicts: one cause per field.
-    pub fn apply_conflicts(group: &str, plural: &str, name: &str, conflicts: &[(String, String, String)]) -> Self {
+    pub fn apply_conflicts(
+        group: &str,
+        plural: &str,
+        name: &str,
+        conflicts: &[(String, String, String)],
+    ) -> Self {
         let lines: Vec<String> = conflicts
             .iter()
-            .map(|(manager, api_version, field)| format!("conflict with \"{manager}\" using {api_version}: {field}"))
+            .map(|(manager, api_version, field)| {
+                format!("conflict with \"{manager}\" using {api_version}: {field}")
+            })
             .collect();
         let message = if lines.len() == 1 {
             format!("Apply failed with 1 conflict: {}", lines[0])
         } else {
-            format!("Apply failed with {} conflicts: {}", lines.len(), lines.join("\n"))
+            format!(
+                "Apply failed with {} conflicts: {}",
+                lines.len(),
+                lines.join("\n")
+            )
         };
         let causes: Vec<Value> = conflicts
             .iter()
-            .map(|(manager, api_version, field)| json!({
-                "reason": "FieldManagerConflict",
-                "message": format!("conflict with \"{manager}\" using {api_version}"),
-                "field": field,
-            }))
+            .map(|(manager, api_version, field)| {
+                json!({
+                    "reason": "FieldManagerConflict",
+                    "message": format!("conflict with \"{manager}\" using {api_version}"),
+                    "field": field,
+                })
+            })
             .collect();
         Self::new(409, "Conflict", message)
             .with_details(json!({"name": name, "group": group, "kind": plural, "causes": causes}))
@@ -89,9 +114,20 @@ impl ApiError {
             .iter()
             .map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f}))
             .collect();
-        let qualified_kind = if group.is_empty() { kind.to_owned() } else { format!("{kind}.{group}") };
-        Self::new(422, "Invalid", format!("{qualified_kind} \"{name}\" is invalid: {}", detail.join(", ")))
-            .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes_json}))
+        let qualified_kind = if group.is_empty() {
+            kind.to_owned()
+        } else {
+            format!("{kind}.{group}")
+        };
+        Self::new(
+            422,
+            "Invalid",
+            format!(
+                "{qualified_kind} \"{name}\" is invalid: {}",
+                detail.join(", ")
+            ),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes_json}))
     }
 
     pub fn bad_request(message: String) -> Self {
@@ -99,21 +135,39 @@ impl ApiError {
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"
+            ),
+        )
     }
 
     pub fn too_large() -> Self {
-        Self::new(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728".into())
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            "Request entity too large: limit is 3145728".into(),
+        )
     }
 
     pub fn method_not_allowed(verb: &str) -> Self {
-        Self::new(405, "MethodNotAllowed", format!("{verb} is not supported by the local cluster on this resource"))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("{verb} is not supported by the local cluster on this resource"),
+        )
     }
 
     /// 500 with a generic message; the cause goes to the log.
     pub fn internal(cause: &str) -> Self {
         tracing::error!(cause, "internal error");
-        Self::new(500, "InternalError", "Internal error occurred: see the local cluster's log".into())
+        Self::new(
+            500,
+            "InternalError",
+            "Internal error occurred: see the local cluster's log".into(),
+        )
     }
 
     /// The `Status` object.
@@ -130,7 +184,11 @@ impl ApiError {
 }
 
 fn qualified(group: &str, plural: &str) -> String {
-    if group.is_empty() { plural.to_owned() } else { format!("{plural}.{group}") }
+    if group.is_empty() {
+        plural.to_owned()
+    } else {
+        format!("{plural}.{group}")
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -20,9 +20,21 @@ pub struct Key {
 
 impl Key {
     fn file(&self, root: &Path) -> PathBuf {
-        let group = if self.group.is_empty() { "core" } else { &self.group };
-        let ns = if self.namespace.is_empty() { "_cluster" } else { &self.namespace };
-        root.join("objects").join(group).join(&self.plural).join(ns).join(format!("{}.json", self.name))
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
+        let ns = if self.namespace.is_empty() {
+            "_cluster"
+        } else {
+            &self.namespace
+        };
+        root.join("objects")
+            .join(group)
+            .join(&self.plural)
+            .join(ns)
+            .join(format!("{}.json", self.name))
     }
 }
 
@@ -48,7 +60,10 @@ impl Store {
             && let Ok(state) = serde_json::from_str::<Value>(&text)
         {
             store.resource_version = state["resourceVersion"].as_u64().unwrap_or(0);
-            store.next_ip = state["nextIp"].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
+            store.next_ip = state["nextIp"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(1);
         }
         let objects = dir.join("objects");
         for group in read_dirs(&objects)? {
@@ -59,21 +74,40 @@ impl Store {
                         if path.extension().is_none_or(|e| e != "json") {
                             continue;
                         }
-                        let Ok(value) = serde_json::from_slice::<Value>(&std::fs::read(&path)?) else {
+                        let Ok(value) = serde_json::from_slice::<Value>(&std::fs::read(&path)?)
+                        else {
                             tracing::warn!(path = %path.display(), "unreadable object file skipped");
                             continue;
                         };
-                        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        let name = |p: &Path| {
+                            p.file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default()
+                        };
                         let group_name = name(&group);
                         let ns_name = name(&ns);
                         let key = Key {
-                            group: if group_name == "core" { String::new() } else { group_name },
+                            group: if group_name == "core" {
+                                String::new()
+                            } else {
+                                group_name
+                            },
                             plural: name(&plural),
-                            namespace: if ns_name == "_cluster" { String::new() } else { ns_name },
-                            name: path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                            namespace: if ns_name == "_cluster" {
+                                String::new()
+                            } else {
+                                ns_name
+                            },
+                            name: path
+                                .file_stem()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
                         };
-                        let rv = value.pointer("/metadata/resourceVersion").and_then(Value::as_str)
-                            .and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                        let rv = value
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str)
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .unwrap_or(0);
                         store.resource_version = store.resource_version.max(rv);
                         store.objects.insert(key, value);
                     }
@@ -88,16 +122,29 @@ impl Store {
     }
 
     /// Objects of one resource, in one namespace or all.
-    pub fn list<'a>(&'a self, group: &'a str, plural: &'a str, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> + 'a {
+    pub fn list<'a>(
+        &'a self,
+        group: &'a str,
+        plural: &'a str,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
         self.objects
             .iter()
-            .filter(move |(k, _)| k.group == group && k.plural == plural && namespace.is_none_or(|ns| k.namespace == ns))
+            .filter(move |(k, _)| {
+                k.group == group
+                    && k.plural == plural
+                    && namespace.is_none_or(|ns| k.namespace == ns)
+            })
             .map(|(_, v)| v)
     }
 
     /// True when any object lives in `namespace`.
     pub fn keys_in_namespace(&self, namespace: &str) -> Vec<Key> {
-        self.objects.keys().filter(|k| k.namespace == namespace).cloned().collect()
+        self.objects
+            .keys()
+            .filter(|k| k.namespace == namespace)
+            .cloned()
+            .collect()
     }
 
     /// The next resourceVersion (monotonic across the store).

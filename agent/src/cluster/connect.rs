@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use gitsync_local_cluster::{Config as LocalConfig, LocalCluster};
-use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::Client;
+use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
 use super::{Error, Result};
 
@@ -108,10 +108,12 @@ async fn connect_local(state_dir: &Path) -> Result<Connected> {
 }
 
 fn client_for_url(url: &str) -> Result<Client> {
-    let uri = url.parse().map_err(|e: http::uri::InvalidUri| Error::Kubeconfig {
-        path: url.to_owned(),
-        message: e.to_string(),
-    })?;
+    let uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| Error::Kubeconfig {
+            path: url.to_owned(),
+            message: e.to_string(),
+        })?;
     Client::try_from(Config::new(uri)).map_err(|source| Error::Unreachable {
         url: url.to_owned(),
         source,

@@ -149,11 +149,7 @@ impl Cluster {
         }
 
         // 3. Prune, in the plan's (reverse) order.
-        for step in plan
-            .steps
-            .iter()
-            .filter(|s| s.diff.action == Action::Prune)
-        {
+        for step in plan.steps.iter().filter(|s| s.diff.action == Action::Prune) {
             on_event(Event::Started(step));
             match self.delete(&step.diff.id).await {
                 Ok(()) => {

@@ -40,7 +40,11 @@ pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         Format::Text => {
             let color = output::use_color(args.color);
             let mut text = String::new();
-            for step in plan.steps.iter().filter(|s| s.diff.action != Action::Unchanged) {
+            for step in plan
+                .steps
+                .iter()
+                .filter(|s| s.diff.action != Action::Unchanged)
+            {
                 text.push_str(&output::object_diff(&step.diff, color));
             }
             for kept in &plan.kept {
@@ -54,7 +58,11 @@ pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             output::text(&text);
         }
     }
-    Ok(if plan.has_changes() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if plan.has_changes() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[derive(Serialize)]
@@ -70,7 +78,11 @@ pub async fn sync(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let progress = args.output == Format::Text && output::stderr_is_terminal();
     let on_event = |event: Event<'_>| match event {
         Event::Done(step) if progress => {
-            output::note(&format!("  {} {}", past_tense(step.diff.action), step.diff.id.short()));
+            output::note(&format!(
+                "  {} {}",
+                past_tense(step.diff.action),
+                step.diff.id.short()
+            ));
         }
         Event::Failed(step, message) => {
             output::note(&format!("  failed {}: {message}", step.diff.id.short()));
@@ -86,7 +98,11 @@ pub async fn sync(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         }
     };
     match args.output {
-        Format::Json => output::json(&SyncReport { app: &plan.app, plan: plan.summary(), outcome: &outcome }),
+        Format::Json => output::json(&SyncReport {
+            app: &plan.app,
+            plan: plan.summary(),
+            outcome: &outcome,
+        }),
         Format::Text => {
             if !plan.has_changes() {
                 output::line(&format!(

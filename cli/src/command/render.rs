@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use gitsync_agent::{git, tree_fs};
+use gitsync_core::Manifest;
 use gitsync_core::render::{self, Context};
 use gitsync_core::tree::AppTree;
-use gitsync_core::Manifest;
 
 use crate::args::RenderArgs;
 use crate::output;

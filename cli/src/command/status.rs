@@ -10,7 +10,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use gitsync_agent::cluster::Cluster;
 use gitsync_core::diff::Action;
-use gitsync_core::manifest::{ANNOTATION_REVISION, FIELD_MANAGER, LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY, ObjectId, annotation, label};
+use gitsync_core::manifest::{
+    ANNOTATION_REVISION, FIELD_MANAGER, LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY, ObjectId,
+    annotation, label,
+};
 use gitsync_core::plan;
 use serde::Serialize;
 use serde_json::Value;
@@ -36,7 +39,12 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         .context("cannot connect to the cluster")?;
     let rows = match &args.path {
         Some(path) => {
-            let render = RenderArgs { path: path.clone(), app: args.app.clone(), vars: Vec::new(), revision: None };
+            let render = RenderArgs {
+                path: path.clone(),
+                app: args.app.clone(),
+                vars: Vec::new(),
+                revision: None,
+            };
             app_rows(&cluster, &render).await?
         }
         None => managed_rows(&cluster, args.app.as_deref()).await?,
@@ -51,7 +59,10 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
 async fn app_rows(cluster: &Cluster, render: &RenderArgs) -> anyhow::Result<Vec<Row>> {
     let (app, desired) = load_and_render(render)?;
     let live = cluster.live_objects(&app, &desired).await?;
-    let options = plan::Options { force_prune: true, ..plan::Options::default() };
+    let options = plan::Options {
+        force_prune: true,
+        ..plan::Options::default()
+    };
     let plan = plan::plan(&app, &desired, &live, options)?;
     Ok(plan
         .steps
@@ -66,7 +77,12 @@ async fn app_rows(cluster: &Cluster, render: &RenderArgs) -> anyhow::Result<Vec<
                 Action::Prune => "Orphan",
             },
             revision: None,
-            detail: step.diff.source.as_ref().map(ToString::to_string).unwrap_or_default(),
+            detail: step
+                .diff
+                .source
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
         })
         .collect())
 }
@@ -85,22 +101,45 @@ async fn managed_rows(cluster: &Cluster, app: Option<&str>) -> anyhow::Result<Ve
             let drift = drifted_by(object);
             Some(Row {
                 app: label(object, LABEL_APP).unwrap_or_default().to_owned(),
-                state: if drift.is_empty() { "Synced" } else { "Drifted" },
-                revision: annotation(object, ANNOTATION_REVISION).map(|r| r.chars().take(12).collect()),
+                state: if drift.is_empty() {
+                    "Synced"
+                } else {
+                    "Drifted"
+                },
+                revision: annotation(object, ANNOTATION_REVISION)
+                    .map(|r| r.chars().take(12).collect()),
                 detail: drift,
                 object: id,
             })
         })
         .collect();
-    rows.sort_by(|a, b| (&a.app, gitsync_core::kinds::apply_rank(&a.object.kind), &a.object).cmp(&(&b.app, gitsync_core::kinds::apply_rank(&b.object.kind), &b.object)));
+    rows.sort_by(|a, b| {
+        (
+            &a.app,
+            gitsync_core::kinds::apply_rank(&a.object.kind),
+            &a.object,
+        )
+            .cmp(&(
+                &b.app,
+                gitsync_core::kinds::apply_rank(&b.object.kind),
+                &b.object,
+            ))
+    });
     Ok(rows)
 }
 
 /// Managers other than gitsync and the cluster's own controllers that changed spec or
 /// data fields with an Update (e.g. `kubectl edit`, `kubectl scale`).
 fn drifted_by(object: &Value) -> String {
-    const CONTROLLERS: &[&str] = &["kube-controller-manager", "kube-scheduler", "kubelet", "gitsync-local-cluster"];
-    let entries = object.pointer("/metadata/managedFields").and_then(Value::as_array);
+    const CONTROLLERS: &[&str] = &[
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubelet",
+        "gitsync-local-cluster",
+    ];
+    let entries = object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array);
     let mut managers: Vec<String> = entries
         .into_iter()
         .flatten()
@@ -117,7 +156,11 @@ fn drifted_by(object: &Value) -> String {
         })
         .collect();
     managers.dedup();
-    if managers.is_empty() { String::new() } else { format!("changed by {}", managers.join(", ")) }
+    if managers.is_empty() {
+        String::new()
+    } else {
+        format!("changed by {}", managers.join(", "))
+    }
 }
 
 fn print_table(rows: &[Row]) {
@@ -125,8 +168,16 @@ fn print_table(rows: &[Row]) {
         output::line("no objects managed by gitsync");
         return;
     }
-    let width = rows.iter().map(|r| r.object.short().len()).max().unwrap_or(0).max(6);
-    output::line(&format!("{:<width$}  {:<12}  {:<10}  {:<12}  DETAIL", "OBJECT", "APP", "STATE", "REVISION"));
+    let width = rows
+        .iter()
+        .map(|r| r.object.short().len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    output::line(&format!(
+        "{:<width$}  {:<12}  {:<10}  {:<12}  DETAIL",
+        "OBJECT", "APP", "STATE", "REVISION"
+    ));
     for r in rows {
         output::line(&format!(
             "{:<width$}  {:<12}  {:<10}  {:<12}  {}",

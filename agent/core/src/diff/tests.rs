@@ -14,7 +14,6 @@ fn manifest(object: Value) -> Manifest {
     }
 }
 
-#[allow(clippy::needless_pass_by_value)]
 fn config_map(data: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "cfg", "namespace": "demo"}, "data": data})

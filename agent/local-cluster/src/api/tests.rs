@@ -7,7 +7,13 @@ fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn target(plural: &str, group: &str, version: &str, ns: Option<&str>, name: Option<&str>) -> Target {
+fn target(
+    plural: &str,
+    group: &str,
+    version: &str,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> Target {
     Target {
         resource: resource(group, version, plural).expect("served"),
         namespace: ns.map(str::to_owned),
@@ -21,7 +27,10 @@ fn cm(data: Value) -> Value {
 }
 
 fn opts(manager: &str) -> WriteOptions {
-    WriteOptions { manager: manager.into(), ..WriteOptions::default() }
+    WriteOptions {
+        manager: manager.into(),
+        ..WriteOptions::default()
+    }
 }
 
 #[test]
@@ -38,7 +47,11 @@ fn create_get_conflict_and_missing_namespace() {
     obj["metadata"]["namespace"] = json!("nope");
     let err = create(&mut s, &missing, obj, &opts("test")).expect_err("no namespace");
     assert_eq!(err.code, 404);
-    assert!(err.message.contains("namespaces \"nope\" not found"), "{}", err.message);
+    assert!(
+        err.message.contains("namespaces \"nope\" not found"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
@@ -61,17 +74,37 @@ fn stale_resource_version_is_a_conflict() {
 fn server_side_apply_conflicts_force_and_removal() {
     let (_d, mut s) = store();
     let t = target("configmaps", "", "v1", Some("default"), Some("c"));
-    let first = apply(&mut s, &t, &cm(json!({"a": "1", "b": "2"})), &opts("gitsync")).expect("apply");
+    let first = apply(
+        &mut s,
+        &t,
+        &cm(json!({"a": "1", "b": "2"})),
+        &opts("gitsync"),
+    )
+    .expect("apply");
     let rv = first["metadata"]["resourceVersion"].clone();
     // Re-applying the same config is a no-op: same resourceVersion.
-    let again = apply(&mut s, &t, &cm(json!({"a": "1", "b": "2"})), &opts("gitsync")).expect("apply");
+    let again = apply(
+        &mut s,
+        &t,
+        &cm(json!({"a": "1", "b": "2"})),
+        &opts("gitsync"),
+    )
+    .expect("apply");
     assert_eq!(again["metadata"]["resourceVersion"], rv);
     // Another manager with the same value shares; with a different value conflicts.
     apply(&mut s, &t, &cm(json!({"a": "1"})), &opts("other")).expect("shared");
     let err = apply(&mut s, &t, &cm(json!({"b": "3"})), &opts("other")).expect_err("conflict");
     assert_eq!((err.code, err.reason), (409, "Conflict"));
-    assert!(err.message.contains("conflict with \"gitsync\" using v1: .data.b"), "{}", err.message);
-    assert_eq!(err.details.as_ref().expect("details")["causes"][0]["field"], ".data.b");
+    assert!(
+        err.message
+            .contains("conflict with \"gitsync\" using v1: .data.b"),
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        err.details.as_ref().expect("details")["causes"][0]["field"],
+        ".data.b"
+    );
     let mut force = opts("other");
     force.force = true;
     let forced = apply(&mut s, &t, &cm(json!({"b": "3"})), &force).expect("forced");
@@ -92,11 +125,31 @@ fn updates_take_ownership_and_dry_run_stores_nothing() {
     let (_d, mut s) = store();
     let t = target("configmaps", "", "v1", Some("default"), Some("c"));
     apply(&mut s, &t, &cm(json!({"a": "1"})), &opts("gitsync")).expect("apply");
-    merge_patch(&mut s, &t, &json!({"data": {"a": "edited"}}), false, &opts("kubectl-edit")).expect("patch");
+    merge_patch(
+        &mut s,
+        &t,
+        &json!({"data": {"a": "edited"}}),
+        false,
+        &opts("kubectl-edit"),
+    )
+    .expect("patch");
     let live = get(&s, &t).expect("get");
-    let managers: Vec<(&str, &str)> = live["metadata"]["managedFields"].as_array().expect("entries").iter()
-        .map(|e| (e["manager"].as_str().unwrap_or(""), e["operation"].as_str().unwrap_or(""))).collect();
-    assert_eq!(managers, vec![("kubectl-edit", "Update")], "gitsync lost .data.a");
+    let managers: Vec<(&str, &str)> = live["metadata"]["managedFields"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap_or(""),
+                e["operation"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        managers,
+        vec![("kubectl-edit", "Update")],
+        "gitsync lost .data.a"
+    );
 
     let mut dry = opts("gitsync");
     dry.dry_run = true;
@@ -105,7 +158,10 @@ fn updates_take_ownership_and_dry_run_stores_nothing() {
     dry.force = true;
     let would = apply(&mut s, &t, &cm(json!({"a": "1", "z": "9"})), &dry).expect("dry run");
     assert_eq!(would["data"]["z"], "9");
-    assert!(get(&s, &t).expect("get")["data"].get("z").is_none(), "nothing stored");
+    assert!(
+        get(&s, &t).expect("get")["data"].get("z").is_none(),
+        "nothing stored"
+    );
 }
 
 #[test]
@@ -118,15 +174,32 @@ fn lists_filter_by_labels_and_page() {
         o["metadata"]["labels"] = json!({"app": app});
         create(&mut s, &t, o, &opts("t")).expect("create");
     }
-    let only_a = ListOptions { labels: Selector::parse("app=a").expect("sel"), ..ListOptions::default() };
+    let only_a = ListOptions {
+        labels: Selector::parse("app=a").expect("sel"),
+        ..ListOptions::default()
+    };
     let l = list(&s, &t, &only_a).expect("list");
     assert_eq!(l["kind"], "ConfigMapList");
     assert_eq!(l["items"].as_array().map(Vec::len), Some(2));
-    let page = ListOptions { limit: Some(2), ..ListOptions::default() };
+    let page = ListOptions {
+        limit: Some(2),
+        ..ListOptions::default()
+    };
     let first = list(&s, &t, &page).expect("list");
     assert_eq!(first["items"].as_array().map(Vec::len), Some(2));
-    let token = first["metadata"]["continue"].as_str().expect("continue").to_owned();
-    let rest = list(&s, &t, &ListOptions { continue_token: Some(token), ..page }).expect("list");
+    let token = first["metadata"]["continue"]
+        .as_str()
+        .expect("continue")
+        .to_owned();
+    let rest = list(
+        &s,
+        &t,
+        &ListOptions {
+            continue_token: Some(token),
+            ..page
+        },
+    )
+    .expect("list");
     assert_eq!(rest["items"].as_array().map(Vec::len), Some(1));
 }
 
