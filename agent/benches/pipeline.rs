@@ -47,7 +47,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let app = dir.path().join("app");
         generate(&app, n);
-        let ours = best_of(3, || render_dir(&app, n));
+        let ours = best_of(3, || render_dir(&app.join("manifests"), n));
         gitsync_times.insert(n, ours);
         let peer = (kubectl && n <= peer_max).then(|| time(|| kustomize(&app)));
         let (peer_text, ratio) = match peer {
@@ -137,16 +137,18 @@ fn object(i: usize, image_tag: &str) -> Value {
     }
 }
 
+/// `app/manifests/obj-NNNNN.yaml`, and `app/kustomization.yaml` listing them.
 fn generate(app: &Path, n: usize) {
-    std::fs::create_dir_all(app).expect("mkdir");
+    let manifests = app.join("manifests");
+    std::fs::create_dir_all(&manifests).expect("mkdir");
     let mut resources = String::from(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n",
     );
     for i in 0..n {
         let file = format!("obj-{i:05}.yaml");
         let yaml = gitsync_core::yaml::to_yaml(&object(i, "1.0"));
-        std::fs::write(app.join(&file), yaml).expect("write");
-        resources.push_str(&format!("  - {file}\n"));
+        std::fs::write(manifests.join(&file), yaml).expect("write");
+        resources.push_str(&format!("  - manifests/{file}\n"));
     }
     std::fs::write(app.join("kustomization.yaml"), resources).expect("write");
 }

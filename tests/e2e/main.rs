@@ -4,5 +4,6 @@
 mod agent;
 mod bad_input;
 mod kubectl;
+mod real_cluster;
 mod support;
 mod sync;

@@ -252,6 +252,13 @@ fn validate(object: &Value) -> Result<(), String> {
             }
         }
     }
+    if map
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.starts_with("kustomize.config.k8s.io/"))
+    {
+        return Err("this is a kustomize file; gitsync renders plain manifests and does not run kustomize (render the overlay with `kubectl kustomize` and commit the output, or move this file out of the app)".into());
+    }
     if !missing.is_empty() {
         return Err(format!(
             "manifest has no {} (every object needs apiVersion, kind and metadata.name)",

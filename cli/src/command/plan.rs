@@ -40,11 +40,7 @@ pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         Format::Text => {
             let color = output::use_color(args.color);
             let mut text = String::new();
-            for step in plan
-                .steps
-                .iter()
-                .filter(|s| s.diff.action != Action::Unchanged)
-            {
+            for step in &plan.steps {
                 text.push_str(&output::object_diff(&step.diff, color));
             }
             for kept in &plan.kept {

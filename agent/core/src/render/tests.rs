@@ -249,3 +249,16 @@ mod laws {
         }
     }
 }
+
+#[test]
+fn kustomize_files_are_refused_with_a_hint() {
+    let t = tree(&[(
+        "kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n",
+    )]);
+    let text = render(&t, &ctx()).expect_err("kustomize").to_string();
+    assert!(
+        text.contains("kustomization.yaml:1:1: this is a kustomize file"),
+        "{text}"
+    );
+}
