@@ -208,7 +208,7 @@ fn bump(object: &Value) -> Value {
     match o["kind"].as_str() {
         Some("Deployment") => {
             o["spec"]["template"]["spec"]["containers"][0]["image"] =
-                json!("registry.example.com/web:2.0")
+                json!("registry.example.com/web:2.0");
         }
         Some("Service") => o["spec"]["ports"][0]["targetPort"] = json!(9090),
         _ => o["data"]["config.yaml"] = json!("changed: true\n"),
