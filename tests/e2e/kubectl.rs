@@ -43,3 +43,26 @@ fn kubectl_reads_what_gitsync_synced() {
         "{stdout}"
     );
 }
+
+#[test]
+fn local_cluster_start_status_kubeconfig_stop() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path().to_str().expect("utf-8");
+    let start = crate::support::gitsync(&["local-cluster", "start", "--local-dir", d]);
+    assert_eq!(start.code, 0, "{start:?}");
+    let kubeconfig = start.stdout.trim().to_owned();
+    assert!(std::path::Path::new(&kubeconfig).exists(), "{start:?}");
+    let status = crate::support::gitsync(&["local-cluster", "status", "--local-dir", d]);
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(
+        status.stdout.contains("running at http://127.0.0.1:"),
+        "{status:?}"
+    );
+    let again = crate::support::gitsync(&["local-cluster", "kubeconfig", "--local-dir", d]);
+    assert_eq!(again.stdout.trim(), kubeconfig);
+    let stop = crate::support::gitsync(&["local-cluster", "stop", "--local-dir", d]);
+    assert_eq!(stop.code, 0, "{stop:?}");
+    let status = crate::support::gitsync(&["local-cluster", "status", "--local-dir", d]);
+    assert_eq!(status.code, 1, "{status:?}");
+    assert!(status.stdout.contains("not running"), "{status:?}");
+}

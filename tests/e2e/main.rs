@@ -3,6 +3,7 @@
 
 mod agent;
 mod bad_input;
+mod data;
 mod kubectl;
 mod real_cluster;
 mod support;
