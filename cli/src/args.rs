@@ -109,6 +109,8 @@ pub enum LocalClusterCommand {
     Status(LocalArgs),
     /// Print the kubeconfig path of the local cluster.
     Kubeconfig(LocalArgs),
+    /// Delete every object of the (stopped) local cluster.
+    Reset(LocalArgs),
     /// Serve the local cluster in the foreground (what `start` runs).
     #[command(hide = true)]
     Serve(LocalArgs),

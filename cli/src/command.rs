@@ -21,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             LocalClusterCommand::Stop(a) => local_cluster::stop(&a).await,
             LocalClusterCommand::Status(a) => Ok(local_cluster::status(&a)),
             LocalClusterCommand::Kubeconfig(a) => local_cluster::kubeconfig(&a),
+            LocalClusterCommand::Reset(a) => local_cluster::reset(&a),
             LocalClusterCommand::Serve(a) => local_cluster::serve(&a).await,
         },
     }

@@ -65,4 +65,7 @@ fn local_cluster_start_status_kubeconfig_stop() {
     let status = crate::support::gitsync(&["local-cluster", "status", "--local-dir", d]);
     assert_eq!(status.code, 1, "{status:?}");
     assert!(status.stdout.contains("not running"), "{status:?}");
+    let reset = crate::support::gitsync(&["local-cluster", "reset", "--local-dir", d]);
+    assert_eq!(reset.code, 0, "{reset:?}");
+    assert!(!dir.path().join("objects/core/namespaces").exists());
 }

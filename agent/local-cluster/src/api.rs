@@ -182,12 +182,23 @@ pub fn update(
     write_update(store, target, &key, &old, body, options)
 }
 
-/// PATCH with a JSON merge patch (or a strategic merge patch, merged with list keys).
-pub fn merge_patch(
+/// Patch formats `PATCH` accepts besides apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/merge-patch+json`.
+    Merge,
+    /// `application/strategic-merge-patch+json`: lists merged by their keys.
+    Strategic,
+    /// `application/json-patch+json`.
+    Json,
+}
+
+/// PATCH with a merge, strategic merge or JSON patch.
+pub fn patch(
     store: &mut Store,
     target: &Target,
     patch: &Value,
-    strategic: bool,
+    kind: PatchType,
     options: &WriteOptions,
 ) -> Result<Value> {
     let name = target.name()?.to_owned();
@@ -195,14 +206,103 @@ pub fn merge_patch(
     let Some(old) = store.get(&key).cloned() else {
         return Err(target.not_found(&name));
     };
-    if !patch.is_object() {
+    if kind != PatchType::Json && !patch.is_object() {
         return Err(ApiError::bad_request(
             "the patch must be a JSON object".into(),
         ));
     }
-    if let Some(rv) = patch
+    let stale = |v: &Value| {
+        v.pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|rv| {
+                Some(rv)
+                    != old
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+            })
+    };
+    if kind != PatchType::Json && stale(patch) {
+        return Err(ApiError::conflict(
+            target.resource.group,
+            target.resource.plural,
+            &name,
+        ));
+    }
+    let new = match kind {
+        PatchType::Merge => crate::patch::merge(&old, patch),
+        PatchType::Strategic => fields::merge(&old, patch),
+        PatchType::Json => crate::patch::json_patch(&old, patch).map_err(|e| {
+            ApiError::invalid(
+                target.resource.group,
+                target.resource.kind,
+                &name,
+                &[(String::new(), e)],
+            )
+        })?,
+    };
+    if stale(&new) {
+        return Err(ApiError::conflict(
+            target.resource.group,
+            target.resource.plural,
+            &name,
+        ));
+    }
+    check_identity(target, &new, Some(&name))?;
+    write_update(store, target, &key, &old, new, options)
+}
+
+/// The `autoscaling/v1` Scale of a scalable object.
+pub fn get_scale(store: &Store, target: &Target) -> Result<Value> {
+    let main = Target {
+        subresource: None,
+        ..target.clone()
+    };
+    let object = get(store, &main)?;
+    Ok(scale_of(&object))
+}
+
+fn scale_of(object: &Value) -> Value {
+    let meta = &object["metadata"];
+    let selector = object
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "spec": {"replicas": object.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": object.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+/// Writes a Scale: the object's `spec.replicas` changes, owned by the writer through
+/// the `scale` subresource.
+pub fn write_scale(
+    store: &mut Store,
+    target: &Target,
+    scale: &Value,
+    options: &WriteOptions,
+) -> Result<Value> {
+    let name = target.name()?.to_owned();
+    let key = target.key(&name);
+    let old = store
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| target.not_found(&name))?;
+    if let Some(rv) = scale
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
+        && !rv.is_empty()
         && Some(rv)
             != old
                 .pointer("/metadata/resourceVersion")
@@ -214,33 +314,39 @@ pub fn merge_patch(
             &name,
         ));
     }
-    let new = if strategic {
-        fields::merge(&old, patch)
-    } else {
-        json_merge(&old, patch)
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                &name,
+                &[(
+                    "spec.replicas".into(),
+                    "Invalid value: must be a non-negative integer".into(),
+                )],
+            )
+        })?;
+    let mut new = old.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    let mut entries = managed::read(&old);
+    let changed = managed::changed_fields(Some(&old), &new, false);
+    managed::record_update(
+        &mut entries,
+        &options.manager,
+        &target.resource.api_version(),
+        &clock::now_rfc3339(),
+        Some("scale"),
+        &changed,
+    );
+    let main = Target {
+        subresource: None,
+        ..target.clone()
     };
-    check_identity(target, &new, Some(&name))?;
-    write_update(store, target, &key, &old, new, options)
-}
-
-/// RFC 7386 JSON merge patch.
-fn json_merge(target: &Value, patch: &Value) -> Value {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            let mut out = t.clone();
-            for (k, v) in p {
-                if v.is_null() {
-                    out.remove(k);
-                } else {
-                    let merged = json_merge(t.get(k).unwrap_or(&Value::Null), v);
-                    out.insert(k.clone(), merged);
-                }
-            }
-            Value::Object(out)
-        }
-        (_, Value::Object(_)) => json_merge(&json!({}), patch),
-        _ => patch.clone(),
-    }
+    let stored = commit(store, &main, &key, Some(&old), new, &entries, options)?;
+    Ok(scale_of(&stored))
 }
 
 /// An update by a manager: ownership of changed fields moves to it.
@@ -556,7 +662,11 @@ fn commit(
         .unwrap_or_else(|| json!(clock::now_rfc3339()));
     new["metadata"]["uid"] = uid;
     new["metadata"]["creationTimestamp"] = created;
-    new["metadata"]["generation"] = json!(generation);
+    if has_generation(res.kind) {
+        new["metadata"]["generation"] = json!(generation);
+    } else if let Some(meta) = new["metadata"].as_object_mut() {
+        meta.remove("generation");
+    }
     managed::write(&mut new, entries);
     if target.subresource.is_none() {
         admit::simulate_status(res, &mut new);
@@ -597,6 +707,23 @@ fn unchanged(old: &Value, new: &Value) -> bool {
         v
     };
     strip(old) == strip(new)
+}
+
+/// Kinds without a spec have no `metadata.generation` on a real server.
+fn has_generation(kind: &str) -> bool {
+    !matches!(
+        kind,
+        "ConfigMap"
+            | "Secret"
+            | "ServiceAccount"
+            | "Namespace"
+            | "Event"
+            | "Endpoints"
+            | "Role"
+            | "RoleBinding"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+    )
 }
 
 /// Generation moves on changes outside metadata and status (and, for Deployments, on

@@ -64,6 +64,12 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
             "kind": r.kind, "verbs": kinds::verbs(), "shortNames": r.short_names,
             "storageVersionHash": "",
         }));
+        if kinds::has_scale(r.kind) {
+            list.push(json!({
+                "name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
+            }));
+        }
         if r.has_status {
             list.push(json!({
                 "name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced,
@@ -79,4 +85,72 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list}),
     )
+}
+
+/// `/openapi/v3`: one entry per served group/version.
+pub fn openapi_index() -> Value {
+    let mut paths = serde_json::Map::new();
+    paths.insert(
+        "api/v1".into(),
+        json!({"serverRelativeURL": "/openapi/v3/api/v1"}),
+    );
+    for (g, v) in kinds::groups() {
+        paths.insert(
+            format!("apis/{g}/{v}"),
+            json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// `/openapi/v3/<gv>`: a path per resource whose PATCH advertises `fieldValidation`,
+/// so kubectl leaves validation to the server; no schemas.
+pub fn openapi_group(path: &str) -> Option<Value> {
+    let (group, version) = match path.split('/').collect::<Vec<_>>().as_slice() {
+        ["api", "v1"] => ("", "v1"),
+        ["apis", g, v] => (*g, *v),
+        _ => return None,
+    };
+    let mut paths = serde_json::Map::new();
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let prefix = if group.is_empty() {
+            "/api/v1".to_owned()
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let item = if r.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.plural)
+        };
+        let gvk = json!({"group": group, "version": version, "kind": r.kind});
+        let params = json!([
+            {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+            {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+            {"name": "force", "in": "query", "schema": {"type": "boolean"}},
+        ]);
+        let op = |verb: &str| {
+            json!({
+                "operationId": format!("{verb}{}", r.kind),
+                "parameters": params,
+                "x-kubernetes-action": verb,
+                "x-kubernetes-group-version-kind": gvk,
+                "responses": {"200": {"description": "OK"}},
+            })
+        };
+        paths.insert(item, json!({"patch": op("patch"), "put": op("put")}));
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (gitsync local cluster)", "version": "v1.36.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
 }

@@ -275,6 +275,11 @@ pub const RESOURCES: &[Resource] = &[
     ),
 ];
 
+/// True for kinds with a `scale` subresource.
+pub fn has_scale(kind: &str) -> bool {
+    matches!(kind, "Deployment" | "ReplicaSet" | "StatefulSet")
+}
+
 /// The resource served at `group/version/plural`.
 pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
     RESOURCES

@@ -25,6 +25,7 @@ mod clock;
 mod discovery;
 mod kinds;
 mod managed;
+mod patch;
 mod selector;
 mod server;
 mod status;
@@ -191,6 +192,22 @@ impl Drop for LocalCluster {
             let _ = stop.send(());
             release_lock(&self.dir);
         }
+    }
+}
+
+/// Deletes every stored object and counter under `state_dir` (the cluster must not be
+/// running). The kubeconfig is kept.
+pub fn reset(state_dir: &Path) -> std::io::Result<()> {
+    for path in [state_dir.join("objects")] {
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match std::fs::remove_file(state_dir.join("state.json")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -104,6 +104,12 @@ fn route(path: &str, url: &str) -> Result<Route, ApiError> {
     let not_found = || ApiError::no_route(path);
     let (group, version, rest) = match parts.as_slice() {
         ["version"] => return Ok(Route::Discovery(discovery::version())),
+        ["openapi", "v3"] => return Ok(Route::Discovery(discovery::openapi_index())),
+        ["openapi", "v3", rest @ ..] => {
+            return Ok(Route::Discovery(
+                discovery::openapi_group(&rest.join("/")).ok_or_else(not_found)?,
+            ));
+        }
         ["api"] => return Ok(Route::Discovery(discovery::core_versions(url))),
         ["apis"] => return Ok(Route::Discovery(discovery::groups())),
         ["api", "v1"] => {
@@ -152,10 +158,11 @@ fn route(path: &str, url: &str) -> Result<Route, ApiError> {
         _ => return Err(not_found()),
     };
     let resource = api::resource(group, version, plural).ok_or_else(not_found)?;
-    if subresource
-        .as_deref()
-        .is_some_and(|s| s != "status" || !resource.has_status)
-    {
+    let served = |s: &str| {
+        (s == "status" && resource.has_status)
+            || (s == "scale" && crate::kinds::has_scale(resource.kind))
+    };
+    if subresource.as_deref().is_some_and(|s| !served(s)) {
         return Err(not_found());
     }
     if namespace.is_some() && !resource.namespaced {
@@ -219,6 +226,9 @@ fn serve(
             .lock()
             .map_err(|_| ApiError::internal("store lock poisoned"))
     };
+    if target.subresource.as_deref() == Some("scale") {
+        return scale(shared, method, &target, headers, body, &options);
+    }
     let verb;
     let result = match (method.clone(), target.name.is_some()) {
         (Method::GET, _) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
@@ -269,11 +279,17 @@ fn serve(
                         )
                     })
                 }
-                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                "application/merge-patch+json"
+                | "application/strategic-merge-patch+json"
+                | "application/json-patch+json" => {
                     verb = "patch";
                     let patch = parse_json(body)?;
-                    let strategic = media.starts_with("application/strategic");
-                    api::merge_patch(&mut *lock()?, &target, &patch, strategic, &options)
+                    let kind = match media {
+                        "application/merge-patch+json" => api::PatchType::Merge,
+                        "application/strategic-merge-patch+json" => api::PatchType::Strategic,
+                        _ => api::PatchType::Json,
+                    };
+                    api::patch(&mut *lock()?, &target, &patch, kind, &options)
                         .map(|v| (StatusCode::OK, v))
                 }
                 other => {
@@ -293,6 +309,60 @@ fn serve(
     };
     shared.counters.count(verb, dry_run);
     result
+}
+
+/// The `scale` subresource: GET, PUT and PATCH of an `autoscaling/v1` Scale.
+fn scale(
+    shared: &Shared,
+    method: &Method,
+    target: &Target,
+    headers: &HeaderMap,
+    body: &[u8],
+    options: &WriteOptions,
+) -> Result<(StatusCode, Value), ApiError> {
+    let mut store = shared
+        .store
+        .lock()
+        .map_err(|_| ApiError::internal("store lock poisoned"))?;
+    let (verb, result) = match *method {
+        Method::GET => ("get", api::get_scale(&store, target)),
+        Method::PUT => (
+            "update",
+            parse_json(body).and_then(|s| api::write_scale(&mut store, target, &s, options)),
+        ),
+        Method::PATCH => {
+            let media = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let result = parse_json(body).and_then(|patch| {
+                let current = api::get_scale(&store, target)?;
+                let wanted = match media.as_str() {
+                    "application/json-patch+json" => {
+                        crate::patch::json_patch(&current, &patch).map_err(ApiError::bad_request)?
+                    }
+                    "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                        crate::patch::merge(&current, &patch)
+                    }
+                    other => return Err(ApiError::unsupported_media_type(other)),
+                };
+                api::write_scale(&mut store, target, &wanted, options)
+            });
+            ("patch", result)
+        }
+        _ => (
+            "unsupported",
+            Err(ApiError::method_not_allowed(method.as_str())),
+        ),
+    };
+    drop(store);
+    shared.counters.count(verb, options.dry_run);
+    result.map(|v| (StatusCode::OK, v))
 }
 
 /// The manager name the API server derives from the user agent (`kubectl/v1.36 …` →

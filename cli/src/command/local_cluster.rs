@@ -134,6 +134,19 @@ pub fn kubeconfig(args: &LocalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn reset(args: &LocalArgs) -> anyhow::Result<ExitCode> {
+    let dir = state_dir(args);
+    if let Some(url) = running(&dir) {
+        bail!(
+            "the local cluster is running at {url}: stop it first with `gitsync local-cluster stop`"
+        );
+    }
+    gitsync_local_cluster::reset(&dir)
+        .with_context(|| format!("cannot reset {}", dir.display()))?;
+    output::line(&format!("local cluster state in {} deleted", dir.display()));
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn serve(args: &LocalArgs) -> anyhow::Result<ExitCode> {
     let config = Config {
         state_dir: state_dir(args),

@@ -144,7 +144,7 @@ fn drifted_by(object: &Value) -> String {
         .into_iter()
         .flatten()
         .filter(|e| e.get("operation").and_then(Value::as_str) == Some("Update"))
-        .filter(|e| e.get("subresource").is_none())
+        .filter(|e| e.get("subresource").and_then(Value::as_str) != Some("status"))
         .filter_map(|e| {
             let manager = e.get("manager")?.as_str()?;
             if manager == FIELD_MANAGER || CONTROLLERS.contains(&manager) {

@@ -38,7 +38,10 @@ fn create_get_conflict_and_missing_namespace() {
     let (_d, mut s) = store();
     let t = target("configmaps", "", "v1", Some("default"), None);
     let created = create(&mut s, &t, cm(json!({"a": "1"})), &opts("test")).expect("created");
-    assert_eq!(created["metadata"]["generation"], 1);
+    assert!(
+        created["metadata"].get("generation").is_none(),
+        "ConfigMaps have no generation"
+    );
     assert_eq!(created["metadata"]["uid"].as_str().map(str::len), Some(36));
     let again = create(&mut s, &t, cm(json!({})), &opts("test")).expect_err("exists");
     assert_eq!((again.code, again.reason), (409, "AlreadyExists"));
@@ -125,11 +128,11 @@ fn updates_take_ownership_and_dry_run_stores_nothing() {
     let (_d, mut s) = store();
     let t = target("configmaps", "", "v1", Some("default"), Some("c"));
     apply(&mut s, &t, &cm(json!({"a": "1"})), &opts("gitsync")).expect("apply");
-    merge_patch(
+    patch(
         &mut s,
         &t,
         &json!({"data": {"a": "edited"}}),
-        false,
+        PatchType::Merge,
         &opts("kubectl-edit"),
     )
     .expect("patch");
@@ -228,4 +231,91 @@ fn secrets_store_string_data_as_data() {
     assert_eq!(stored["data"]["p"], "aHVudGVyMg==");
     assert!(stored.get("stringData").is_none());
     assert_eq!(stored["type"], "Opaque");
+}
+
+fn deployment(image: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {"metadata": {"labels": {"app": "d"}},
+            "spec": {"containers": [{"name": "c", "image": image}]}}}})
+}
+
+#[test]
+fn generation_moves_on_spec_changes_only_and_scale_takes_ownership() {
+    let (_d, mut s) = store();
+    let t = target("deployments", "apps", "v1", Some("default"), Some("d"));
+    let first = apply(&mut s, &t, &deployment("web:1"), &opts("gitsync")).expect("apply");
+    assert_eq!(first["metadata"]["generation"], 1);
+    assert_eq!(first["spec"]["replicas"], 1, "defaulted");
+    let mut labelled = deployment("web:1");
+    labelled["metadata"]["labels"] = json!({"x": "y"});
+    let second = apply(&mut s, &t, &labelled, &opts("gitsync")).expect("apply");
+    assert_eq!(
+        second["metadata"]["generation"], 1,
+        "labels do not bump generation"
+    );
+    let mut scale_target = t.clone();
+    scale_target.subresource = Some("scale".into());
+    let scale = get_scale(&s, &scale_target).expect("scale");
+    assert_eq!(scale["spec"]["replicas"], 1);
+    assert_eq!(scale["status"]["selector"], "app=d");
+    let mut wanted = scale;
+    wanted["spec"]["replicas"] = json!(4);
+    write_scale(&mut s, &scale_target, &wanted, &opts("kubectl")).expect("scaled");
+    let live = get(&s, &t).expect("get");
+    assert_eq!(live["spec"]["replicas"], 4);
+    assert_eq!(live["metadata"]["generation"], 2);
+    let scaler = live["metadata"]["managedFields"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["manager"] == "kubectl")
+        .expect("kubectl entry")
+        .clone();
+    assert_eq!(scaler["subresource"], "scale");
+    assert_eq!(scaler["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+    let err = apply(
+        &mut s,
+        &t,
+        &deployment("web:2").tap_selector("other"),
+        &opts("gitsync"),
+    )
+    .expect_err("immutable");
+    assert_eq!(err.code, 422);
+}
+
+trait TapSelector {
+    fn tap_selector(self, app: &str) -> Value;
+}
+
+impl TapSelector for Value {
+    fn tap_selector(mut self, app: &str) -> Value {
+        self["spec"]["selector"]["matchLabels"]["app"] = json!(app);
+        self["spec"]["template"]["metadata"]["labels"]["app"] = json!(app);
+        self
+    }
+}
+
+#[test]
+fn json_patch_through_the_api() {
+    let (_d, mut s) = store();
+    let t = target("configmaps", "", "v1", Some("default"), Some("c"));
+    apply(&mut s, &t, &cm(json!({"a": "1"})), &opts("gitsync")).expect("apply");
+    let out = patch(
+        &mut s,
+        &t,
+        &json!([{"op": "add", "path": "/data/b", "value": "2"}]),
+        PatchType::Json,
+        &opts("kubectl-patch"),
+    )
+    .expect("patch");
+    assert_eq!(out["data"], json!({"a": "1", "b": "2"}));
+    let err = patch(
+        &mut s,
+        &t,
+        &json!([{"op": "remove", "path": "/data/zzz"}]),
+        PatchType::Json,
+        &opts("x"),
+    )
+    .expect_err("bad op");
+    assert_eq!(err.code, 422);
 }
