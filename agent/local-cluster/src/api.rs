@@ -512,7 +512,6 @@ pub fn delete(store: &mut Store, target: &Target, options: &WriteOptions) -> Res
                     .map_err(|e| ApiError::internal(&e.to_string()))?;
             }
         }
-        store.next_resource_version();
         store
             .remove(&key)
             .map_err(|e| ApiError::internal(&e.to_string()))?;

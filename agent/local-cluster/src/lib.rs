@@ -12,8 +12,8 @@
 //! managedFields per manager, conflicts (409 naming each field and manager) and force,
 //! dry-run, delete (a Namespace takes its contents); defaulting, validation and the
 //! immutable fields of the example app's kinds; `Status` errors. Controllers are
-//! simulated instantly: a Deployment is Available at once, a PVC Bound. Not yet: watch,
-//! finalizers, garbage collection, JSON patch, CRD-served kinds, rollout simulation.
+//! simulated instantly: a Deployment is Available at once, a PVC Bound. Watch streams
+//! (ADDED/MODIFIED/DELETED, BOOKMARK, resume, 410 Gone). Not yet: finalizers, garbage collection, CRD-served kinds, rollout simulation.
 //! Where it cannot be exact it rejects rather than accepts.
 //!
 //! `GET /_gitsync/stats` returns request counters (reads, writes, dry runs, per verb) and
@@ -30,6 +30,7 @@ mod selector;
 mod server;
 mod status;
 mod store;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,8 @@ pub struct LocalCluster {
     shared: Arc<server::Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The state directory is removed when the cluster stops (see [`LocalCluster::ephemeral`]).
+    ephemeral: bool,
 }
 
 impl LocalCluster {
@@ -151,7 +154,41 @@ impl LocalCluster {
             shared,
             stop: Some(stop),
             task: Some(task),
+            ephemeral: false,
         })
+    }
+
+    /// Starts a throw-away cluster on a free port with its state in a fresh temporary
+    /// directory, removed when it stops: the fixture for tests.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = gitsync_local_cluster::LocalCluster::ephemeral().await?;
+    /// let client = cluster.client()?;
+    /// let kubeconfig = cluster.kubeconfig_path(); // for kubectl or a child process
+    /// # Ok(()) }
+    /// ```
+    pub async fn ephemeral() -> Result<Self> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let state_dir = std::env::temp_dir().join(format!(
+            "gitsync-local-cluster-{}-{n}-{}",
+            std::process::id(),
+            clock::uid("ephemeral").get(..8).unwrap_or("x"),
+        ));
+        let mut cluster = Self::start(Config { state_dir, port: 0 }).await?;
+        cluster.ephemeral = true;
+        Ok(cluster)
+    }
+
+    /// A `kube::Client` for this server.
+    pub fn client(&self) -> Result<kube::Client> {
+        let uri = self
+            .url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| Error::Serve(std::io::Error::other(e)))?;
+        kube::Client::try_from(kube::Config::new(uri))
+            .map_err(|e| Error::Serve(std::io::Error::other(e)))
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -182,6 +219,9 @@ impl LocalCluster {
             None => Ok(()),
         };
         release_lock(&self.dir);
+        if self.ephemeral {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
         result
     }
 }
@@ -191,6 +231,9 @@ impl Drop for LocalCluster {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
             release_lock(&self.dir);
+            if self.ephemeral {
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -184,6 +184,13 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let watching = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    if method == Method::GET && watching {
+        return match watch(&shared, &uri, &query) {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
     match serve(&shared, &method, &uri, &query, &headers, &body) {
         Ok((code, value)) => (code, axum::Json(value)).into_response(),
         Err(e) => e.into_response(),
@@ -231,10 +238,6 @@ fn serve(
     }
     let verb;
     let result = match (method.clone(), target.name.is_some()) {
-        (Method::GET, _) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            verb = "watch";
-            Err(ApiError::method_not_allowed("watch"))
-        }
         (Method::GET, true) => {
             verb = "get";
             api::get(&*lock()?, &target).map(|v| (StatusCode::OK, v))
@@ -246,22 +249,18 @@ fn serve(
         }
         (Method::POST, false) => {
             verb = "create";
-            let object = parse_json(body)?;
+            let object = parse_object(headers, body)?;
             api::create(&mut *lock()?, &target, object, &options).map(|v| (StatusCode::CREATED, v))
         }
         (Method::PUT, true) => {
             verb = "update";
-            let object = parse_json(body)?;
+            let object = parse_object(headers, body)?;
             api::update(&mut *lock()?, &target, object, &options).map(|v| (StatusCode::OK, v))
         }
         (Method::PATCH, true) => {
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            let media = content_type.split(';').next().unwrap_or_default().trim();
-            match media {
-                "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+            let media = media_type(headers);
+            match media.as_str() {
+                "application/apply-patch+yaml" => {
                     verb = "apply";
                     let config = parse_yaml(body)?;
                     let mut options = options.clone();
@@ -284,7 +283,7 @@ fn serve(
                 | "application/json-patch+json" => {
                     verb = "patch";
                     let patch = parse_json(body)?;
-                    let kind = match media {
+                    let kind = match media.as_str() {
                         "application/merge-patch+json" => api::PatchType::Merge,
                         "application/strategic-merge-patch+json" => api::PatchType::Strategic,
                         _ => api::PatchType::Json,
@@ -311,6 +310,45 @@ fn serve(
     result
 }
 
+/// Starts a watch stream.
+fn watch(shared: &Shared, uri: &Uri, query: &HashMap<String, String>) -> Result<Body, ApiError> {
+    let Route::Resource(target) = route(uri.path(), &shared.url)? else {
+        return Err(ApiError::method_not_allowed("watch on discovery"));
+    };
+    if target.name.is_some() || target.subresource.is_some() {
+        return Err(ApiError::method_not_allowed(
+            "watch of one object (use fieldSelector=metadata.name=…)",
+        ));
+    }
+    let resource_version = match query.get("resourceVersion").filter(|v| !v.is_empty()) {
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?,
+        ),
+        None => None,
+    };
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(1_800)
+        .min(3_600);
+    let options = crate::watch::Options {
+        list: list_options(query)?,
+        resource_version,
+        bookmarks: query
+            .get("allowWatchBookmarks")
+            .is_some_and(|b| b == "true"),
+        timeout: std::time::Duration::from_secs(timeout),
+        bookmark_every: std::time::Duration::from_mins(1),
+    };
+    let store = shared
+        .store
+        .lock()
+        .map_err(|_| ApiError::internal("store lock poisoned"))?;
+    shared.counters.count("watch", false);
+    Ok(crate::watch::start(&store, target, options))
+}
+
 /// The `scale` subresource: GET, PUT and PATCH of an `autoscaling/v1` Scale.
 fn scale(
     shared: &Shared,
@@ -331,15 +369,7 @@ fn scale(
             parse_json(body).and_then(|s| api::write_scale(&mut store, target, &s, options)),
         ),
         Method::PATCH => {
-            let media = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
+            let media = media_type(headers);
             let result = parse_json(body).and_then(|patch| {
                 let current = api::get_scale(&store, target)?;
                 let wanted = match media.as_str() {
@@ -386,6 +416,30 @@ fn list_options(query: &HashMap<String, String>) -> Result<ListOptions, ApiError
         limit: query.get("limit").and_then(|l| l.parse().ok()),
         continue_token: query.get("continue").filter(|c| !c.is_empty()).cloned(),
     })
+}
+
+/// The request's media type without parameters, lower-cased ("" when absent).
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The body of a create or update, in the formats the API server accepts for every
+/// kind: JSON and YAML. Protobuf (what `kubectl create` sends for built-in kinds) is
+/// refused with 415, as a server without that serializer does.
+fn parse_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    match media_type(headers).as_str() {
+        "" | "application/json" => parse_json(body),
+        "application/yaml" => parse_yaml(body),
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {

@@ -2,11 +2,17 @@
 //! the state directory (written to a temporary file, then renamed, so a crash never
 //! leaves a torn object), plus the store-wide resourceVersion counter.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
+
+use crate::watch::{Event, EventType};
+
+/// Write events kept for watches to resume from; older resourceVersions get 410 Gone.
+const EVENT_WINDOW: usize = 1_000;
 
 /// Where an object lives: group, resource plural, namespace ("" when cluster-scoped),
 /// name.
@@ -44,6 +50,10 @@ pub struct Store {
     objects: BTreeMap<Key, Value>,
     resource_version: u64,
     next_ip: u32,
+    /// Recent events, oldest first, for watches that resume.
+    log: VecDeque<Arc<Event>>,
+    /// Live watchers.
+    events: tokio::sync::broadcast::Sender<Arc<Event>>,
 }
 
 impl Store {
@@ -55,6 +65,8 @@ impl Store {
             objects: BTreeMap::new(),
             resource_version: 0,
             next_ip: 1,
+            log: VecDeque::with_capacity(EVENT_WINDOW),
+            events: tokio::sync::broadcast::channel(4_096).0,
         };
         if let Ok(text) = std::fs::read_to_string(dir.join("state.json"))
             && let Ok(state) = serde_json::from_str::<Value>(&text)
@@ -164,23 +176,77 @@ impl Store {
         format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
     }
 
-    /// Stores and persists an object.
+    /// Stores and persists an object, and tells watchers.
     pub fn put(&mut self, key: Key, value: Value) -> std::io::Result<()> {
         write_atomic(&key.file(&self.dir), &serde_json::to_vec(&value)?)?;
-        self.objects.insert(key, value);
-        self.save_state()
+        let previous = self.objects.insert(key.clone(), value.clone());
+        self.save_state()?;
+        let kind = if previous.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.publish(key, kind, value, previous);
+        Ok(())
     }
 
-    /// Removes an object (and its file).
+    /// Removes an object (and its file) at a new resourceVersion, and tells watchers.
     pub fn remove(&mut self, key: &Key) -> std::io::Result<Option<Value>> {
-        let removed = self.objects.remove(key);
+        let Some(mut removed) = self.objects.remove(key) else {
+            return Ok(None);
+        };
         match std::fs::remove_file(key.file(&self.dir)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        let rv = self.next_resource_version();
+        removed["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.save_state()?;
-        Ok(removed)
+        self.publish(key.clone(), EventType::Deleted, removed.clone(), None);
+        Ok(Some(removed))
+    }
+
+    fn publish(&mut self, key: Key, kind: EventType, object: Value, previous: Option<Value>) {
+        let event = Arc::new(Event {
+            resource_version: self.resource_version,
+            key,
+            kind,
+            object,
+            previous,
+        });
+        if self.log.len() == EVENT_WINDOW {
+            self.log.pop_front();
+        }
+        self.log.push_back(Arc::clone(&event));
+        // No receivers is fine: nobody is watching.
+        let _ = self.events.send(event);
+    }
+
+    /// Subscribes to new events, with the retained events after `since` (or `None` when
+    /// `since` is older than the retained window: 410 Gone).
+    pub fn watch_from(
+        &self,
+        since: u64,
+    ) -> (
+        Option<Vec<Arc<Event>>>,
+        tokio::sync::broadcast::Receiver<Arc<Event>>,
+    ) {
+        let receiver = self.events.subscribe();
+        let oldest = self
+            .log
+            .front()
+            .map_or(self.resource_version, |e| e.resource_version);
+        if since + 1 < oldest && since < self.resource_version {
+            return (None, receiver);
+        }
+        let replay = self
+            .log
+            .iter()
+            .filter(|e| e.resource_version > since)
+            .cloned()
+            .collect();
+        (Some(replay), receiver)
     }
 
     fn save_state(&self) -> std::io::Result<()> {

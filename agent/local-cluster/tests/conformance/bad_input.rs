@@ -1,0 +1,211 @@
+//! Bad input gets the 4xx `Status` a real API server returns, and leaves the store as
+//! it was.
+
+use http::Request;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ListParams, PostParams};
+use serde_json::json;
+
+use crate::fixture::{Server, config_map, status};
+
+/// Sends a raw request; the error `Status` when it fails.
+async fn send(
+    server: &Server,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<String, kube::Error> {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(body)
+        .expect("request");
+    server.client.request_text(request).await
+}
+
+fn collection(server: &Server) -> String {
+    format!("/api/v1/namespaces/{}/configmaps", server.ns)
+}
+
+async fn names(server: &Server) -> Vec<String> {
+    server
+        .config_maps()
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|cm| cm.metadata.name)
+        .filter(|n| n != "kube-root-ca.crt")
+        .collect()
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_stores_nothing() {
+    let server = Server::start().await;
+    let path = collection(&server);
+    for body in [
+        &b"{\"metadata\": {\"name\": \"x\""[..],
+        b"not json at all",
+        b"",
+    ] {
+        let s = status(send(&server, "POST", &path, "application/json", body.to_vec()).await);
+        assert_eq!(s.code, 400, "{body:?}: {s:?}");
+        assert_eq!(s.reason, "BadRequest", "{s:?}");
+    }
+    assert!(names(&server).await.is_empty());
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn malformed_apply_yaml_is_400() {
+    let server = Server::start().await;
+    let path = format!("{}/x?fieldManager=test", collection(&server));
+    let s = status(
+        send(
+            &server,
+            "PATCH",
+            &path,
+            "application/apply-patch+yaml",
+            b"metadata: [unclosed".to_vec(),
+        )
+        .await,
+    );
+    assert_eq!(s.code, 400, "{s:?}");
+    assert!(names(&server).await.is_empty());
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn unknown_kinds_are_404() {
+    let server = Server::start().await;
+    let path = format!("/apis/example.com/v1/namespaces/{}/widgets", server.ns);
+    let body = serde_json::to_vec(
+        &json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+    )
+    .expect("json");
+    let s = status(send(&server, "POST", &path, "application/json", body).await);
+    assert_eq!(s.code, 404, "{s:?}");
+    assert_eq!(s.reason, "NotFound", "{s:?}");
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn wrong_content_types_are_415() {
+    let server = Server::start().await;
+    let body = serde_json::to_vec(&config_map("x", json!({}))).expect("json");
+    let s = status(
+        send(
+            &server,
+            "POST",
+            &collection(&server),
+            "text/plain",
+            body.clone(),
+        )
+        .await,
+    );
+    assert_eq!(s.code, 415, "{s:?}");
+    assert_eq!(s.reason, "UnsupportedMediaType", "{s:?}");
+    let path = format!("{}/x", collection(&server));
+    let s = status(send(&server, "PATCH", &path, "application/xml", body).await);
+    assert_eq!(s.code, 415, "{s:?}");
+    assert!(names(&server).await.is_empty());
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn bodies_over_3_mib_are_413() {
+    let server = Server::start().await;
+    let big = "x".repeat(3 * 1024 * 1024 + 1);
+    let body = serde_json::to_vec(&config_map("big", json!({"blob": big}))).expect("json");
+    let s = status(
+        send(
+            &server,
+            "POST",
+            &collection(&server),
+            "application/json",
+            body,
+        )
+        .await,
+    );
+    assert_eq!(s.code, 413, "{s:?}");
+    assert!(names(&server).await.is_empty());
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn names_that_are_not_dns_1123_are_422_naming_the_field() {
+    let server = Server::start().await;
+    for name in [
+        "Upper",
+        "under_score",
+        "-leading",
+        "trailing-",
+        &"a".repeat(254),
+    ] {
+        let result = server
+            .config_maps()
+            .create(&PostParams::default(), &config_map(name, json!({})))
+            .await;
+        let s = status(result);
+        assert_eq!(s.code, 422, "{name}: {s:?}");
+        assert_eq!(s.reason, "Invalid", "{s:?}");
+        let causes = s
+            .details
+            .as_ref()
+            .map(|d| d.causes.clone())
+            .unwrap_or_default();
+        assert!(
+            causes.iter().any(|c| c.field == "metadata.name"),
+            "{name}: {s:?}"
+        );
+    }
+    assert!(names(&server).await.is_empty());
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_body_of_another_kind_is_400() {
+    let server = Server::start().await;
+    let body = serde_json::to_vec(
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+    )
+    .expect("json");
+    let s = status(
+        send(
+            &server,
+            "POST",
+            &collection(&server),
+            "application/json",
+            body,
+        )
+        .await,
+    );
+    assert_eq!(s.code, 400, "{s:?}");
+    assert!(names(&server).await.is_empty());
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn the_store_still_works_after_bad_input() {
+    let server = Server::start().await;
+    let path = collection(&server);
+    let _ = send(&server, "POST", &path, "application/json", b"{".to_vec()).await;
+    let _ = send(&server, "POST", &path, "text/plain", b"x".to_vec()).await;
+    let created: ConfigMap = server
+        .config_maps()
+        .create(
+            &PostParams::default(),
+            &config_map("good", json!({"k": "v"})),
+        )
+        .await
+        .expect("a good create after bad ones");
+    assert_eq!(
+        created.data.and_then(|d| d.get("k").cloned()).as_deref(),
+        Some("v")
+    );
+    assert_eq!(names(&server).await, ["good"]);
+    server.finish().await;
+}
