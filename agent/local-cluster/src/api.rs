@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::admit;
 use crate::clock;
+use crate::deletion::{self, DeleteOptions, Outcome};
 use crate::kinds::{self, Resource};
 use crate::managed::{self, Entry};
 use crate::selector::{FieldSelector, Selector};
@@ -497,31 +498,30 @@ fn find_conflicts(
     out
 }
 
-/// DELETE: immediate; deleting a Namespace deletes its contents.
-pub fn delete(store: &mut Store, target: &Target, options: &WriteOptions) -> Result<Value> {
+/// DELETE, with finalizers, propagation and namespace contents as in [`deletion`]: the
+/// object (with `deletionTimestamp`) while it is held, a success `Status` once gone.
+pub fn delete(
+    store: &mut Store,
+    target: &Target,
+    options: &WriteOptions,
+    delete_options: &DeleteOptions,
+) -> Result<Value> {
     let name = target.name()?.to_owned();
     let key = target.key(&name);
-    let Some(old) = store.get(&key).cloned() else {
+    if store.get(&key).is_none() {
         return Err(target.not_found(&name));
-    };
-    if !options.dry_run {
-        if target.resource.kind == "Namespace" {
-            for inner in store.keys_in_namespace(&name) {
-                store
-                    .remove(&inner)
-                    .map_err(|e| ApiError::internal(&e.to_string()))?;
-            }
-        }
-        store
-            .remove(&key)
-            .map_err(|e| ApiError::internal(&e.to_string()))?;
     }
-    let mut out = status::success();
-    out["details"] = json!({
-        "name": name, "group": target.resource.group, "kind": target.resource.plural,
-        "uid": old.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
-    });
-    Ok(out)
+    match deletion::delete(store, &key, delete_options, options.dry_run)? {
+        Outcome::Pending(object) => Ok(object),
+        Outcome::Deleted(old) => {
+            let mut out = status::success();
+            out["details"] = json!({
+                "name": name, "group": target.resource.group, "kind": target.resource.plural,
+                "uid": old.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+            });
+            Ok(out)
+        }
+    }
 }
 
 /// The body's apiVersion/kind/name/namespace agree with the URL.
@@ -592,8 +592,14 @@ fn commit(
             namespace: String::new(),
             name: ns.clone(),
         };
-        if store.get(&ns_key).is_none() {
-            return Err(ApiError::not_found("", "namespaces", &ns));
+        match store.get(&ns_key) {
+            None => return Err(ApiError::not_found("", "namespaces", &ns)),
+            Some(namespace) if old.is_none() && deletion::is_terminating(namespace) => {
+                return Err(ApiError::namespace_terminating(
+                    res.group, res.plural, &key.name, &ns,
+                ));
+            }
+            Some(_) => {}
         }
     }
     let Some(map) = new.as_object_mut() else {
@@ -661,6 +667,7 @@ fn commit(
         .unwrap_or_else(|| json!(clock::now_rfc3339()));
     new["metadata"]["uid"] = uid;
     new["metadata"]["creationTimestamp"] = created;
+    keep_deletion_state(res, key, old, &mut new)?;
     if has_generation(res.kind) {
         new["metadata"]["generation"] = json!(generation);
     } else if let Some(meta) = new["metadata"].as_object_mut() {
@@ -686,7 +693,77 @@ fn commit(
     store
         .put(key.clone(), new.clone())
         .map_err(|e| ApiError::internal(&e.to_string()))?;
+    if deletion::is_terminating(&new) || namespace_terminating(store, key) {
+        // A finalizer may have come off: let the collector finish what it can.
+        deletion::settle(store)?;
+    }
     Ok(new)
+}
+
+fn namespace_terminating(store: &Store, key: &Key) -> bool {
+    !key.namespace.is_empty()
+        && store
+            .get(&Key {
+                group: String::new(),
+                plural: "namespaces".into(),
+                namespace: String::new(),
+                name: key.namespace.clone(),
+            })
+            .is_some_and(deletion::is_terminating)
+}
+
+/// `deletionTimestamp` and `deletionGracePeriodSeconds` belong to the server: kept from
+/// the stored object, dropped from a client's body. Once deletion has started, no new
+/// finalizer may be added.
+fn keep_deletion_state(
+    res: &Resource,
+    key: &Key,
+    old: Option<&Value>,
+    new: &mut Value,
+) -> Result<()> {
+    let fields = ["deletionTimestamp", "deletionGracePeriodSeconds"];
+    let old_meta = old.and_then(|o| o.get("metadata"));
+    if let Some(meta) = new["metadata"].as_object_mut() {
+        for field in fields {
+            match old_meta.and_then(|m| m.get(field)) {
+                Some(v) => meta.insert(field.into(), v.clone()),
+                None => meta.remove(field),
+            };
+        }
+    }
+    let Some(old) = old.filter(|o| deletion::is_terminating(o)) else {
+        return Ok(());
+    };
+    let list = |v: &Value| -> Vec<String> {
+        v.pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = list(old);
+    let added: Vec<String> = list(new)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        res.group,
+        res.kind,
+        &key.name,
+        &[(
+            "metadata.finalizers".to_owned(),
+            format!(
+                "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+            ),
+        )],
+    ))
 }
 
 /// True when only the timestamps of managedFields differ.

@@ -13,7 +13,9 @@
 //! dry-run, delete (a Namespace takes its contents); defaulting, validation and the
 //! immutable fields of the example app's kinds; `Status` errors. Controllers are
 //! simulated instantly: a Deployment is Available at once, a PVC Bound. Watch streams
-//! (ADDED/MODIFIED/DELETED, BOOKMARK, resume, 410 Gone). Not yet: finalizers, garbage collection, CRD-served kinds, rollout simulation.
+//! (ADDED/MODIFIED/DELETED, BOOKMARK, resume, 410 Gone); finalizers, propagation
+//! through ownerReferences and terminating namespaces (see `deletion`). Not yet:
+//! CRD-served kinds, rollout simulation.
 //! Where it cannot be exact it rejects rather than accepts.
 //!
 //! `GET /_gitsync/stats` returns request counters (reads, writes, dry runs, per verb) and
@@ -22,6 +24,7 @@
 mod admit;
 mod api;
 mod clock;
+mod deletion;
 mod discovery;
 mod kinds;
 mod managed;

@@ -299,7 +299,11 @@ fn serve(
         }
         (Method::DELETE, true) => {
             verb = "delete";
-            api::delete(&mut *lock()?, &target, &options).map(|v| (StatusCode::OK, v))
+            let (delete_options, body_dry_run) = delete_options(query, body)?;
+            let mut options = options.clone();
+            options.dry_run |= body_dry_run;
+            api::delete(&mut *lock()?, &target, &options, &delete_options)
+                .map(|v| (StatusCode::OK, v))
         }
         (other, _) => {
             verb = "unsupported";
@@ -405,6 +409,52 @@ fn default_manager(headers: &HeaderMap) -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or("unknown")
         .to_owned()
+}
+
+/// `DeleteOptions` from the body (as kubectl and kube-rs send them) and the query:
+/// propagation policy (or the older `orphanDependents`), preconditions, dry-run.
+fn delete_options(
+    query: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<(crate::deletion::DeleteOptions, bool), ApiError> {
+    use crate::deletion::{DeleteOptions, Propagation};
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        parse_json(body)?
+    };
+    let policy = body
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .or_else(|| query.get("propagationPolicy").map(String::as_str));
+    let orphan = body
+        .get("orphanDependents")
+        .and_then(Value::as_bool)
+        .or_else(|| query.get("orphanDependents").map(|v| v == "true"));
+    let propagation = match (policy, orphan) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "orphanDependents and propagationPolicy cannot both be set".into(),
+            ));
+        }
+        (Some(p), None) => Some(Propagation::parse(p)?),
+        (None, Some(true)) => Some(Propagation::Orphan),
+        (None, Some(false)) => Some(Propagation::Background),
+        (None, None) => None,
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let dry_run = body
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|v| v == "All"));
+    Ok((
+        DeleteOptions {
+            propagation,
+            precondition_uid: text(body.pointer("/preconditions/uid")),
+            precondition_resource_version: text(body.pointer("/preconditions/resourceVersion")),
+        },
+        dry_run,
+    ))
 }
 
 fn list_options(query: &HashMap<String, String>) -> Result<ListOptions, ApiError> {

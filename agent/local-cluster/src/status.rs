@@ -71,6 +71,32 @@ impl ApiError {
         .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
+    /// 409 Conflict with a message of its own (failed delete preconditions).
+    pub fn conflict_message(group: &str, plural: &str, name: &str, message: String) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {message}",
+                qualified(group, plural)
+            ),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
+    }
+
+    /// 403: creating content in a namespace that is being deleted.
+    pub fn namespace_terminating(group: &str, plural: &str, name: &str, namespace: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                qualified(group, plural)
+            ),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {namespace} is being terminated"), "field": "metadata.namespace"}]}))
+    }
+
     /// 409 for server-side apply conflicts: one cause per field.
     pub fn apply_conflicts(
         group: &str,

@@ -150,13 +150,9 @@ impl Store {
             .map(|(_, v)| v)
     }
 
-    /// True when any object lives in `namespace`.
-    pub fn keys_in_namespace(&self, namespace: &str) -> Vec<Key> {
-        self.objects
-            .keys()
-            .filter(|k| k.namespace == namespace)
-            .cloned()
-            .collect()
+    /// Every object with its key.
+    pub fn entries(&self) -> impl Iterator<Item = (&Key, &Value)> {
+        self.objects.iter()
     }
 
     /// The next resourceVersion (monotonic across the store).

@@ -218,7 +218,7 @@ fn state_survives_a_restart_and_namespace_deletion_takes_contents() {
     let named = target("configmaps", "", "v1", Some("default"), Some("c"));
     assert_eq!(get(&s, &named).expect("persisted")["data"]["a"], "1");
     let ns = target("namespaces", "", "v1", None, Some("default"));
-    delete(&mut s, &ns, &opts("t")).expect("delete");
+    delete(&mut s, &ns, &opts("t"), &DeleteOptions::default()).expect("delete");
     assert!(get(&s, &named).is_err());
 }
 

@@ -71,3 +71,20 @@ fn unique() -> String {
         .map_or(0, |d| d.subsec_nanos());
     format!("{}-{nanos:x}", std::process::id())
 }
+
+/// Polls `check` every 50 ms for up to 10 s (controllers on a real cluster are
+/// asynchronous).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}

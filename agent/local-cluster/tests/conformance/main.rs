@@ -7,5 +7,6 @@
 //! emulator offers (its clock, its request counters) say so and skip there.
 
 mod bad_input;
+mod deletion;
 mod fixture;
 mod watch;
