@@ -65,6 +65,7 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
                 }
             }
         }
+        "CustomResourceDefinition" => validate_crd(name, object, &mut causes),
         "PersistentVolumeClaim" => {
             if let Some(old) = old {
                 let strip = |v: &Value| {
@@ -87,6 +88,52 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
         Ok(())
     } else {
         Err(causes)
+    }
+}
+
+fn validate_crd(name: &str, crd: &Value, causes: &mut Vec<Cause>) {
+    let text = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    let (group, plural, kind) = (
+        text("/spec/group"),
+        text("/spec/names/plural"),
+        text("/spec/names/kind"),
+    );
+    if group.is_empty() {
+        causes.push(("spec.group".into(), "Required value".into()));
+    }
+    if plural.is_empty() {
+        causes.push(("spec.names.plural".into(), "Required value".into()));
+    }
+    if kind.is_empty() {
+        causes.push(("spec.names.kind".into(), "Required value".into()));
+    }
+    if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
+        causes.push((
+            "metadata.name".into(),
+            format!("Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"),
+        ));
+    }
+    if !matches!(text("/spec/scope"), "Namespaced" | "Cluster") {
+        causes.push((
+            "spec.scope".into(),
+            "Unsupported value: supported values: \"Cluster\", \"Namespaced\"".into(),
+        ));
+    }
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if versions
+        .iter()
+        .filter(|v| v["storage"].as_bool() == Some(true))
+        .count()
+        != 1
+    {
+        causes.push((
+            "spec.versions".into(),
+            "Invalid value: must have exactly one version marked as storage version".into(),
+        ));
     }
 }
 
@@ -329,7 +376,36 @@ pub fn simulate_status(res: &Resource, object: &mut Value) {
             object["status"] =
                 json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": storage}});
         }
-        "Namespace" => object["status"] = json!({"phase": "Active"}),
+        "Namespace" if object.pointer("/metadata/deletionTimestamp").is_none() => {
+            object["status"] = json!({"phase": "Active"});
+        }
+        "CustomResourceDefinition" => {
+            // Names are accepted and the kind is served at once (the catalog follows
+            // the store).
+            let names = object.pointer("/spec/names").cloned().unwrap_or(json!({}));
+            let versions: Vec<Value> = object
+                .pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|v| v["storage"].as_bool() == Some(true))
+                .filter_map(|v| v.get("name").cloned())
+                .collect();
+            if let Some(conditions) = object.pointer("/status/conditions").cloned() {
+                object["status"] = json!({"acceptedNames": names, "storedVersions": versions, "conditions": conditions});
+                return;
+            }
+            let now = crate::clock::now_rfc3339();
+            let condition = |kind: &str, reason: &str, message: &str| json!({"type": kind, "status": "True", "reason": reason, "message": message, "lastTransitionTime": now});
+            object["status"] = json!({
+                "acceptedNames": names,
+                "storedVersions": versions,
+                "conditions": [
+                    condition("NamesAccepted", "NoConflicts", "no conflicts found"),
+                    condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+                ],
+            });
+        }
         _ => {}
     }
 }

@@ -867,7 +867,7 @@ pub fn bootstrap(store: &mut Store) -> Result<()> {
     Ok(())
 }
 
-/// Resolves a URL's group/version/plural to a served resource.
+/// The built-in resource at group/version/plural.
 pub fn resource(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
     kinds::by_plural(group, version, plural)
 }

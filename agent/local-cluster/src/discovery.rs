@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::kinds::{self, RESOURCES};
+use crate::kinds::{self, Catalog};
 
 /// `/version`.
 pub fn version() -> Value {
@@ -25,33 +25,38 @@ pub fn core_versions(url: &str) -> Value {
     })
 }
 
-fn group_doc(group: &str, version: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
-    json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
+fn group_doc(group: &str, versions: &[&str]) -> Value {
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    let preferred = gvs.first().cloned().unwrap_or(Value::Null);
+    json!({"name": group, "versions": gvs, "preferredVersion": preferred})
 }
 
 /// `/apis`.
-pub fn groups() -> Value {
-    let groups: Vec<Value> = kinds::groups()
+pub fn groups(catalog: &Catalog) -> Value {
+    let groups: Vec<Value> = catalog
+        .groups()
         .into_iter()
-        .map(|(g, v)| group_doc(g, v))
+        .map(|(g, v)| group_doc(g, &v))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/<group>`.
-pub fn group(name: &str) -> Option<Value> {
-    let (g, v) = kinds::groups().into_iter().find(|(g, _)| *g == name)?;
-    let mut doc = group_doc(g, v);
+pub fn group(catalog: &Catalog, name: &str) -> Option<Value> {
+    let (g, v) = catalog.groups().into_iter().find(|(g, _)| *g == name)?;
+    let mut doc = group_doc(g, &v);
     doc["kind"] = json!("APIGroup");
     doc["apiVersion"] = json!("v1");
     Some(doc)
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`.
-pub fn resources(group: &str, version: &str) -> Option<Value> {
-    let served: Vec<_> = RESOURCES
-        .iter()
+pub fn resources(catalog: &Catalog, group: &str, version: &str) -> Option<Value> {
+    let served: Vec<_> = catalog
+        .all()
         .filter(|r| r.group == group && r.version == version)
         .collect();
     if served.is_empty() {
@@ -88,32 +93,34 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
 }
 
 /// `/openapi/v3`: one entry per served group/version.
-pub fn openapi_index() -> Value {
+pub fn openapi_index(catalog: &Catalog) -> Value {
     let mut paths = serde_json::Map::new();
     paths.insert(
         "api/v1".into(),
         json!({"serverRelativeURL": "/openapi/v3/api/v1"}),
     );
-    for (g, v) in kinds::groups() {
-        paths.insert(
-            format!("apis/{g}/{v}"),
-            json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}")}),
-        );
+    for (g, versions) in catalog.groups() {
+        for v in versions {
+            paths.insert(
+                format!("apis/{g}/{v}"),
+                json!({"serverRelativeURL": format!("/openapi/v3/apis/{g}/{v}")}),
+            );
+        }
     }
     json!({"paths": paths})
 }
 
 /// `/openapi/v3/<gv>`: a path per resource whose PATCH advertises `fieldValidation`,
 /// so kubectl leaves validation to the server; no schemas.
-pub fn openapi_group(path: &str) -> Option<Value> {
+pub fn openapi_group(catalog: &Catalog, path: &str) -> Option<Value> {
     let (group, version) = match path.split('/').collect::<Vec<_>>().as_slice() {
         ["api", "v1"] => ("", "v1"),
         ["apis", g, v] => (*g, *v),
         _ => return None,
     };
     let mut paths = serde_json::Map::new();
-    for r in RESOURCES
-        .iter()
+    for r in catalog
+        .all()
         .filter(|r| r.group == group && r.version == version)
     {
         let prefix = if group.is_empty() {

@@ -14,8 +14,9 @@
 //! immutable fields of the example app's kinds; `Status` errors. Controllers are
 //! simulated instantly: a Deployment is Available at once, a PVC Bound. Watch streams
 //! (ADDED/MODIFIED/DELETED, BOOKMARK, resume, 410 Gone); finalizers, propagation
-//! through ownerReferences and terminating namespaces (see `deletion`). Not yet:
-//! CRD-served kinds, rollout simulation.
+//! through ownerReferences and terminating namespaces (see `deletion`); a
+//! CustomResourceDefinition serves its kind (discovery, CRUD, watch) until deleted,
+//! when its objects go with it. Not yet: rollout simulation.
 //! Where it cannot be exact it rejects rather than accepts.
 //!
 //! `GET /_gitsync/stats` returns request counters (reads, writes, dry runs, per verb) and

@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::Stats;
 use crate::api::{self, ListOptions, Target, WriteOptions};
 use crate::discovery;
+use crate::kinds::Catalog;
 use crate::selector::{FieldSelector, Selector};
 use crate::status::ApiError;
 use crate::store::Store;
@@ -95,7 +96,16 @@ enum Route {
     Resource(Target),
 }
 
-fn route(path: &str, url: &str) -> Result<Route, ApiError> {
+/// Routes a path with the kinds served right now (CRDs come and go).
+fn resolve(shared: &Shared, path: &str) -> Result<Route, ApiError> {
+    let store = shared
+        .store
+        .lock()
+        .map_err(|_| ApiError::internal("store lock poisoned"))?;
+    route(path, &shared.url, store.catalog())
+}
+
+fn route(path: &str, url: &str, catalog: &Catalog) -> Result<Route, ApiError> {
     let parts: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -104,27 +114,27 @@ fn route(path: &str, url: &str) -> Result<Route, ApiError> {
     let not_found = || ApiError::no_route(path);
     let (group, version, rest) = match parts.as_slice() {
         ["version"] => return Ok(Route::Discovery(discovery::version())),
-        ["openapi", "v3"] => return Ok(Route::Discovery(discovery::openapi_index())),
+        ["openapi", "v3"] => return Ok(Route::Discovery(discovery::openapi_index(catalog))),
         ["openapi", "v3", rest @ ..] => {
             return Ok(Route::Discovery(
-                discovery::openapi_group(&rest.join("/")).ok_or_else(not_found)?,
+                discovery::openapi_group(catalog, &rest.join("/")).ok_or_else(not_found)?,
             ));
         }
         ["api"] => return Ok(Route::Discovery(discovery::core_versions(url))),
-        ["apis"] => return Ok(Route::Discovery(discovery::groups())),
+        ["apis"] => return Ok(Route::Discovery(discovery::groups(catalog))),
         ["api", "v1"] => {
             return Ok(Route::Discovery(
-                discovery::resources("", "v1").ok_or_else(not_found)?,
+                discovery::resources(catalog, "", "v1").ok_or_else(not_found)?,
             ));
         }
         ["apis", group] => {
             return Ok(Route::Discovery(
-                discovery::group(group).ok_or_else(not_found)?,
+                discovery::group(catalog, group).ok_or_else(not_found)?,
             ));
         }
         ["apis", group, version] => {
             return Ok(Route::Discovery(
-                discovery::resources(group, version).ok_or_else(not_found)?,
+                discovery::resources(catalog, group, version).ok_or_else(not_found)?,
             ));
         }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
@@ -157,7 +167,9 @@ fn route(path: &str, url: &str) -> Result<Route, ApiError> {
         [plural, name, sub] => (*plural, Some((*name).to_owned()), Some((*sub).to_owned())),
         _ => return Err(not_found()),
     };
-    let resource = api::resource(group, version, plural).ok_or_else(not_found)?;
+    let resource = catalog
+        .by_plural(group, version, plural)
+        .ok_or_else(not_found)?;
     let served = |s: &str| {
         (s == "status" && resource.has_status)
             || (s == "scale" && crate::kinds::has_scale(resource.kind))
@@ -205,7 +217,7 @@ fn serve(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(StatusCode, Value), ApiError> {
-    let target = match route(uri.path(), &shared.url)? {
+    let target = match resolve(shared, uri.path())? {
         Route::Discovery(doc) => {
             if *method != Method::GET {
                 return Err(ApiError::method_not_allowed(method.as_str()));
@@ -316,7 +328,7 @@ fn serve(
 
 /// Starts a watch stream.
 fn watch(shared: &Shared, uri: &Uri, query: &HashMap<String, String>) -> Result<Body, ApiError> {
-    let Route::Resource(target) = route(uri.path(), &shared.url)? else {
+    let Route::Resource(target) = resolve(shared, uri.path())? else {
         return Err(ApiError::method_not_allowed("watch on discovery"));
     };
     if target.name.is_some() || target.subresource.is_some() {

@@ -9,10 +9,14 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::kinds::Catalog;
 use crate::watch::{Event, EventType};
 
 /// Write events kept for watches to resume from; older resourceVersions get 410 Gone.
 const EVENT_WINDOW: usize = 1_000;
+
+const CRD_GROUP: &str = "apiextensions.k8s.io";
+const CRD_PLURAL: &str = "customresourcedefinitions";
 
 /// Where an object lives: group, resource plural, namespace ("" when cluster-scoped),
 /// name.
@@ -25,6 +29,11 @@ pub struct Key {
 }
 
 impl Key {
+    /// True for a CustomResourceDefinition.
+    pub fn is_crd(&self) -> bool {
+        self.group == CRD_GROUP && self.plural == CRD_PLURAL
+    }
+
     fn file(&self, root: &Path) -> PathBuf {
         let group = if self.group.is_empty() {
             "core"
@@ -54,6 +63,8 @@ pub struct Store {
     log: VecDeque<Arc<Event>>,
     /// Live watchers.
     events: tokio::sync::broadcast::Sender<Arc<Event>>,
+    /// What is served: built-in kinds plus those of the stored CRDs.
+    catalog: Catalog,
 }
 
 impl Store {
@@ -67,6 +78,7 @@ impl Store {
             next_ip: 1,
             log: VecDeque::with_capacity(EVENT_WINDOW),
             events: tokio::sync::broadcast::channel(4_096).0,
+            catalog: Catalog::default(),
         };
         if let Ok(text) = std::fs::read_to_string(dir.join("state.json"))
             && let Ok(state) = serde_json::from_str::<Value>(&text)
@@ -126,7 +138,17 @@ impl Store {
                 }
             }
         }
+        store.refresh_catalog();
         Ok(store)
+    }
+
+    /// The resources this cluster serves.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    fn refresh_catalog(&mut self) {
+        self.catalog = Catalog::from_crds(self.list(CRD_GROUP, CRD_PLURAL, None));
     }
 
     pub fn get(&self, key: &Key) -> Option<&Value> {
@@ -177,6 +199,9 @@ impl Store {
         write_atomic(&key.file(&self.dir), &serde_json::to_vec(&value)?)?;
         let previous = self.objects.insert(key.clone(), value.clone());
         self.save_state()?;
+        if key.is_crd() {
+            self.refresh_catalog();
+        }
         let kind = if previous.is_some() {
             EventType::Modified
         } else {
@@ -200,6 +225,27 @@ impl Store {
         removed["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.save_state()?;
         self.publish(key.clone(), EventType::Deleted, removed.clone(), None);
+        if key.is_crd() {
+            // The kind's objects go with its definition.
+            let group = removed
+                .pointer("/spec/group")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let plural = removed
+                .pointer("/spec/names/plural")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let instances: Vec<Key> = self
+                .objects
+                .keys()
+                .filter(|k| k.group == group && k.plural == plural)
+                .cloned()
+                .collect();
+            for instance in instances {
+                self.remove(&instance)?;
+            }
+            self.refresh_catalog();
+        }
         Ok(Some(removed))
     }
 

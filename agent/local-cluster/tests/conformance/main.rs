@@ -7,6 +7,7 @@
 //! emulator offers (its clock, its request counters) say so and skip there.
 
 mod bad_input;
+mod crd;
 mod deletion;
 mod fixture;
 mod watch;
