@@ -344,26 +344,7 @@ fn default_pod_spec(pod: &mut Value) {
 
 /// Status a controller would have written by now (first cut: instant readiness).
 pub fn simulate_status(res: &Resource, object: &mut Value) {
-    let generation = object
-        .pointer("/metadata/generation")
-        .cloned()
-        .unwrap_or(json!(1));
     match res.kind {
-        "Deployment" => {
-            let replicas = object
-                .pointer("/spec/replicas")
-                .cloned()
-                .unwrap_or(json!(1));
-            object["status"] = json!({
-                "observedGeneration": generation,
-                "replicas": replicas, "updatedReplicas": replicas,
-                "readyReplicas": replicas, "availableReplicas": replicas,
-                "conditions": [
-                    {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-                    {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
-                ]
-            });
-        }
         "PersistentVolumeClaim" => {
             let storage = object
                 .pointer("/spec/resources/requests/storage")

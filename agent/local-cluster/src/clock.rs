@@ -40,6 +40,73 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Seconds since the epoch of an RFC 3339 UTC timestamp as written by [`rfc3339`]
+/// (fractions and offsets other than `Z` are not accepted).
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
+/// The simulated controllers' clock: wall time from start, scaled, plus whatever tests
+/// have advanced it by, so a ten-minute progress deadline can pass in a millisecond.
+#[derive(Debug)]
+pub struct SimClock {
+    start: std::time::Instant,
+    start_ms: u64,
+    scale: f64,
+    advanced_ms: std::sync::atomic::AtomicU64,
+}
+
+impl SimClock {
+    /// `scale` 1.0 runs at wall speed; 10.0 ten times faster.
+    pub fn new(scale: f64) -> Self {
+        let start_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+        Self {
+            start: std::time::Instant::now(),
+            start_ms,
+            scale: if scale.is_finite() && scale > 0.0 {
+                scale
+            } else {
+                1.0
+            },
+            advanced_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Milliseconds since the epoch on this clock.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    pub fn now_ms(&self) -> u64 {
+        let elapsed = (self.start.elapsed().as_millis() as f64 * self.scale) as u64;
+        self.start_ms + elapsed + self.advanced_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Jumps forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.advanced_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A uuid-shaped unique id derived from a seed and the clock.
 pub fn uid(seed: &str) -> String {
     let nanos = SystemTime::now()
@@ -65,6 +132,22 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_435_200), "2026-11-23T12:00:00Z");
+    }
+
+    #[test]
+    fn parses_what_it_formats() {
+        for secs in [0, 951_782_400, 1_795_435_200, 4_102_444_799] {
+            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs));
+        }
+        assert_eq!(parse_rfc3339("2026-11-23T12:00:00.5Z"), None);
+    }
+
+    #[test]
+    fn sim_clock_advances() {
+        let clock = SimClock::new(1.0);
+        let before = clock.now_ms();
+        clock.advance(std::time::Duration::from_mins(10));
+        assert!(clock.now_ms() >= before + 600_000);
     }
 
     #[test]

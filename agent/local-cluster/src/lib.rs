@@ -12,11 +12,14 @@
 //! managedFields per manager, conflicts (409 naming each field and manager) and force,
 //! dry-run, delete (a Namespace takes its contents); defaulting, validation and the
 //! immutable fields of the example app's kinds; `Status` errors. Controllers are
-//! simulated instantly: a Deployment is Available at once, a PVC Bound. Watch streams
+//! simulated (see `rollout`): Deployments roll out through ReplicaSets and Pods on a
+//! clock tests can advance (`LocalCluster::advance_clock`, `POST /_gitsync/clock`,
+//! `GITSYNC_LOCAL_CLUSTER_TIME_SCALE`), with failure injection by pod-template
+//! annotation; Services get Endpoints, PVCs are Bound at once. Watch streams
 //! (ADDED/MODIFIED/DELETED, BOOKMARK, resume, 410 Gone); finalizers, propagation
 //! through ownerReferences and terminating namespaces (see `deletion`); a
 //! CustomResourceDefinition serves its kind (discovery, CRUD, watch) until deleted,
-//! when its objects go with it. Not yet: rollout simulation.
+//! when its objects go with it.
 //! Where it cannot be exact it rejects rather than accepts.
 //!
 //! `GET /_gitsync/stats` returns request counters (reads, writes, dry runs, per verb) and
@@ -30,6 +33,7 @@ mod discovery;
 mod kinds;
 mod managed;
 mod patch;
+mod rollout;
 mod selector;
 mod server;
 mod status;
@@ -93,6 +97,8 @@ pub struct LocalCluster {
     shared: Arc<server::Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The simulated controllers' loop.
+    controllers: tokio::task::JoinHandle<()>,
     /// The state directory is removed when the cluster stops (see [`LocalCluster::ephemeral`]).
     ephemeral: bool,
 }
@@ -137,7 +143,9 @@ impl LocalCluster {
             store: Mutex::new(store),
             counters: server::Counters::default(),
             url: url.clone(),
+            clock: clock::SimClock::new(time_scale()),
         });
+        let controllers = tokio::spawn(run_controllers(Arc::clone(&shared)));
         let kubeconfig = dir.join("kubeconfig");
         store::write_atomic(&kubeconfig, kubeconfig_text(&url).as_bytes()).map_err(state_err)?;
         store::write_atomic(&dir.join("server.url"), url.as_bytes()).map_err(state_err)?;
@@ -158,6 +166,7 @@ impl LocalCluster {
             shared,
             stop: Some(stop),
             task: Some(task),
+            controllers,
             ephemeral: false,
         })
     }
@@ -210,8 +219,15 @@ impl LocalCluster {
         self.shared.counters.snapshot()
     }
 
+    /// Moves the simulated controllers' clock forward (pods start, minReadySeconds and
+    /// progress deadlines pass), as `POST /_gitsync/clock?advance=30s` does over HTTP.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.shared.clock.advance(by);
+    }
+
     /// Stops serving (state is already persisted).
     pub async fn shutdown(mut self) -> Result<()> {
+        self.controllers.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -232,12 +248,40 @@ impl LocalCluster {
 
 impl Drop for LocalCluster {
     fn drop(&mut self) {
+        self.controllers.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
             release_lock(&self.dir);
             if self.ephemeral {
                 let _ = std::fs::remove_dir_all(&self.dir);
             }
+        }
+    }
+}
+
+/// How often the simulated controllers run (real time).
+const CONTROLLER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `GITSYNC_LOCAL_CLUSTER_TIME_SCALE`: how much faster than the wall clock simulated
+/// time runs (default 1).
+fn time_scale() -> f64 {
+    std::env::var("GITSYNC_LOCAL_CLUSTER_TIME_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0)
+}
+
+async fn run_controllers(shared: Arc<server::Shared>) {
+    let mut tick = tokio::time::interval(CONTROLLER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = shared.clock.now_ms();
+        let Ok(mut store) = shared.store.lock() else {
+            return;
+        };
+        if let Err(e) = rollout::reconcile(&mut store, now) {
+            tracing::warn!(error = %e, "simulated controllers failed to write");
         }
     }
 }

@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::Stats;
 use crate::api::{self, ListOptions, Target, WriteOptions};
@@ -29,6 +29,8 @@ pub struct Shared {
     pub store: Mutex<Store>,
     pub counters: Counters,
     pub url: String,
+    /// The simulated controllers' clock.
+    pub clock: crate::clock::SimClock,
 }
 
 /// Request counters by verb.
@@ -85,9 +87,34 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 StatusCode::NO_CONTENT
             }),
         )
+        .route(
+            "/_gitsync/clock",
+            axum::routing::get(|State(s): State<Arc<Shared>>| async move {
+                axum::Json(json!({"nowMs": s.clock.now_ms()}))
+            })
+            .post(advance_clock),
+        )
         .fallback(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY * 2))
         .with_state(shared)
+}
+
+/// `POST /_gitsync/clock?advance=90s`: moves simulated time forward.
+async fn advance_clock(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(text) = query.get("advance") else {
+        return ApiError::bad_request("advance=<duration> is required, e.g. advance=90s".into())
+            .into_response();
+    };
+    match gitsync_core::duration::parse(text) {
+        Ok(by) => {
+            shared.clock.advance(by);
+            axum::Json(json!({"nowMs": shared.clock.now_ms()})).into_response()
+        }
+        Err(e) => ApiError::bad_request(format!("advance: {e}")).into_response(),
+    }
 }
 
 /// A parsed API path.

@@ -155,16 +155,23 @@ impl Store {
         self.objects.get(key)
     }
 
-    /// Objects of one resource, in one namespace or all.
+    /// Objects of one resource, in one namespace or all (a range of the ordered map,
+    /// so listing one kind does not walk the others).
     pub fn list<'a>(
         &'a self,
         group: &'a str,
         plural: &'a str,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Value> + 'a {
+        let start = Key {
+            group: group.to_owned(),
+            plural: plural.to_owned(),
+            namespace: namespace.unwrap_or_default().to_owned(),
+            name: String::new(),
+        };
         self.objects
-            .iter()
-            .filter(move |(k, _)| {
+            .range(start..)
+            .take_while(move |(k, _)| {
                 k.group == group
                     && k.plural == plural
                     && namespace.is_none_or(|ns| k.namespace == ns)

@@ -39,6 +39,11 @@ impl Server {
         Self { client, ns, local }
     }
 
+    /// The emulator, when this is one (tests of emulator-only behaviour skip otherwise).
+    pub fn local(&self) -> Option<&LocalCluster> {
+        self.local.as_ref()
+    }
+
     pub fn config_maps(&self) -> Api<ConfigMap> {
         Api::namespaced(self.client.clone(), &self.ns)
     }

@@ -10,4 +10,5 @@ mod bad_input;
 mod crd;
 mod deletion;
 mod fixture;
+mod rollout;
 mod watch;
