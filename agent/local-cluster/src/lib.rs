@@ -4,7 +4,7 @@
 //! runs with no cluster) and the API server every integration test stands on. It speaks
 //! plain HTTP on 127.0.0.1, so `kube::Client` and `kubectl` reach it through an ordinary
 //! kubeconfig (written to `<state_dir>/kubeconfig`), and keeps its state under a
-//! directory, one JSON file per object, written atomically.
+//! directory in an append-only journal (`store.jsonl`), compacted as it grows.
 //!
 //! What it serves (first cut): discovery for the built-in kinds gitsync handles; get,
 //! list (label and field selectors, paging), create, update (optimistic concurrency),
@@ -296,10 +296,13 @@ pub fn reset(state_dir: &Path) -> std::io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    match std::fs::remove_file(state_dir.join("state.json")) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    for file in ["state.json", "store.jsonl"] {
+        match std::fs::remove_file(state_dir.join(file)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// Serves until SIGTERM or Ctrl-C (the `gitsync local-cluster serve` process).

@@ -1,6 +1,7 @@
-//! The object store: every object in memory, each also persisted as one JSON file under
-//! the state directory (written to a temporary file, then renamed, so a crash never
-//! leaves a torn object), plus the store-wide resourceVersion counter.
+//! The object store: every object in memory, persisted to an append-only journal under
+//! the state directory (one line per write, compacted atomically as it grows, so a
+//! crash loses at most a torn last line), plus the store-wide resourceVersion counter
+//! and the recent events watches resume from.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
@@ -29,27 +30,23 @@ pub struct Key {
 }
 
 impl Key {
+    fn to_json(&self) -> Value {
+        json!({"group": self.group, "plural": self.plural, "namespace": self.namespace, "name": self.name})
+    }
+
+    fn from_json(v: &Value) -> Option<Self> {
+        let field = |f: &str| v.get(f).and_then(Value::as_str).map(str::to_owned);
+        Some(Self {
+            group: field("group")?,
+            plural: field("plural")?,
+            namespace: field("namespace")?,
+            name: field("name")?,
+        })
+    }
+
     /// True for a CustomResourceDefinition.
     pub fn is_crd(&self) -> bool {
         self.group == CRD_GROUP && self.plural == CRD_PLURAL
-    }
-
-    fn file(&self, root: &Path) -> PathBuf {
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            &self.group
-        };
-        let ns = if self.namespace.is_empty() {
-            "_cluster"
-        } else {
-            &self.namespace
-        };
-        root.join("objects")
-            .join(group)
-            .join(&self.plural)
-            .join(ns)
-            .join(format!("{}.json", self.name))
     }
 }
 
@@ -65,12 +62,21 @@ pub struct Store {
     events: tokio::sync::broadcast::Sender<Arc<Event>>,
     /// What is served: built-in kinds plus those of the stored CRDs.
     catalog: Catalog,
+    /// The append-only journal every write goes to (see [`JOURNAL`]).
+    journal: Option<std::fs::File>,
+    /// Lines in the journal, to know when compacting pays.
+    journal_lines: usize,
 }
+
+/// The store's file: one JSON line per write (`put`, `delete`, `state`), replayed on
+/// load and compacted to one line per object when it grows; a torn last line (a crash
+/// mid-write) is ignored. Appending one line costs far less than a file per object.
+const JOURNAL: &str = "store.jsonl";
 
 impl Store {
     /// Loads the store under `dir` (empty when new).
     pub fn load(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir.join("objects"))?;
+        std::fs::create_dir_all(dir)?;
         let mut store = Self {
             dir: dir.to_path_buf(),
             objects: BTreeMap::new(),
@@ -79,6 +85,8 @@ impl Store {
             log: VecDeque::with_capacity(EVENT_WINDOW),
             events: tokio::sync::broadcast::channel(4_096).0,
             catalog: Catalog::default(),
+            journal: None,
+            journal_lines: 0,
         };
         if let Ok(text) = std::fs::read_to_string(dir.join("state.json"))
             && let Ok(state) = serde_json::from_str::<Value>(&text)
@@ -89,8 +97,14 @@ impl Store {
                 .and_then(|n| u32::try_from(n).ok())
                 .unwrap_or(1);
         }
+        // The older layout (one file per object under objects/), migrated on load.
         let objects = dir.join("objects");
-        for group in read_dirs(&objects)? {
+        let legacy = if objects.is_dir() {
+            read_dirs(&objects)?
+        } else {
+            Vec::new()
+        };
+        for group in legacy {
             for plural in read_dirs(&group)? {
                 for ns in read_dirs(&plural)? {
                     for file in std::fs::read_dir(&ns)? {
@@ -138,8 +152,89 @@ impl Store {
                 }
             }
         }
+        store.replay_journal()?;
+        store.compact()?;
+        // The journal now holds everything the older one-file-per-object layout had.
+        let _ = std::fs::remove_dir_all(dir.join("objects"));
+        let _ = std::fs::remove_file(dir.join("state.json"));
         store.refresh_catalog();
         Ok(store)
+    }
+
+    fn replay_journal(&mut self) -> std::io::Result<()> {
+        let text = match std::fs::read_to_string(self.dir.join(JOURNAL)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for (n, line) in text.lines().enumerate() {
+            let Ok(entry) = serde_json::from_str::<Value>(line) else {
+                tracing::warn!(
+                    line = n + 1,
+                    "unreadable journal line skipped (torn write?)"
+                );
+                continue;
+            };
+            if let Some(state) = entry.get("state") {
+                self.resource_version = self
+                    .resource_version
+                    .max(state["resourceVersion"].as_u64().unwrap_or(0));
+                self.next_ip = self.next_ip.max(
+                    state["nextIp"]
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(1),
+                );
+            } else if let (Some(key), Some(object)) = (
+                entry.get("put").and_then(Key::from_json),
+                entry.get("object"),
+            ) {
+                let rv = object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0);
+                self.resource_version = self.resource_version.max(rv);
+                self.objects.insert(key, object.clone());
+            } else if let Some(key) = entry.get("delete").and_then(Key::from_json) {
+                self.objects.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the journal as one line per object plus the state, atomically.
+    fn compact(&mut self) -> std::io::Result<()> {
+        let mut text = String::new();
+        text.push_str(&json!({"state": self.state()}).to_string());
+        text.push('\n');
+        for (key, object) in &self.objects {
+            text.push_str(&json!({"put": key.to_json(), "object": object}).to_string());
+            text.push('\n');
+        }
+        let path = self.dir.join(JOURNAL);
+        write_atomic(&path, text.as_bytes())?;
+        self.journal = Some(std::fs::OpenOptions::new().append(true).open(&path)?);
+        self.journal_lines = self.objects.len() + 1;
+        Ok(())
+    }
+
+    fn append(&mut self, entry: &Value) -> std::io::Result<()> {
+        if self.journal_lines > 2 * self.objects.len() + 10_000 {
+            return self.compact();
+        }
+        let mut line = serde_json::to_vec(entry)?;
+        line.push(b'\n');
+        match self.journal.as_mut() {
+            Some(file) => file.write_all(&line)?,
+            None => return self.compact(),
+        }
+        self.journal_lines += 1;
+        Ok(())
+    }
+
+    fn state(&self) -> Value {
+        json!({"resourceVersion": self.resource_version, "nextIp": self.next_ip})
     }
 
     /// The resources this cluster serves.
@@ -198,14 +293,18 @@ impl Store {
     pub fn next_cluster_ip(&mut self) -> String {
         let n = self.next_ip;
         self.next_ip += 1;
+        if let Err(e) = self.save_state() {
+            tracing::warn!(error = %e, "cannot persist the IP allocator");
+        }
         format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
     }
 
-    /// Stores and persists an object, and tells watchers.
+    /// Stores and persists an object, and tells watchers. The store-wide
+    /// resourceVersion needs no separate write here: on load it is the highest of the
+    /// objects' own versions and the one `state.json` recorded at the last delete.
     pub fn put(&mut self, key: Key, value: Value) -> std::io::Result<()> {
-        write_atomic(&key.file(&self.dir), &serde_json::to_vec(&value)?)?;
         let previous = self.objects.insert(key.clone(), value.clone());
-        self.save_state()?;
+        self.append(&json!({"put": key.to_json(), "object": value}))?;
         if key.is_crd() {
             self.refresh_catalog();
         }
@@ -223,12 +322,8 @@ impl Store {
         let Some(mut removed) = self.objects.remove(key) else {
             return Ok(None);
         };
-        match std::fs::remove_file(key.file(&self.dir)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
         let rv = self.next_resource_version();
+        self.append(&json!({"delete": key.to_json()}))?;
         removed["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.save_state()?;
         self.publish(key.clone(), EventType::Deleted, removed.clone(), None);
@@ -298,9 +393,9 @@ impl Store {
         (Some(replay), receiver)
     }
 
-    fn save_state(&self) -> std::io::Result<()> {
-        let state = json!({"resourceVersion": self.resource_version, "nextIp": self.next_ip});
-        write_atomic(&self.dir.join("state.json"), state.to_string().as_bytes())
+    fn save_state(&mut self) -> std::io::Result<()> {
+        let state = self.state();
+        self.append(&json!({"state": state}))
     }
 }
 
@@ -326,4 +421,47 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         file.write_all(bytes)?;
     }
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> Key {
+        Key {
+            group: String::new(),
+            plural: "configmaps".into(),
+            namespace: "default".into(),
+            name: name.into(),
+        }
+    }
+
+    fn object(name: &str, rv: u64) -> Value {
+        json!({"metadata": {"name": name, "resourceVersion": rv.to_string()}})
+    }
+
+    #[test]
+    fn the_journal_survives_a_restart_and_a_torn_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let mut store = Store::load(dir.path()).expect("load");
+            for name in ["a", "b", "c"] {
+                let rv = store.next_resource_version();
+                store.put(key(name), object(name, rv)).expect("put");
+            }
+            store.remove(&key("b")).expect("remove");
+        }
+        // A crash mid-append leaves half a line.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL))
+            .expect("open");
+        file.write_all(b"{\"put\": {\"group\": \"\", \"plu")
+            .expect("torn");
+        let store = Store::load(dir.path()).expect("reload");
+        assert!(store.get(&key("a")).is_some() && store.get(&key("c")).is_some());
+        assert!(store.get(&key("b")).is_none());
+        // The delete's version is not reused.
+        assert_eq!(store.resource_version(), 4);
+    }
 }
