@@ -66,6 +66,19 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
             }
         }
         "CustomResourceDefinition" => validate_crd(name, object, &mut causes),
+        "Job" => {
+            // A Job's pod template and selector cannot change once created.
+            if let Some(old) = old {
+                for (field, pointer) in [
+                    ("spec.template", "/spec/template"),
+                    ("spec.selector", "/spec/selector"),
+                ] {
+                    if old.pointer(pointer) != object.pointer(pointer) {
+                        causes.push((field.into(), "Invalid value: field is immutable".into()));
+                    }
+                }
+            }
+        }
         "PersistentVolumeClaim" => {
             if let Some(old) = old {
                 let strip = |v: &Value| {

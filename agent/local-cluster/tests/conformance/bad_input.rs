@@ -209,3 +209,28 @@ async fn the_store_still_works_after_bad_input() {
     assert_eq!(names(&server).await, ["good"]);
     server.finish().await;
 }
+
+#[tokio::test]
+async fn a_job_template_is_immutable() {
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::api::{Api, Patch, PatchParams};
+    let server = Server::start().await;
+    let jobs: Api<Job> = Api::namespaced(server.client.clone(), &server.ns);
+    let job: Job = serde_json::from_value(json!({
+        "metadata": {"name": "once"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "run", "image": "busybox:1.36", "command": ["true"]}]}}},
+    }))
+    .expect("job");
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("create");
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "run", "image": "busybox:1.37"}]}}}});
+    let s = status(
+        jobs.patch("once", &PatchParams::default(), &Patch::Strategic(patch))
+            .await,
+    );
+    assert_eq!(s.code, 422, "{s:?}");
+    assert!(s.message.contains("spec.template"), "{s:?}");
+    server.finish().await;
+}
