@@ -60,7 +60,7 @@ impl fmt::Display for Path {
 
 /// Metadata fields the API server strips from applied configurations before computing
 /// ownership.
-const STRIPPED_METADATA: &[&str] = &[
+pub const STRIPPED_METADATA: &[&str] = &[
     "name",
     "namespace",
     "uid",

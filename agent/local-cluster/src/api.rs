@@ -166,20 +166,7 @@ pub fn update(
     let Some(old) = store.get(&key).cloned() else {
         return Err(target.not_found(&name));
     };
-    if let Some(rv) = body
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        && Some(rv)
-            != old
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-    {
-        return Err(ApiError::conflict(
-            target.resource.group,
-            target.resource.plural,
-            &name,
-        ));
-    }
+    check_resource_version(target, &name, &body, &old)?;
     write_update(store, target, &key, &old, body, options)
 }
 
@@ -212,23 +199,6 @@ pub fn patch(
             "the patch must be a JSON object".into(),
         ));
     }
-    let stale = |v: &Value| {
-        v.pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .is_some_and(|rv| {
-                Some(rv)
-                    != old
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(Value::as_str)
-            })
-    };
-    if kind != PatchType::Json && stale(patch) {
-        return Err(ApiError::conflict(
-            target.resource.group,
-            target.resource.plural,
-            &name,
-        ));
-    }
     let new = match kind {
         PatchType::Merge => crate::patch::merge(&old, patch),
         PatchType::Strategic => fields::merge(&old, patch),
@@ -241,13 +211,8 @@ pub fn patch(
             )
         })?,
     };
-    if stale(&new) {
-        return Err(ApiError::conflict(
-            target.resource.group,
-            target.resource.plural,
-            &name,
-        ));
-    }
+    // The patched object carries the patch's resourceVersion, if it named one.
+    check_resource_version(target, &name, &new, &old)?;
     check_identity(target, &new, Some(&name))?;
     write_update(store, target, &key, &old, new, options)
 }
@@ -300,21 +265,7 @@ pub fn write_scale(
         .get(&key)
         .cloned()
         .ok_or_else(|| target.not_found(&name))?;
-    if let Some(rv) = scale
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        && !rv.is_empty()
-        && Some(rv)
-            != old
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-    {
-        return Err(ApiError::conflict(
-            target.resource.group,
-            target.resource.plural,
-            &name,
-        ));
-    }
+    check_resource_version(target, &name, scale, &old)?;
     let replicas = scale
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
@@ -524,6 +475,25 @@ pub fn delete(
     }
 }
 
+/// Optimistic concurrency: a write that names a resourceVersion other than the stored
+/// one is a 409 Conflict (an empty or absent one is unconditional).
+fn check_resource_version(target: &Target, name: &str, body: &Value, old: &Value) -> Result<()> {
+    let version = |v: &Value| {
+        v.pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
+            .map(str::to_owned)
+    };
+    match version(body) {
+        Some(rv) if Some(&rv) != version(old).as_ref() => Err(ApiError::conflict(
+            target.resource.group,
+            target.resource.plural,
+            name,
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The body's apiVersion/kind/name/namespace agree with the URL.
 fn check_identity(target: &Target, body: &Value, url_name: Option<&str>) -> Result<()> {
     let res = target.resource;
@@ -579,6 +549,7 @@ fn commit(
     options: &WriteOptions,
 ) -> Result<Value> {
     let res = target.resource;
+    let mut in_terminating_namespace = false;
     if res.namespaced {
         let ns = key.namespace.clone();
         if ns.is_empty() {
@@ -586,20 +557,14 @@ fn commit(
                 "the namespace of the object is required".into(),
             ));
         }
-        let ns_key = Key {
-            group: String::new(),
-            plural: "namespaces".into(),
-            namespace: String::new(),
-            name: ns.clone(),
+        let Some(namespace) = store.get(&Key::namespace(&ns)) else {
+            return Err(ApiError::not_found("", "namespaces", &ns));
         };
-        match store.get(&ns_key) {
-            None => return Err(ApiError::not_found("", "namespaces", &ns)),
-            Some(namespace) if old.is_none() && deletion::is_terminating(namespace) => {
-                return Err(ApiError::namespace_terminating(
-                    res.group, res.plural, &key.name, &ns,
-                ));
-            }
-            Some(_) => {}
+        in_terminating_namespace = deletion::is_terminating(namespace);
+        if old.is_none() && in_terminating_namespace {
+            return Err(ApiError::namespace_terminating(
+                res.group, res.plural, &key.name, &ns,
+            ));
         }
     }
     let Some(map) = new.as_object_mut() else {
@@ -688,28 +653,15 @@ fn commit(
             .unwrap_or_else(|| json!(""));
         return Ok(new);
     }
-    let rv = store.next_resource_version();
-    new["metadata"]["resourceVersion"] = json!(rv.to_string());
-    store
-        .put(key.clone(), new.clone())
-        .map_err(|e| ApiError::internal(&e.to_string()))?;
-    if deletion::is_terminating(&new) || namespace_terminating(store, key) {
+    let stored = store
+        .put_versioned(key.clone(), new)
+        .map_err(|e| ApiError::internal(&e.to_string()))?
+        .clone();
+    if deletion::is_terminating(&stored) || in_terminating_namespace {
         // A finalizer may have come off: let the collector finish what it can.
         deletion::settle(store)?;
     }
-    Ok(new)
-}
-
-fn namespace_terminating(store: &Store, key: &Key) -> bool {
-    !key.namespace.is_empty()
-        && store
-            .get(&Key {
-                group: String::new(),
-                plural: "namespaces".into(),
-                namespace: String::new(),
-                name: key.namespace.clone(),
-            })
-            .is_some_and(deletion::is_terminating)
+    Ok(stored)
 }
 
 /// `deletionTimestamp` and `deletionGracePeriodSeconds` belong to the server: kept from
@@ -734,19 +686,8 @@ fn keep_deletion_state(
     let Some(old) = old.filter(|o| deletion::is_terminating(o)) else {
         return Ok(());
     };
-    let list = |v: &Value| -> Vec<String> {
-        v.pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let before = list(old);
-    let added: Vec<String> = list(new)
+    let before = deletion::finalizers(old);
+    let added: Vec<String> = deletion::finalizers(new)
         .into_iter()
         .filter(|f| !before.contains(f))
         .collect();

@@ -76,7 +76,8 @@ pub fn is_terminating(object: &Value) -> bool {
         .is_some_and(|t| !t.is_null())
 }
 
-fn finalizers(object: &Value) -> Vec<String> {
+/// `metadata.finalizers`.
+pub fn finalizers(object: &Value) -> Vec<String> {
     object
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
@@ -97,10 +98,6 @@ fn set_finalizers(object: &mut Value, list: &[String]) {
     } else {
         object["metadata"]["finalizers"] = json!(list);
     }
-}
-
-fn is_namespace(key: &Key) -> bool {
-    key.group.is_empty() && key.plural == "namespaces"
 }
 
 fn io(e: &std::io::Error) -> ApiError {
@@ -186,7 +183,7 @@ fn mark(
     {
         list.push(f.to_owned());
     }
-    if list.is_empty() && !is_namespace(key) {
+    if list.is_empty() && !key.is_namespace() {
         if !dry_run {
             store.remove(key).map_err(|e| io(&e))?;
         }
@@ -196,13 +193,14 @@ fn mark(
     marked["metadata"]["deletionTimestamp"] = json!(clock::now_rfc3339());
     marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
     set_finalizers(&mut marked, &list);
-    if is_namespace(key) {
+    if key.is_namespace() {
         marked["status"]["phase"] = json!("Terminating");
     }
     if !dry_run {
-        let rv = store.next_resource_version();
-        marked["metadata"]["resourceVersion"] = json!(rv.to_string());
-        store.put(key.clone(), marked.clone()).map_err(|e| io(&e))?;
+        marked = store
+            .put_versioned(key.clone(), marked)
+            .map_err(|e| io(&e))?
+            .clone();
     }
     Ok(Outcome::Pending(marked))
 }
@@ -219,23 +217,31 @@ pub fn settle(store: &mut Store) -> Result<(), ApiError> {
     Err(ApiError::internal("garbage collection did not settle"))
 }
 
+/// Clones of the stored objects that pass `keep` (collection only looks at a few).
+fn pick(store: &Store, keep: impl Fn(&Key, &Value) -> bool) -> Vec<(Key, Value)> {
+    store
+        .entries()
+        .filter(|(k, v)| keep(k, v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// One pass; true when it changed something.
 fn round(store: &mut Store) -> Result<bool, ApiError> {
-    let entries: Vec<(Key, Value)> = store
+    let uids: HashSet<String> = store
         .entries()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let uids: HashSet<&str> = entries
-        .iter()
         .filter_map(|(_, v)| meta_str(v, "uid"))
+        .map(str::to_owned)
         .collect();
+    let terminating = pick(store, |_, v| is_terminating(v));
+    let dependents = pick(store, |_, v| owner_uids(v).next().is_some());
     let dependents_of = |uid: &str| -> Vec<&(Key, Value)> {
-        entries
+        dependents
             .iter()
             .filter(|(_, v)| owner_uids(v).any(|o| o == uid))
             .collect()
     };
-    for (key, object) in entries.iter().filter(|(_, v)| is_terminating(v)) {
+    for (key, object) in &terminating {
         let uid = meta_str(object, "uid").unwrap_or_default();
         let mut list = finalizers(object);
         let before = list.len();
@@ -258,11 +264,11 @@ fn round(store: &mut Store) -> Result<bool, ApiError> {
             }
         }
         let mut held = false;
-        if is_namespace(key) {
-            for (inner_key, inner) in entries.iter().filter(|(k, _)| k.namespace == key.name) {
+        if key.is_namespace() {
+            for (inner_key, inner) in pick(store, |k, _| k.namespace == key.name) {
                 held = true;
-                if !is_terminating(inner) {
-                    mark(store, inner_key, inner, Propagation::Background, false)?;
+                if !is_terminating(&inner) {
+                    mark(store, &inner_key, &inner, Propagation::Background, false)?;
                 }
             }
         }
@@ -279,12 +285,12 @@ fn round(store: &mut Store) -> Result<bool, ApiError> {
     }
     // Dependents whose owners are gone: deleted when no owner is left, else the
     // dangling references are dropped.
-    for (key, object) in &entries {
+    for (key, object) in &dependents {
         let owners: Vec<&str> = owner_uids(object).collect();
-        if owners.is_empty() || owners.iter().all(|o| uids.contains(o)) || is_terminating(object) {
+        if owners.iter().all(|o| uids.contains(*o)) || is_terminating(object) {
             continue;
         }
-        if owners.iter().all(|o| !uids.contains(o)) {
+        if owners.iter().all(|o| !uids.contains(*o)) {
             mark(store, key, object, Propagation::Background, false)?;
         } else {
             let mut object = object.clone();
@@ -330,8 +336,9 @@ fn drop_owner_refs(object: &mut Value, drop: impl Fn(&str) -> bool) {
 }
 
 /// A controller's write: new resourceVersion, stored, watchers told.
-fn write(store: &mut Store, key: &Key, mut object: Value) -> Result<(), ApiError> {
-    let rv = store.next_resource_version();
-    object["metadata"]["resourceVersion"] = json!(rv.to_string());
-    store.put(key.clone(), object).map_err(|e| io(&e))
+fn write(store: &mut Store, key: &Key, object: Value) -> Result<(), ApiError> {
+    store
+        .put_versioned(key.clone(), object)
+        .map(|_| ())
+        .map_err(|e| io(&e))
 }

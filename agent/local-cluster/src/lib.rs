@@ -309,11 +309,13 @@ pub fn reset(state_dir: &Path) -> std::io::Result<()> {
 pub async fn serve_forever(config: Config, ready: impl FnOnce(&LocalCluster)) -> Result<()> {
     let cluster = LocalCluster::start(config).await?;
     ready(&cluster);
-    wait_for_signal().await;
+    shutdown_signal().await;
     cluster.shutdown().await
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM (how Kubernetes and `gitsync local-cluster stop` end a process)
+/// or Ctrl-C.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

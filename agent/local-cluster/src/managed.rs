@@ -82,18 +82,7 @@ pub fn owned_view(object: &Value, with_status: bool) -> Value {
             map.remove("status");
         }
         if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-            for k in [
-                "name",
-                "namespace",
-                "uid",
-                "resourceVersion",
-                "generation",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "managedFields",
-                "selfLink",
-            ] {
+            for &k in fields::STRIPPED_METADATA {
                 meta.remove(k);
             }
         }

@@ -91,13 +91,21 @@ fn terminating(object: &Value) -> bool {
 }
 
 /// Stores `object` when it differs from what is stored, at a new resourceVersion.
-fn save(store: &mut Store, key: Key, mut object: Value) -> std::io::Result<()> {
-    if store.get(&key) == Some(&object) {
+fn save(store: &mut Store, key: Key, object: Value) -> std::io::Result<()> {
+    if store.get(&key) != Some(&object) {
+        store.put_versioned(key, object)?;
+    }
+    Ok(())
+}
+
+/// Writes `status` onto `object` when it changed.
+fn save_status(store: &mut Store, key: Key, object: &Value, status: Value) -> std::io::Result<()> {
+    if object.get("status") == Some(&status) {
         return Ok(());
     }
-    let rv = store.next_resource_version();
-    object["metadata"]["resourceVersion"] = json!(rv.to_string());
-    store.put(key, object)
+    let mut next = object.clone();
+    next["status"] = status;
+    save(store, key, next)
 }
 
 /// A new object as a controller creates it.
@@ -296,6 +304,7 @@ fn deploy(store: &mut Store, deployment: &Value, now_ms: u64) -> std::io::Result
     deployment_status(
         store,
         deployment,
+        &new_name,
         &new_pods,
         &old_pods,
         desired,
@@ -308,6 +317,7 @@ fn deploy(store: &mut Store, deployment: &Value, now_ms: u64) -> std::io::Result
 fn deployment_status(
     store: &mut Store,
     deployment: &Value,
+    rs_name: &str,
     new_pods: &[Value],
     old_pods: &[Value],
     desired: i64,
@@ -360,11 +370,6 @@ fn deployment_status(
         .and_then(Value::as_str)
         .and_then(clock::parse_rfc3339)
         .map_or(now_ms, |s| s * 1000);
-    let rs_name = format!(
-        "{}-{}",
-        text(deployment, "/metadata/name"),
-        template_hash(&deployment["spec"]["template"])
-    );
     let progressing = if complete {
         keep_time(
             previous,
@@ -405,12 +410,11 @@ fn deployment_status(
     if total - available > 0 {
         status["unavailableReplicas"] = json!(total - available);
     }
-    let mut updated_deployment = deployment.clone();
-    updated_deployment["status"] = status;
-    save(
+    save_status(
         store,
         key_of("apps", "deployments", deployment),
-        updated_deployment,
+        deployment,
+        status,
     )
 }
 
@@ -512,12 +516,12 @@ fn replica_set(store: &mut Store, rs: &Value, now_ms: u64) -> std::io::Result<()
     let n = |f: fn(&Value, u64, u64) -> bool| {
         pods.iter().filter(|p| f(p, now_ms, min_ready_ms)).count()
     };
-    let mut updated = rs.clone();
-    updated["status"] = json!({"replicas": pods.len(), "fullyLabeledReplicas": pods.len(),
+    let status = json!({"replicas": pods.len(), "fullyLabeledReplicas": pods.len(),
         "readyReplicas": n(is_ready), "availableReplicas": n(is_available),
         "observedGeneration": rs.pointer("/metadata/generation").cloned().unwrap_or(json!(1))});
-    if store.get(&key_of("apps", "replicasets", rs)).is_some() {
-        save(store, key_of("apps", "replicasets", rs), updated)?;
+    let key = key_of("apps", "replicasets", rs);
+    if store.get(&key).is_some() {
+        save_status(store, key, rs, status)?;
     }
     Ok(())
 }
@@ -712,15 +716,11 @@ fn autoscaler(store: &mut Store, hpa: &Value, now_ms: u64) -> std::io::Result<()
                 &format!("the HPA controller was unable to get the target's current scale: {plural} \"{target_name}\" not found")),
         ]}),
     };
-    if old == status {
-        return Ok(());
-    }
-    let mut next = hpa.clone();
-    next["status"] = status;
-    save(
+    save_status(
         store,
         key_of("autoscaling", "horizontalpodautoscalers", hpa),
-        next,
+        hpa,
+        status,
     )
 }
 

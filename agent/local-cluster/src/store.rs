@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::kinds::Catalog;
@@ -21,7 +22,7 @@ const CRD_PLURAL: &str = "customresourcedefinitions";
 
 /// Where an object lives: group, resource plural, namespace ("" when cluster-scoped),
 /// name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Key {
     pub group: String,
     pub plural: String,
@@ -30,18 +31,19 @@ pub struct Key {
 }
 
 impl Key {
-    fn to_json(&self) -> Value {
-        json!({"group": self.group, "plural": self.plural, "namespace": self.namespace, "name": self.name})
+    /// The key of the Namespace `name`.
+    pub fn namespace(name: &str) -> Self {
+        Self {
+            group: String::new(),
+            plural: "namespaces".into(),
+            namespace: String::new(),
+            name: name.to_owned(),
+        }
     }
 
-    fn from_json(v: &Value) -> Option<Self> {
-        let field = |f: &str| v.get(f).and_then(Value::as_str).map(str::to_owned);
-        Some(Self {
-            group: field("group")?,
-            plural: field("plural")?,
-            namespace: field("namespace")?,
-            name: field("name")?,
-        })
+    /// True for a Namespace.
+    pub fn is_namespace(&self) -> bool {
+        self.group.is_empty() && self.plural == "namespaces"
     }
 
     /// True for a CustomResourceDefinition.
@@ -73,6 +75,41 @@ pub struct Store {
 /// mid-write) is ignored. Appending one line costs far less than a file per object.
 const JOURNAL: &str = "store.jsonl";
 
+/// The counters `state` lines record.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct State {
+    resource_version: u64,
+    next_ip: u32,
+}
+
+/// A journal line as written (borrowing what it records).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Line<'a> {
+    Put { put: &'a Key, object: &'a Value },
+    Delete { delete: &'a Key },
+    State { state: State },
+}
+
+/// A journal line as read back.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Replayed {
+    Put { put: Key, object: Value },
+    Delete { delete: Key },
+    State { state: State },
+}
+
+/// The resourceVersion an object carries (0 when it has none).
+fn version_of(object: &Value) -> u64 {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 impl Store {
     /// Loads the store under `dir` (empty when new).
     pub fn load(dir: &Path) -> std::io::Result<Self> {
@@ -88,138 +125,135 @@ impl Store {
             journal: None,
             journal_lines: 0,
         };
-        if let Ok(text) = std::fs::read_to_string(dir.join("state.json"))
-            && let Ok(state) = serde_json::from_str::<Value>(&text)
-        {
-            store.resource_version = state["resourceVersion"].as_u64().unwrap_or(0);
-            store.next_ip = state["nextIp"]
-                .as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(1);
-        }
-        // The older layout (one file per object under objects/), migrated on load.
-        let objects = dir.join("objects");
-        let legacy = if objects.is_dir() {
-            read_dirs(&objects)?
+        let migrated = store.load_legacy()?;
+        let lines = store.replay_journal()?;
+        if migrated || lines != store.objects.len() + 1 {
+            store.compact()?;
         } else {
-            Vec::new()
+            store.open_journal(lines)?;
+        }
+        store.refresh_catalog();
+        Ok(store)
+    }
+
+    /// The older layout, one JSON file per object under `objects/` plus `state.json`:
+    /// read into memory and removed once the journal holds it. True when there was one.
+    fn load_legacy(&mut self) -> std::io::Result<bool> {
+        let objects = self.dir.join("objects");
+        if !objects.is_dir() {
+            return Ok(false);
+        }
+        if let Ok(text) = std::fs::read_to_string(self.dir.join("state.json"))
+            && let Ok(state) = serde_json::from_str::<State>(&text)
+        {
+            self.absorb(state);
+        }
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
         };
-        for group in legacy {
+        for group in read_dirs(&objects)? {
             for plural in read_dirs(&group)? {
                 for ns in read_dirs(&plural)? {
                     for file in std::fs::read_dir(&ns)? {
                         let path = file?.path();
-                        if path.extension().is_none_or(|e| e != "json") {
+                        let Some(stem) = path
+                            .file_stem()
+                            .filter(|_| path.extension().is_some_and(|e| e == "json"))
+                        else {
                             continue;
-                        }
+                        };
                         let Ok(value) = serde_json::from_slice::<Value>(&std::fs::read(&path)?)
                         else {
                             tracing::warn!(path = %path.display(), "unreadable object file skipped");
                             continue;
                         };
-                        let name = |p: &Path| {
-                            p.file_name()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default()
-                        };
-                        let group_name = name(&group);
-                        let ns_name = name(&ns);
                         let key = Key {
-                            group: if group_name == "core" {
-                                String::new()
-                            } else {
-                                group_name
-                            },
-                            plural: name(&plural),
-                            namespace: if ns_name == "_cluster" {
-                                String::new()
-                            } else {
-                                ns_name
-                            },
-                            name: path
-                                .file_stem()
-                                .map(|n| n.to_string_lossy().into_owned())
+                            group: Some(name(&group))
+                                .filter(|g| g != "core")
                                 .unwrap_or_default(),
+                            plural: name(&plural),
+                            namespace: Some(name(&ns))
+                                .filter(|n| n != "_cluster")
+                                .unwrap_or_default(),
+                            name: stem.to_string_lossy().into_owned(),
                         };
-                        let rv = value
-                            .pointer("/metadata/resourceVersion")
-                            .and_then(Value::as_str)
-                            .and_then(|s| s.parse::<u64>().ok())
-                            .unwrap_or(0);
-                        store.resource_version = store.resource_version.max(rv);
-                        store.objects.insert(key, value);
+                        self.resource_version = self.resource_version.max(version_of(&value));
+                        self.objects.insert(key, value);
                     }
                 }
             }
         }
-        store.replay_journal()?;
-        store.compact()?;
-        // The journal now holds everything the older one-file-per-object layout had.
-        let _ = std::fs::remove_dir_all(dir.join("objects"));
-        let _ = std::fs::remove_file(dir.join("state.json"));
-        store.refresh_catalog();
-        Ok(store)
+        Ok(true)
     }
 
-    fn replay_journal(&mut self) -> std::io::Result<()> {
+    /// Removes the older layout once the journal holds its objects.
+    fn remove_legacy(&self) {
+        let _ = std::fs::remove_dir_all(self.dir.join("objects"));
+        let _ = std::fs::remove_file(self.dir.join("state.json"));
+    }
+
+    fn absorb(&mut self, state: State) {
+        self.resource_version = self.resource_version.max(state.resource_version);
+        self.next_ip = self.next_ip.max(state.next_ip);
+    }
+
+    /// Replays the journal; the number of lines it had.
+    fn replay_journal(&mut self) -> std::io::Result<usize> {
         let text = match std::fs::read_to_string(self.dir.join(JOURNAL)) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
         };
+        let mut lines = 0;
         for (n, line) in text.lines().enumerate() {
-            let Ok(entry) = serde_json::from_str::<Value>(line) else {
-                tracing::warn!(
+            lines += 1;
+            match serde_json::from_str::<Replayed>(line) {
+                Ok(Replayed::State { state }) => self.absorb(state),
+                Ok(Replayed::Put { put, object }) => {
+                    self.resource_version = self.resource_version.max(version_of(&object));
+                    self.objects.insert(put, object);
+                }
+                Ok(Replayed::Delete { delete }) => {
+                    self.objects.remove(&delete);
+                }
+                Err(_) => tracing::warn!(
                     line = n + 1,
                     "unreadable journal line skipped (torn write?)"
-                );
-                continue;
-            };
-            if let Some(state) = entry.get("state") {
-                self.resource_version = self
-                    .resource_version
-                    .max(state["resourceVersion"].as_u64().unwrap_or(0));
-                self.next_ip = self.next_ip.max(
-                    state["nextIp"]
-                        .as_u64()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .unwrap_or(1),
-                );
-            } else if let (Some(key), Some(object)) = (
-                entry.get("put").and_then(Key::from_json),
-                entry.get("object"),
-            ) {
-                let rv = object
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0);
-                self.resource_version = self.resource_version.max(rv);
-                self.objects.insert(key, object.clone());
-            } else if let Some(key) = entry.get("delete").and_then(Key::from_json) {
-                self.objects.remove(&key);
+                ),
             }
         }
+        Ok(lines)
+    }
+
+    fn open_journal(&mut self, lines: usize) -> std::io::Result<()> {
+        let path = self.dir.join(JOURNAL);
+        self.journal = Some(std::fs::OpenOptions::new().append(true).open(path)?);
+        self.journal_lines = lines;
         Ok(())
     }
 
     /// Rewrites the journal as one line per object plus the state, atomically.
     fn compact(&mut self) -> std::io::Result<()> {
-        let mut text = String::new();
-        text.push_str(&json!({"state": self.state()}).to_string());
-        text.push('\n');
+        let mut bytes = Vec::new();
+        let mut line = |entry: &Line| -> std::io::Result<()> {
+            serde_json::to_writer(&mut bytes, entry)?;
+            bytes.push(b'\n');
+            Ok(())
+        };
+        line(&Line::State {
+            state: self.state(),
+        })?;
         for (key, object) in &self.objects {
-            text.push_str(&json!({"put": key.to_json(), "object": object}).to_string());
-            text.push('\n');
+            line(&Line::Put { put: key, object })?;
         }
-        let path = self.dir.join(JOURNAL);
-        write_atomic(&path, text.as_bytes())?;
-        self.journal = Some(std::fs::OpenOptions::new().append(true).open(&path)?);
-        self.journal_lines = self.objects.len() + 1;
-        Ok(())
+        write_atomic(&self.dir.join(JOURNAL), &bytes)?;
+        self.remove_legacy();
+        self.open_journal(self.objects.len() + 1)
     }
 
-    fn append(&mut self, entry: &Value) -> std::io::Result<()> {
+    fn append(&mut self, entry: &Line) -> std::io::Result<()> {
         if self.journal_lines > 2 * self.objects.len() + 10_000 {
             return self.compact();
         }
@@ -233,8 +267,11 @@ impl Store {
         Ok(())
     }
 
-    fn state(&self) -> Value {
-        json!({"resourceVersion": self.resource_version, "nextIp": self.next_ip})
+    fn state(&self) -> State {
+        State {
+            resource_version: self.resource_version,
+            next_ip: self.next_ip,
+        }
     }
 
     /// The resources this cluster serves.
@@ -301,10 +338,13 @@ impl Store {
 
     /// Stores and persists an object, and tells watchers. The store-wide
     /// resourceVersion needs no separate write here: on load it is the highest of the
-    /// objects' own versions and the one `state.json` recorded at the last delete.
+    /// objects' own versions and the journal's `state` lines (written at deletes).
     pub fn put(&mut self, key: Key, value: Value) -> std::io::Result<()> {
+        self.append(&Line::Put {
+            put: &key,
+            object: &value,
+        })?;
         let previous = self.objects.insert(key.clone(), value.clone());
-        self.append(&json!({"put": key.to_json(), "object": value}))?;
         if key.is_crd() {
             self.refresh_catalog();
         }
@@ -317,13 +357,22 @@ impl Store {
         Ok(())
     }
 
-    /// Removes an object (and its file) at a new resourceVersion, and tells watchers.
+    /// Stamps the next resourceVersion on `object` and stores it: a write by the
+    /// server or one of its simulated controllers.
+    pub fn put_versioned(&mut self, key: Key, mut object: Value) -> std::io::Result<&Value> {
+        let rv = self.next_resource_version();
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.put(key.clone(), object)?;
+        Ok(&self.objects[&key])
+    }
+
+    /// Removes an object at a new resourceVersion, and tells watchers.
     pub fn remove(&mut self, key: &Key) -> std::io::Result<Option<Value>> {
         let Some(mut removed) = self.objects.remove(key) else {
             return Ok(None);
         };
         let rv = self.next_resource_version();
-        self.append(&json!({"delete": key.to_json()}))?;
+        self.append(&Line::Delete { delete: key })?;
         removed["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.save_state()?;
         self.publish(key.clone(), EventType::Deleted, removed.clone(), None);
@@ -395,7 +444,7 @@ impl Store {
 
     fn save_state(&mut self) -> std::io::Result<()> {
         let state = self.state();
-        self.append(&json!({"state": state}))
+        self.append(&Line::State { state })
     }
 }
 

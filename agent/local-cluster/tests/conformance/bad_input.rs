@@ -25,6 +25,11 @@ async fn send(
     server.client.request_text(request).await
 }
 
+/// POSTs a raw body to the test namespace's ConfigMaps.
+async fn post(server: &Server, content_type: &str, body: Vec<u8>) -> Result<String, kube::Error> {
+    send(server, "POST", &collection(server), content_type, body).await
+}
+
 fn collection(server: &Server) -> String {
     format!("/api/v1/namespaces/{}/configmaps", server.ns)
 }
@@ -96,16 +101,7 @@ async fn unknown_kinds_are_404() {
 async fn wrong_content_types_are_415() {
     let server = Server::start().await;
     let body = serde_json::to_vec(&config_map("x", json!({}))).expect("json");
-    let s = status(
-        send(
-            &server,
-            "POST",
-            &collection(&server),
-            "text/plain",
-            body.clone(),
-        )
-        .await,
-    );
+    let s = status(post(&server, "text/plain", body.clone()).await);
     assert_eq!(s.code, 415, "{s:?}");
     assert_eq!(s.reason, "UnsupportedMediaType", "{s:?}");
     let path = format!("{}/x", collection(&server));
@@ -120,16 +116,7 @@ async fn bodies_over_3_mib_are_413() {
     let server = Server::start().await;
     let big = "x".repeat(3 * 1024 * 1024 + 1);
     let body = serde_json::to_vec(&config_map("big", json!({"blob": big}))).expect("json");
-    let s = status(
-        send(
-            &server,
-            "POST",
-            &collection(&server),
-            "application/json",
-            body,
-        )
-        .await,
-    );
+    let s = status(post(&server, "application/json", body).await);
     assert_eq!(s.code, 413, "{s:?}");
     assert!(names(&server).await.is_empty());
     server.finish().await;
@@ -173,16 +160,7 @@ async fn a_body_of_another_kind_is_400() {
         &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
     )
     .expect("json");
-    let s = status(
-        send(
-            &server,
-            "POST",
-            &collection(&server),
-            "application/json",
-            body,
-        )
-        .await,
-    );
+    let s = status(post(&server, "application/json", body).await);
     assert_eq!(s.code, 400, "{s:?}");
     assert!(names(&server).await.is_empty());
     server.finish().await;
