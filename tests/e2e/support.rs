@@ -238,14 +238,34 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
 
 /// A minimal HTTP/1.1 request to the local cluster: (status code, body).
 pub fn http(base: &str, method: &str, path: &str) -> (u16, String) {
+    request(base, method, path, None)
+}
+
+/// A JSON merge patch; returns the status code.
+pub fn http_patch(base: &str, path: &str, body: &str) -> u16 {
+    request(
+        base,
+        "PATCH",
+        path,
+        Some(("application/merge-patch+json", body)),
+    )
+    .0
+}
+
+/// Sends one request, with an optional (content type, body): (status code, body).
+fn request(base: &str, method: &str, path: &str, body: Option<(&str, &str)>) -> (u16, String) {
     let authority = base.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = TcpStream::connect(authority).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
+    let (content_type, body) = body.map_or((String::new(), ""), |(t, b)| {
+        (format!("Content-Type: {t}\r\n"), b)
+    });
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\n{content_type}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .expect("write");
     let mut raw = Vec::new();
@@ -315,26 +335,4 @@ pub fn commit_all(dir: &Path, message: &str) -> String {
         .expect("commit");
     repo.set_head("refs/heads/main").expect("head");
     oid.to_string()
-}
-
-/// A JSON merge patch; returns the status code.
-pub fn http_patch(base: &str, path: &str, body: &str) -> u16 {
-    let authority = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(authority).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "PATCH {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/merge-patch+json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
 }
