@@ -74,7 +74,6 @@ pub fn get(store: &Store, target: &Target) -> Result<Value> {
     let name = target.name()?;
     store
         .get(&target.key(name))
-        .cloned()
         .ok_or_else(|| target.not_found(name))
 }
 
@@ -86,7 +85,7 @@ pub fn list(store: &Store, target: &Target, options: &ListOptions) -> Result<Val
     } else {
         None
     };
-    let matching: Vec<&Value> = store
+    let matching: Vec<Value> = store
         .list(res.group, res.plural, namespace)
         .filter(|o| options.labels.matches(o) && options.fields.matches(o))
         .collect();
@@ -133,7 +132,7 @@ pub fn create(
         .to_owned();
     check_identity(target, &body, None)?;
     let key = target.key(&name);
-    if store.get(&key).is_some() {
+    if store.contains(&key) {
         return Err(ApiError::already_exists(
             target.resource.group,
             target.resource.plural,
@@ -163,7 +162,7 @@ pub fn update(
     let name = target.name()?.to_owned();
     check_identity(target, &body, Some(&name))?;
     let key = target.key(&name);
-    let Some(old) = store.get(&key).cloned() else {
+    let Some(old) = store.get(&key) else {
         return Err(target.not_found(&name));
     };
     check_resource_version(target, &name, &body, &old)?;
@@ -191,7 +190,7 @@ pub fn patch(
 ) -> Result<Value> {
     let name = target.name()?.to_owned();
     let key = target.key(&name);
-    let Some(old) = store.get(&key).cloned() else {
+    let Some(old) = store.get(&key) else {
         return Err(target.not_found(&name));
     };
     if kind != PatchType::Json && !patch.is_object() {
@@ -261,10 +260,7 @@ pub fn write_scale(
 ) -> Result<Value> {
     let name = target.name()?.to_owned();
     let key = target.key(&name);
-    let old = store
-        .get(&key)
-        .cloned()
-        .ok_or_else(|| target.not_found(&name))?;
+    let old = store.get(&key).ok_or_else(|| target.not_found(&name))?;
     check_resource_version(target, &name, scale, &old)?;
     let replicas = scale
         .pointer("/spec/replicas")
@@ -358,7 +354,7 @@ pub fn apply(
     }
     check_identity(target, config, Some(&name))?;
     let key = target.key(&name);
-    let old = store.get(&key).cloned();
+    let old = store.get(&key);
     let mut entries = old.as_ref().map(managed::read).unwrap_or_default();
     let applied = FieldSet::from_applied(config);
     let api_version = target.resource.api_version();
@@ -459,7 +455,7 @@ pub fn delete(
 ) -> Result<Value> {
     let name = target.name()?.to_owned();
     let key = target.key(&name);
-    if store.get(&key).is_none() {
+    if !store.contains(&key) {
         return Err(target.not_found(&name));
     }
     match deletion::delete(store, &key, delete_options, options.dry_run)? {
@@ -560,7 +556,7 @@ fn commit(
         let Some(namespace) = store.get(&Key::namespace(&ns)) else {
             return Err(ApiError::not_found("", "namespaces", &ns));
         };
-        in_terminating_namespace = deletion::is_terminating(namespace);
+        in_terminating_namespace = deletion::is_terminating(&namespace);
         if old.is_none() && in_terminating_namespace {
             return Err(ApiError::namespace_terminating(
                 res.group, res.plural, &key.name, &ns,
@@ -792,7 +788,7 @@ pub fn bootstrap(store: &mut Store) -> Result<()> {
             name: None,
             subresource: None,
         };
-        if store.get(&target.key(name)).is_none() {
+        if !store.contains(&target.key(name)) {
             let options = WriteOptions {
                 manager: "gitsync-local-cluster".into(),
                 ..WriteOptions::default()

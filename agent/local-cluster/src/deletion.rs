@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::clock;
 use crate::status::ApiError;
-use crate::store::{Key, Store};
+use crate::store::{Facts, Key, Store};
 
 const ORPHAN: &str = "orphan";
 const FOREGROUND: &str = "foregroundDeletion";
@@ -113,7 +113,6 @@ pub fn delete(
 ) -> Result<Outcome, ApiError> {
     let object = store
         .get(key)
-        .cloned()
         .ok_or_else(|| ApiError::internal("delete of a missing object"))?;
     check_preconditions(key, &object, options)?;
     let outcome = mark(
@@ -128,9 +127,7 @@ pub fn delete(
     }
     settle(store)?;
     Ok(match store.get(key) {
-        Some(now) if meta_str(now, "uid") == meta_str(&object, "uid") => {
-            Outcome::Pending(now.clone())
-        }
+        Some(now) if meta_str(&now, "uid") == meta_str(&object, "uid") => Outcome::Pending(now),
         _ => Outcome::Deleted(object),
     })
 }
@@ -217,24 +214,24 @@ pub fn settle(store: &mut Store) -> Result<(), ApiError> {
     Err(ApiError::internal("garbage collection did not settle"))
 }
 
-/// Clones of the stored objects that pass `keep` (collection only looks at a few).
-fn pick(store: &Store, keep: impl Fn(&Key, &Value) -> bool) -> Vec<(Key, Value)> {
+/// Copies of the stored objects whose key and facts pass `keep` (collection looks at
+/// a few, and parses only those).
+fn pick(store: &Store, keep: impl Fn(&Key, &Facts) -> bool) -> Vec<(Key, Value)> {
     store
-        .entries()
-        .filter(|(k, v)| keep(k, v))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .facts()
+        .filter(|(k, f)| keep(k, f))
+        .map(|(k, _)| k.clone())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(|k| store.get(&k).map(|v| (k, v)))
         .collect()
 }
 
 /// One pass; true when it changed something.
 fn round(store: &mut Store) -> Result<bool, ApiError> {
-    let uids: HashSet<String> = store
-        .entries()
-        .filter_map(|(_, v)| meta_str(v, "uid"))
-        .map(str::to_owned)
-        .collect();
-    let terminating = pick(store, |_, v| is_terminating(v));
-    let dependents = pick(store, |_, v| owner_uids(v).next().is_some());
+    let uids: HashSet<String> = store.facts().map(|(_, f)| String::from(&*f.uid)).collect();
+    let terminating = pick(store, |_, f| f.terminating);
+    let dependents = pick(store, |_, f| !f.owners.is_empty());
     let dependents_of = |uid: &str| -> Vec<&(Key, Value)> {
         dependents
             .iter()

@@ -62,7 +62,7 @@ pub fn reconcile(store: &mut Store, now_ms: u64) -> std::io::Result<()> {
 }
 
 fn snapshot(store: &Store, group: &str, plural: &str) -> Vec<Value> {
-    store.list(group, plural, None).cloned().collect()
+    store.list(group, plural, None).collect()
 }
 
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
@@ -92,7 +92,7 @@ fn terminating(object: &Value) -> bool {
 
 /// Stores `object` when it differs from what is stored, at a new resourceVersion.
 fn save(store: &mut Store, key: Key, object: Value) -> std::io::Result<()> {
-    if store.get(&key) != Some(&object) {
+    if store.get(&key).as_ref() != Some(&object) {
         store.put_versioned(key, object)?;
     }
     Ok(())
@@ -130,7 +130,7 @@ fn owned_by<'a>(
     group: &'a str,
     plural: &'a str,
     owner: &'a Value,
-) -> impl Iterator<Item = &'a Value> + 'a {
+) -> impl Iterator<Item = Value> + 'a {
     let uid = text(owner, "/metadata/uid");
     let ns = text(owner, "/metadata/namespace");
     store.list(group, plural, Some(ns)).filter(move |o| {
@@ -187,17 +187,14 @@ fn deploy(store: &mut Store, deployment: &Value, now_ms: u64) -> std::io::Result
     let name = text(deployment, "/metadata/name").to_owned();
     let ns = text(deployment, "/metadata/namespace").to_owned();
     let new_name = format!("{name}-{hash}");
-    let owned: Vec<Value> = owned_by(store, "apps", "replicasets", deployment)
-        .cloned()
-        .collect();
+    let owned: Vec<Value> = owned_by(store, "apps", "replicasets", deployment).collect();
     let (new_rs, old): (Vec<Value>, Vec<Value>) = owned
         .into_iter()
         .partition(|rs| text(rs, "/metadata/name") == new_name);
     let min_ready_ms =
         u64::try_from(int(deployment, "/spec/minReadySeconds", 0)).unwrap_or(0) * 1000;
-    let pods_of = |store: &Store, rs: &Value| -> Vec<Value> {
-        owned_by(store, "", "pods", rs).cloned().collect()
-    };
+    let pods_of =
+        |store: &Store, rs: &Value| -> Vec<Value> { owned_by(store, "", "pods", rs).collect() };
     let count = |pods: &[Value], f: fn(&Value, u64, u64) -> bool| -> i64 {
         i64::try_from(pods.iter().filter(|p| f(p, now_ms, min_ready_ms)).count()).unwrap_or(0)
     };
@@ -472,7 +469,7 @@ fn replica_set(store: &mut Store, rs: &Value, now_ms: u64) -> std::io::Result<()
     } else {
         int(rs, "/spec/replicas", 1)
     };
-    let mut pods: Vec<Value> = owned_by(store, "", "pods", rs).cloned().collect();
+    let mut pods: Vec<Value> = owned_by(store, "", "pods", rs).collect();
     let have = i64::try_from(pods.len()).unwrap_or(0);
     let ns = text(rs, "/metadata/namespace").to_owned();
     let rs_name = text(rs, "/metadata/name").to_owned();
@@ -511,7 +508,7 @@ fn replica_set(store: &mut Store, rs: &Value, now_ms: u64) -> std::io::Result<()
             store.remove(&key_of("", "pods", pod))?;
         }
     }
-    let pods: Vec<Value> = owned_by(store, "", "pods", rs).cloned().collect();
+    let pods: Vec<Value> = owned_by(store, "", "pods", rs).collect();
     let min_ready_ms = u64::try_from(int(rs, "/spec/minReadySeconds", 0)).unwrap_or(0) * 1000;
     let n = |f: fn(&Value, u64, u64) -> bool| {
         pods.iter().filter(|p| f(p, now_ms, min_ready_ms)).count()
@@ -520,7 +517,7 @@ fn replica_set(store: &mut Store, rs: &Value, now_ms: u64) -> std::io::Result<()
         "readyReplicas": n(is_ready), "availableReplicas": n(is_available),
         "observedGeneration": rs.pointer("/metadata/generation").cloned().unwrap_or(json!(1))});
     let key = key_of("apps", "replicasets", rs);
-    if store.get(&key).is_some() {
+    if store.contains(&key) {
         save_status(store, key, rs, status)?;
     }
     Ok(())
@@ -636,7 +633,7 @@ fn endpoints(store: &mut Store, service: &Value, now_ms: u64) -> std::io::Result
         namespace: ns.to_owned(),
         name: name.to_owned(),
     };
-    if let Some(mut existing) = store.get(&key).cloned() {
+    if let Some(mut existing) = store.get(&key) {
         if existing.get("subsets").unwrap_or(&json!([])) != &subsets {
             existing["subsets"] = subsets;
             save(store, key, existing)?;
@@ -700,7 +697,7 @@ fn autoscaler(store: &mut Store, hpa: &Value, now_ms: u64) -> std::io::Result<()
     };
     let status = match target {
         Some(t) => {
-            let current = int(t, "/status/replicas", int(t, "/spec/replicas", 1));
+            let current = int(&t, "/status/replicas", int(&t, "/spec/replicas", 1));
             let min = int(hpa, "/spec/minReplicas", 1);
             let max = int(hpa, "/spec/maxReplicas", 1);
             let desired = current.clamp(min, max);

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::{ListOptions, Target};
-use crate::store::{Key, Store};
+use crate::store::{Key, Store, Stored, parse};
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +39,10 @@ pub struct Event {
     pub resource_version: u64,
     pub key: Key,
     pub kind: EventType,
-    pub object: Value,
+    /// The object as stored (see [`crate::store::parse`]).
+    pub object: Stored,
     /// The object before a modification (to see it leave a label selector).
-    pub previous: Option<Value>,
+    pub previous: Option<Stored>,
 }
 
 /// Watch options from the query.
@@ -67,15 +68,16 @@ fn view(event: &Event, target: &Target, options: &ListOptions) -> Option<Value> 
         return None;
     }
     let matches = |o: &Value| options.labels.matches(o) && options.fields.matches(o);
-    let now = matches(&event.object);
-    let before = event.previous.as_ref().is_some_and(matches);
+    let object = parse(&event.object);
+    let now = matches(&object);
+    let before = event.previous.as_ref().is_some_and(|p| matches(&parse(p)));
     let kind = match (event.kind, before, now) {
         (EventType::Modified, true, false) => EventType::Deleted,
         (EventType::Modified, false, true) => EventType::Added,
         (_, _, false) => return None,
         (kind, _, true) => kind,
     };
-    Some(json!({"type": kind.as_str(), "object": event.object}))
+    Some(json!({"type": kind.as_str(), "object": object}))
 }
 
 /// Starts a watch: the response body streaming events until the timeout.
@@ -90,7 +92,7 @@ pub fn start(store: &Store, target: Target, options: Options) -> Body {
                 None
             };
             for object in store.list(target.resource.group, target.resource.plural, ns) {
-                if options.list.labels.matches(object) && options.list.fields.matches(object) {
+                if options.list.labels.matches(&object) && options.list.fields.matches(&object) {
                     initial.push(json!({"type": "ADDED", "object": object}));
                 }
             }
