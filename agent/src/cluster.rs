@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 
 pub use connect::Target;
-pub use execute::{Event, Outcome};
+pub use execute::{Cancel, Event, Options as ExecuteOptions, Outcome, SyncResult};
 
 /// Errors talking to a cluster.
 #[derive(Debug, thiserror::Error)]

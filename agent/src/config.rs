@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::cluster::Target;
+use crate::cluster::{ExecuteOptions, Target};
 
 /// Which kind of cluster backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,4 +71,62 @@ pub fn default_local_dir() -> PathBuf {
 /// Parses `30s`, `5m`, `1h`, `500ms`, or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     gitsync_core::duration::parse(text)
+}
+
+/// How a sync prunes: flags shared by `gitsync diff`, `gitsync sync` and the agent.
+#[derive(Debug, Clone, Args)]
+pub struct PruneFlags {
+    /// Do not prune objects the app no longer renders.
+    #[arg(long, env = "GITSYNC_NO_PRUNE")]
+    pub no_prune: bool,
+    /// Prune even when more than --max-prune-percent of the app's objects would go.
+    #[arg(long, env = "GITSYNC_FORCE_PRUNE")]
+    pub force_prune: bool,
+    /// Largest share (percent) of the app's objects one sync may prune without
+    /// --force-prune.
+    #[arg(long, env = "GITSYNC_MAX_PRUNE_PERCENT", default_value_t = 50,
+        value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_prune_percent: u8,
+}
+
+/// How a sync executes: flags shared by `gitsync sync` and the agent.
+#[derive(Debug, Clone, Args)]
+pub struct ExecuteFlags {
+    /// Take over fields another field manager owns instead of failing on the conflict
+    /// (server-side apply `force`).
+    #[arg(long, env = "GITSYNC_FORCE")]
+    pub force: bool,
+    /// How long to wait for the app to become healthy after applying it.
+    #[arg(long, env = "GITSYNC_HEALTH_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub health_timeout: Duration,
+    /// Do not wait for health at the end (waves and CRDs are still waited for).
+    #[arg(long, env = "GITSYNC_NO_WAIT")]
+    pub no_wait: bool,
+    /// Writes in flight at once.
+    #[arg(long, env = "GITSYNC_CONCURRENCY", default_value_t = 32,
+        value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub concurrency: u16,
+}
+
+impl PruneFlags {
+    /// The plan options these flags select.
+    pub fn plan_options(&self) -> gitsync_core::plan::Options {
+        gitsync_core::plan::Options {
+            prune: !self.no_prune,
+            force_prune: self.force_prune,
+            max_prune_percent: self.max_prune_percent,
+        }
+    }
+}
+
+impl ExecuteFlags {
+    /// The execution options these flags select.
+    pub fn execute_options(&self) -> ExecuteOptions {
+        ExecuteOptions {
+            force: self.force,
+            health_timeout: (!self.no_wait).then_some(self.health_timeout),
+            concurrency: usize::from(self.concurrency),
+            ..ExecuteOptions::default()
+        }
+    }
 }

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use gitsync_agent::config::{ClusterArgs, parse_duration};
+use gitsync_agent::config::{ClusterArgs, ExecuteFlags, PruneFlags, parse_duration};
 use gitsync_agent::{daemon, git, reconcile::App, server, telemetry};
-use gitsync_core::plan;
 
 /// Keeps a cluster in sync with a path of a Git repository: clones it, syncs it, then
 /// fetches every interval and syncs again when the tree of the app's path changed.
@@ -37,9 +36,10 @@ struct Args {
     /// Set a ${VAR} for rendering (repeatable), e.g. --var TAG=1.2.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     vars: Vec<(String, String)>,
-    /// Prune even when more than half of the app's objects would go.
-    #[arg(long, env = "GITSYNC_FORCE_PRUNE")]
-    force_prune: bool,
+    #[command(flatten)]
+    prune: PruneFlags,
+    #[command(flatten)]
+    execute: ExecuteFlags,
     /// Serve /healthz, /readyz and /metrics on this address (e.g. 0.0.0.0:8080).
     #[arg(long, env = "GITSYNC_LISTEN")]
     listen: Option<std::net::SocketAddr>,
@@ -98,10 +98,8 @@ async fn main() -> ExitCode {
         app: App {
             name: app_name(&args),
             vars: args.vars.iter().cloned().collect::<BTreeMap<_, _>>(),
-            options: plan::Options {
-                force_prune: args.force_prune,
-                ..plan::Options::default()
-            },
+            options: args.prune.plan_options(),
+            execute: args.execute.execute_options(),
         },
         target: args.cluster.target(),
         interval: args.interval,

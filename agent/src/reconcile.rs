@@ -8,7 +8,7 @@ use gitsync_core::plan::{self, Plan};
 use gitsync_core::render::{self, Context};
 use gitsync_core::tree::AppTree;
 
-use crate::cluster::{self, Cluster, Event, Outcome};
+use crate::cluster::{self, Cluster, Event, ExecuteOptions, Outcome};
 
 /// Why a pass failed before writing anything.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,8 @@ pub struct App {
     /// `${VAR}` overrides (win over the app's gitsync.yaml).
     pub vars: BTreeMap<String, String>,
     pub options: plan::Options,
+    /// How plans are executed (force, health timeout, concurrency).
+    pub execute: ExecuteOptions,
 }
 
 /// Renders `tree` at `revision` and plans its sync against the cluster.
@@ -59,6 +61,6 @@ pub async fn sync(
     on_event: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<(Plan, Outcome), Error> {
     let plan = plan(cluster, app, tree, revision).await?;
-    let outcome = cluster.execute(&plan, on_event).await;
+    let outcome = cluster.execute(&plan, &app.execute, on_event).await;
     Ok((plan, outcome))
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use gitsync_agent::config::ClusterArgs;
+use gitsync_agent::config::{ClusterArgs, ExecuteFlags, PruneFlags};
 
 /// gitsync: a GitOps sync agent for Kubernetes.
 ///
@@ -68,12 +68,8 @@ pub struct PlanArgs {
     /// Color: auto (when stdout is a terminal), always, never.
     #[arg(long, value_enum, default_value = "auto")]
     pub color: Color,
-    /// Do not prune objects the app no longer renders.
-    #[arg(long)]
-    pub no_prune: bool,
-    /// Prune even when more than half of the app's objects would go.
-    #[arg(long)]
-    pub force_prune: bool,
+    #[command(flatten)]
+    pub prune: PruneFlags,
 }
 
 /// Sync options.
@@ -81,6 +77,8 @@ pub struct PlanArgs {
 pub struct SyncArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
+    #[command(flatten)]
+    pub execute: ExecuteFlags,
 }
 
 /// Status options.

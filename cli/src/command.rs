@@ -14,7 +14,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Render(args) => render::run(&args),
         Command::Diff(args) => plan::diff(&args).await,
-        Command::Sync(args) => plan::sync(&args.plan).await,
+        Command::Sync(args) => plan::sync(&args).await,
         Command::Status(args) => status::run(&args).await,
         Command::LocalCluster(cmd) => match cmd {
             LocalClusterCommand::Start(a) => local_cluster::start(&a).await,

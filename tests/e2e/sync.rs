@@ -286,7 +286,20 @@ fn drift_made_by_hand_is_reported_and_reverted() {
         diff.stdout.contains("-  replicas: 7") && diff.stdout.contains("+  replicas: 2"),
         "{diff:?}"
     );
-    assert_eq!(cluster.gitsync(&["sync", "example-repo"]).code, 0);
+    // The edit made kubectl-edit the owner of .spec.replicas: a sync without force
+    // fails on the conflict, naming the manager and the field, and writes nothing.
+    cluster.reset_stats();
+    let refused = cluster.gitsync(&["sync", "example-repo"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("kubectl-edit")
+            && refused.stderr.contains(".spec.replicas")
+            && refused.stderr.contains("--force"),
+        "{refused:?}"
+    );
+    assert_eq!(cluster.writes(), 0, "the conflict is found by the dry run");
+    let forced = cluster.gitsync(&["sync", "example-repo", "--force"]);
+    assert_eq!(forced.code, 0, "{forced:?}");
     let dep = cluster
         .get(&format!("{DEPLOY}/pgk-front-deployment"))
         .expect("deployment");

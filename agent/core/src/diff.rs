@@ -29,6 +29,8 @@ pub use mask::mask_secret;
 pub enum Action {
     Create,
     Update,
+    /// An update that changes an immutable field: delete, then create.
+    Replace,
     Prune,
     Unchanged,
 }
@@ -39,6 +41,7 @@ impl Action {
         match self {
             Self::Create => "create",
             Self::Update => "update",
+            Self::Replace => "replace",
             Self::Prune => "prune",
             Self::Unchanged => "unchanged",
         }
@@ -55,8 +58,12 @@ pub struct ObjectDiff {
     pub source: Option<Source>,
     /// Live object as YAML (empty when it does not exist).
     pub before: String,
-    /// Object after the sync as YAML (empty for prunes).
+    /// Object after the sync as YAML (empty for prunes). Both are empty when the
+    /// object is unchanged: there is nothing to show, and re-syncs stay cheap.
     pub after: String,
+    /// For a replace: the immutable fields that change (see [`crate::immutable`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub immutable: Vec<String>,
 }
 
 impl ObjectDiff {
@@ -83,6 +90,7 @@ pub fn object(desired: Option<&Manifest>, live: Option<&Value>) -> Option<Object
         (None, Some(l)) => (ObjectId::of(l)?, None),
         (None, None) => return None,
     };
+    let mut immutable = Vec::new();
     let (action, before, after) = match (desired, live) {
         (Some(m), None) => (
             Action::Create,
@@ -92,10 +100,21 @@ pub fn object(desired: Option<&Manifest>, live: Option<&Value>) -> Option<Object
         (Some(m), Some(l)) => {
             let before = normalize(l);
             let after = normalize(&predict(&m.object, l));
-            let action = if before == after {
-                Action::Unchanged
-            } else {
+            if before == after {
+                return Some(ObjectDiff {
+                    id,
+                    action: Action::Unchanged,
+                    source,
+                    before: String::new(),
+                    after: String::new(),
+                    immutable,
+                });
+            }
+            immutable = crate::immutable::changed(&id.kind, &before, &after);
+            let action = if immutable.is_empty() {
                 Action::Update
+            } else {
+                Action::Replace
             };
             (action, before, after)
         }
@@ -108,6 +127,7 @@ pub fn object(desired: Option<&Manifest>, live: Option<&Value>) -> Option<Object
         source,
         before: to_text(&before),
         after: to_text(&after),
+        immutable,
     })
 }
 

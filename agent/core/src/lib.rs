@@ -8,6 +8,8 @@ pub mod diff;
 pub mod digest;
 pub mod duration;
 pub mod fields;
+pub mod health;
+pub mod immutable;
 pub mod kinds;
 pub mod manifest;
 pub mod plan;

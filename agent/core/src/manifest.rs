@@ -21,6 +21,12 @@ pub const ANNOTATION_REVISION: &str = "gitsync.dev/revision";
 pub const ANNOTATION_DIGEST: &str = "gitsync.dev/digest";
 /// Annotation that opts an object out of (`"false"`) or a PVC into (`"true"`) pruning.
 pub const ANNOTATION_PRUNE: &str = "gitsync.dev/prune";
+/// Annotation ordering objects into waves (`"<int>"`, default 0): each wave is applied
+/// and healthy before the next starts.
+pub const ANNOTATION_WAVE: &str = "gitsync.dev/wave";
+/// Annotation that lets a sync delete and recreate an object whose immutable fields
+/// changed (`"true"`).
+pub const ANNOTATION_REPLACE: &str = "gitsync.dev/replace";
 /// Annotation binding a workload to a strategy policy.
 pub const ANNOTATION_STRATEGY: &str = "gitsync.dev/strategy";
 /// The field manager gitsync applies with.

@@ -1,10 +1,17 @@
-//! The sync plan: which objects to create, update, leave alone and prune, in the order
-//! a sync must touch them, with the pruning guards of the design applied.
+//! The sync plan: which objects to create, update, replace, leave alone and prune, in
+//! the order a sync must touch them, with the pruning guards of the design applied.
 //!
-//! Order: Namespaces, CRDs, ServiceAccounts/RBAC, ConfigMaps/Secrets, PVCs, Services,
-//! workloads, HPAs, Ingresses, the rest ([`crate::kinds::apply_rank`]); prunes come
-//! after every apply, in reverse order. `gitsync diff` prints a plan; `gitsync sync`
-//! executes the same plan. Pure: no I/O.
+//! Order: by wave (`gitsync.dev/wave: "<int>"`, default 0), then Namespaces, CRDs,
+//! ServiceAccounts/RBAC, ConfigMaps/Secrets, PVCs, Services, workloads, HPAs,
+//! Ingresses, the rest ([`crate::kinds::apply_rank`]); prunes come after every apply,
+//! in reverse order.
+//!
+//! Guards: nothing is pruned on an empty render, nor more than a share of the app
+//! without force; PersistentVolumeClaims, Namespaces and CRDs only with
+//! `gitsync.dev/prune: "true"`; nothing annotated `gitsync.dev/prune: "false"`; an
+//! object another app owns fails the plan. An update of an immutable field is a
+//! replace, blocked unless the object carries `gitsync.dev/replace: "true"`.
+//! `gitsync diff` prints a plan; `gitsync sync` executes the same plan. Pure: no I/O.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +20,10 @@ use serde_json::Value;
 
 use crate::diff::{self, Action, ObjectDiff};
 use crate::kinds;
-use crate::manifest::{ANNOTATION_PRUNE, LABEL_APP, Manifest, ObjectId, annotation, label};
+use crate::manifest::{
+    ANNOTATION_PRUNE, ANNOTATION_REPLACE, ANNOTATION_WAVE, LABEL_APP, Manifest, ObjectId, Source,
+    annotation, label,
+};
 
 /// Why a plan cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +42,22 @@ pub enum Error {
         prune: usize,
         managed: usize,
         max_percent: u8,
+    },
+    #[error(
+        "{object} ({file}) is owned by app {owner:?}, not {app:?}: two apps cannot \
+         manage one object (remove it from one of them)"
+    )]
+    OwnedByOtherApp {
+        app: String,
+        object: String,
+        file: Source,
+        owner: String,
+    },
+    #[error("{object} ({file}): gitsync.dev/wave must be an integer, got {value:?}")]
+    BadWave {
+        object: String,
+        file: Source,
+        value: String,
     },
 }
 
@@ -61,7 +87,13 @@ impl Default for Options {
 pub struct Step {
     #[serde(flatten)]
     pub diff: ObjectDiff,
-    /// What to apply (creates and updates).
+    /// The object's wave: every wave is applied, and healthy, before the next.
+    pub wave: i32,
+    /// Why this step may not run (a replace the object did not opt into); a plan with
+    /// a blocked step fails before writing anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
+    /// What to apply (creates, updates and replaces).
     #[serde(skip)]
     pub manifest: Option<Manifest>,
 }
@@ -78,6 +110,7 @@ pub struct Kept {
 pub struct Summary {
     pub create: usize,
     pub update: usize,
+    pub replace: usize,
     pub prune: usize,
     pub unchanged: usize,
 }
@@ -99,6 +132,7 @@ impl Plan {
             match step.diff.action {
                 Action::Create => s.create += 1,
                 Action::Update => s.update += 1,
+                Action::Replace => s.replace += 1,
                 Action::Prune => s.prune += 1,
                 Action::Unchanged => s.unchanged += 1,
             }
@@ -111,6 +145,13 @@ impl Plan {
         self.steps
             .iter()
             .any(|s| s.diff.action != Action::Unchanged)
+    }
+
+    /// The steps that cannot run, with why.
+    pub fn blocked(&self) -> impl Iterator<Item = (&Step, &str)> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.blocked.as_deref().map(|b| (s, b)))
     }
 }
 
@@ -130,18 +171,45 @@ pub fn plan(
         })
         .collect();
 
-    let mut applies: Vec<Step> = desired
-        .iter()
-        .filter_map(|m| {
-            let live = live_by_key.remove(&key(&m.id));
-            let diff = diff::object(Some(m), live)?;
-            Some(Step {
-                diff,
-                manifest: Some(m.clone()),
-            })
-        })
-        .collect();
-    applies.sort_by(|a, b| order(&a.diff.id).cmp(&order(&b.diff.id)));
+    let mut applies = Vec::with_capacity(desired.len());
+    for m in desired {
+        let live = live_by_key.remove(&key(&m.id));
+        if let Some(owner) = live.and_then(|l| label(l, LABEL_APP))
+            && owner != app
+        {
+            return Err(Error::OwnedByOtherApp {
+                app: app.to_owned(),
+                object: m.id.short(),
+                file: m.source.clone(),
+                owner: owner.to_owned(),
+            });
+        }
+        let Some(diff) = diff::object(Some(m), live) else {
+            continue;
+        };
+        let blocked = (diff.action == Action::Replace
+            && annotation(&m.object, ANNOTATION_REPLACE) != Some("true"))
+        .then(|| {
+            format!(
+                "{} cannot be updated in place: {} {} immutable; annotate the object with \
+                 gitsync.dev/replace: \"true\" to delete and recreate it",
+                m.id.short(),
+                diff.immutable.join(", "),
+                if diff.immutable.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                }
+            )
+        });
+        applies.push(Step {
+            diff,
+            wave: wave(m)?,
+            blocked,
+            manifest: Some(m.clone()),
+        });
+    }
+    applies.sort_by(|a, b| order(a).cmp(&order(b)));
 
     let managed = live
         .iter()
@@ -164,6 +232,10 @@ pub fn plan(
             if let Some(diff) = diff::object(None, Some(object)) {
                 prunes.push(Step {
                     diff,
+                    wave: annotation(object, ANNOTATION_WAVE)
+                        .and_then(|w| w.trim().parse().ok())
+                        .unwrap_or(0),
+                    blocked: None,
                     manifest: None,
                 });
             }
@@ -187,7 +259,7 @@ pub fn plan(
             });
         }
     }
-    prunes.sort_by(|a, b| order(&b.diff.id).cmp(&order(&a.diff.id)));
+    prunes.sort_by(|a, b| order(b).cmp(&order(a)));
     applies.extend(prunes);
     Ok(Plan {
         app: app.to_owned(),
@@ -206,13 +278,27 @@ fn key(id: &ObjectId) -> (String, String, Option<String>, String) {
     )
 }
 
-fn order(id: &ObjectId) -> (u8, &str, Option<&str>, &str) {
+fn order(step: &Step) -> (i32, u8, &str, Option<&str>, &str) {
+    let id = &step.diff.id;
     (
+        step.wave,
         kinds::apply_rank(&id.kind),
         &id.kind,
         id.namespace.as_deref(),
         &id.name,
     )
+}
+
+/// The wave a manifest declares (0 without the annotation).
+fn wave(m: &Manifest) -> Result<i32, Error> {
+    match annotation(&m.object, ANNOTATION_WAVE) {
+        None => Ok(0),
+        Some(text) => text.trim().parse().map_err(|_| Error::BadWave {
+            object: m.id.short(),
+            file: m.source.clone(),
+            value: text.to_owned(),
+        }),
+    }
 }
 
 /// Why a live object of the app must not be pruned, if it must not.
@@ -221,10 +307,19 @@ fn prune_guard(id: &ObjectId, object: &Value) -> Option<&'static str> {
     if opt == Some("false") {
         return Some("annotated gitsync.dev/prune: \"false\"");
     }
-    if id.kind == "PersistentVolumeClaim" && opt != Some("true") {
-        return Some("PersistentVolumeClaims are pruned only with gitsync.dev/prune: \"true\"");
+    if opt == Some("true") {
+        return None;
     }
-    None
+    match id.kind.as_str() {
+        "PersistentVolumeClaim" => {
+            Some("PersistentVolumeClaims are pruned only with gitsync.dev/prune: \"true\"")
+        }
+        "Namespace" => Some("Namespaces are pruned only with gitsync.dev/prune: \"true\""),
+        "CustomResourceDefinition" => {
+            Some("CustomResourceDefinitions are pruned only with gitsync.dev/prune: \"true\"")
+        }
+        _ => None,
+    }
 }
 
 /// Objects a controller made (ownerReferences) are the controller's to delete, even if

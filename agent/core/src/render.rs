@@ -124,7 +124,16 @@ pub fn render(tree: &AppTree, ctx: &Context) -> Result<Vec<Manifest>, Error> {
         parse_file(path, bytes, &vars, &mut objects, &mut problems);
     }
 
+    let namespace_of = |o: &Value| {
+        o.pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .or(options.namespace.as_deref())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let autoscaled = workload::autoscaled(objects.iter().map(|p| &p.object), namespace_of);
     for parsed in &mut objects {
+        workload::release_replicas(&mut parsed.object, &autoscaled, namespace_of);
         finish(parsed, &options, &renames, ctx);
     }
     check_duplicates(&objects, &mut problems);

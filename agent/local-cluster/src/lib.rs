@@ -24,12 +24,26 @@
 //!
 //! `GET /_gitsync/stats` returns request counters (reads, writes, dry runs, per verb) and
 //! `DELETE /_gitsync/stats` resets them, so tests can count the writes of a sync.
+//!
+//! Failure injection: besides the rollout annotations above, requests to `/api` and
+//! `/apis` can be slowed and failed (see `faults`). `latencyMs` delays every one of them
+//! (`GITSYNC_LOCAL_CLUSTER_LATENCY_MS` at start); rules, tried in order, fail the next
+//! `count` matching requests (by `verbs`, `resource`, `name`, `dryRun`) with a `Status`
+//! of the given code and an optional `Retry-After`, or with `"disconnect": true` by
+//! closing the connection before any response. Set with [`LocalCluster::set_faults`] or
+//! `POST /_gitsync/faults` (`{"latencyMs": 5, "rules": [{"status": 429, "count": 2,
+//! "verbs": ["patch"], "resource": "configmaps"}]}`), read back with remaining counts by
+//! `GET`, cleared by `DELETE`. Failed requests change nothing and are counted as
+//! `injected` in the stats. `kube::Client` retries 429, 503 and 504 by itself (up to 15
+//! times, honouring `Retry-After`), so a test of gitsync's own retries uses another code
+//! or a client with `default_retry` off.
 
 mod admit;
 mod api;
 mod clock;
 mod deletion;
 mod discovery;
+pub mod faults;
 mod kinds;
 mod managed;
 mod patch;
@@ -45,6 +59,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+
+pub use faults::{FaultRule, Faults};
 
 /// Errors starting or running the local cluster.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +103,10 @@ pub struct Stats {
     pub writes: u64,
     pub dry_run: u64,
     pub by_verb: BTreeMap<String, u64>,
+    /// Requests failed by an injected fault ([`Faults`]); they reached no handler and
+    /// are not counted in the other fields.
+    #[serde(default)]
+    pub injected: u64,
 }
 
 /// A running local cluster; stops when shut down or dropped.
@@ -144,6 +164,7 @@ impl LocalCluster {
             counters: server::Counters::default(),
             url: url.clone(),
             clock: clock::SimClock::new(time_scale()),
+            faults: faults::State::new(latency_ms()),
         });
         let controllers = tokio::spawn(run_controllers(Arc::clone(&shared)));
         let kubeconfig = dir.join("kubeconfig");
@@ -225,6 +246,39 @@ impl LocalCluster {
         self.shared.clock.advance(by);
     }
 
+    /// Replaces the injected latency and failure rules, as `POST /_gitsync/faults` does.
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: &gitsync_local_cluster::LocalCluster) -> Result<(), Box<dyn std::error::Error>> {
+    /// use gitsync_local_cluster::{FaultRule, Faults};
+    /// // The next two patches of ConfigMaps get 429 Too Many Requests.
+    /// cluster.set_faults(Faults {
+    ///     latency_ms: 5,
+    ///     rules: vec![FaultRule {
+    ///         status: Some(429),
+    ///         count: Some(2),
+    ///         verbs: vec!["patch".into()],
+    ///         resource: Some("configmaps".into()),
+    ///         retry_after_seconds: Some(1),
+    ///         ..FaultRule::default()
+    ///     }],
+    /// }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_faults(&self, faults: Faults) -> Result<(), faults::Error> {
+        self.shared.faults.set(faults).await
+    }
+
+    /// The injected latency and rules, with what remains of each rule's count.
+    pub async fn faults(&self) -> Faults {
+        self.shared.faults.get().await
+    }
+
+    /// No added latency, no failure rules.
+    pub async fn clear_faults(&self) {
+        self.shared.faults.clear().await;
+    }
+
     /// Stops serving (state is already persisted).
     pub async fn shutdown(mut self) -> Result<()> {
         self.controllers.abort();
@@ -269,6 +323,18 @@ fn time_scale() -> f64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0)
+}
+
+/// `GITSYNC_LOCAL_CLUSTER_LATENCY_MS`: milliseconds added before every API request
+/// (default 0).
+fn latency_ms() -> u64 {
+    let Ok(text) = std::env::var("GITSYNC_LOCAL_CLUSTER_LATENCY_MS") else {
+        return 0;
+    };
+    text.trim().parse().unwrap_or_else(|_| {
+        tracing::warn!(value = %text, "GITSYNC_LOCAL_CLUSTER_LATENCY_MS is not a number of milliseconds; no latency added");
+        0
+    })
 }
 
 async fn run_controllers(shared: Arc<server::Shared>) {

@@ -1,5 +1,6 @@
 //! HTTP: routing Kubernetes API paths to [`crate::api`], discovery documents, request
-//! counters (`/_gitsync/stats`), body limits and content types. Every error is a
+//! counters (`/_gitsync/stats`), body limits and content types; fault injection wraps
+//! it all (see [`crate::faults`]). Every error is a
 //! `Status` object; nothing here panics on input.
 
 use std::collections::HashMap;
@@ -31,6 +32,8 @@ pub struct Shared {
     pub url: String,
     /// The simulated controllers' clock.
     pub clock: crate::clock::SimClock,
+    /// Injected latency and failures (see [`crate::faults`]).
+    pub faults: crate::faults::State,
 }
 
 /// Request counters by verb.
@@ -40,6 +43,7 @@ pub struct Counters {
     reads: AtomicU64,
     writes: AtomicU64,
     dry_runs: AtomicU64,
+    injected: AtomicU64,
 }
 
 impl Counters {
@@ -55,11 +59,17 @@ impl Counters {
         }
     }
 
+    /// A request failed by an injected fault (counted here only).
+    pub fn count_injected(&self) {
+        self.injected.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> Stats {
         Stats {
             reads: self.reads.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
             dry_run: self.dry_runs.load(Ordering::Relaxed),
+            injected: self.injected.load(Ordering::Relaxed),
             by_verb: self.counts.lock().map(|c| c.clone()).unwrap_or_default(),
         }
     }
@@ -68,6 +78,7 @@ impl Counters {
         self.reads.store(0, Ordering::Relaxed);
         self.writes.store(0, Ordering::Relaxed);
         self.dry_runs.store(0, Ordering::Relaxed);
+        self.injected.store(0, Ordering::Relaxed);
         if let Ok(mut counts) = self.counts.lock() {
             counts.clear();
         }
@@ -94,8 +105,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
             })
             .post(advance_clock),
         )
+        .merge(crate::faults::routes())
         .fallback(handle)
         .layer(DefaultBodyLimit::max(MAX_BODY * 2))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            crate::faults::inject,
+        ))
         .with_state(shared)
 }
 

@@ -1,31 +1,84 @@
-//! Executing a plan: server-side apply of creates and updates (field manager `gitsync`,
-//! conflicts forced: Git is the source of truth), then prunes in reverse order.
+//! Executing a plan: server-side apply (field manager `gitsync`) wave by wave and kind
+//! rank by rank, waiting for health where the order depends on it, then prunes in
+//! reverse order.
 //!
-//! Before writing anything, every create and update is sent once with `dryRun=All`, so
-//! an object the API server rejects fails the sync with nothing changed. Objects of one
-//! kind rank are applied concurrently (bounded); ranks run in order. Transient errors
-//! (429, 5xx) are retried with backoff.
+//! 1. **Preflight**: a plan with a blocked step (an immutable change the object did
+//!    not opt into replacing) fails here, and every write is sent once with
+//!    `dryRun=All`; if the API server rejects any, nothing is written.
+//! 2. **Apply**: waves in order; within a wave, kind ranks in order, each rank's
+//!    objects concurrently (bounded). CRDs must be established before the next rank
+//!    (their custom resources) goes; each wave must be healthy before the next starts.
+//!    A replace deletes the object, waits until it is gone, and creates it again.
+//! 3. **Prune** in the plan's (reverse) order, only when every write succeeded.
+//! 4. **Health**: with a timeout set, waits until every object of the app is healthy;
+//!    the outcome records what was not.
+//!
+//! Conflicts with other field managers fail the object naming them, unless `force`.
+//! 429s, 5xx, connection errors and resourceVersion conflicts are retried with capped
+//! exponential backoff and jitter; a cancelled execution (a newer revision arrived)
+//! stops between requests.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use gitsync_core::diff::Action;
+use gitsync_core::health::{self, Health, Status};
 use gitsync_core::kinds;
-use gitsync_core::manifest::{FIELD_MANAGER, ObjectId};
+use gitsync_core::manifest::{FIELD_MANAGER, LABEL_APP, ObjectId};
 use gitsync_core::plan::{Plan, Step};
 use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::{Cluster, api_for};
 
-/// Applies in flight at once.
-const CONCURRENCY: usize = 8;
-/// Attempts for a request that fails transiently.
-const ATTEMPTS: u32 = 4;
+/// How an execution runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Take fields other managers own instead of failing on the conflict.
+    pub force: bool,
+    /// Wait until the app is healthy, at most this long (`None`: do not wait at the
+    /// end; waves and CRDs are still waited for, with [`DEFAULT_HEALTH_TIMEOUT`]).
+    pub health_timeout: Option<Duration>,
+    /// Writes in flight at once.
+    pub concurrency: usize,
+    /// Set when a newer revision supersedes this execution.
+    pub cancel: Cancel,
+}
 
-/// Progress of an execution, reported per object.
+/// The per-app health timeout when none is configured.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_mins(10);
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            force: false,
+            health_timeout: Some(DEFAULT_HEALTH_TIMEOUT),
+            concurrency: 32,
+            cancel: Cancel::default(),
+        }
+    }
+}
+
+/// A flag that stops an execution between requests.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Progress of an execution.
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
     /// About to write this step.
@@ -34,39 +87,123 @@ pub enum Event<'a> {
     Done(&'a Step),
     /// The step failed with this message.
     Failed(&'a Step, &'a str),
+    /// Waiting for health; what is not healthy yet.
+    Waiting(&'a str),
+}
+
+/// How a sync ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SyncResult {
+    /// Everything applied and healthy (or not waited for).
+    Succeeded,
+    /// Everything applied, but an object is degraded (a rollout past its progress
+    /// deadline, a failed Job, a crash-looping Pod…).
+    Degraded,
+    /// Everything applied, but not all of it was healthy when the health timeout ran
+    /// out (still progressing: an Ingress without an address, a slow rollout…).
+    HealthTimeout,
+    /// A write failed or was rejected.
+    Failed,
+    /// The plan's pruning guards refused it; nothing was written.
+    PruneRefused,
+    /// A newer revision arrived before this one finished.
+    Superseded,
 }
 
 /// What an execution did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    pub result: SyncResult,
     pub created: usize,
     pub updated: usize,
+    pub replaced: usize,
     pub pruned: usize,
     pub unchanged: usize,
     /// Objects that failed, with the API server's message. Non-empty means the sync
     /// failed.
     pub failed: Vec<Failure>,
-    /// True when the failure was found by the dry run and nothing was written.
+    /// True when the failure was found before any write and nothing was written.
     pub nothing_written: bool,
+    /// The app's health when the execution ended (`None` when not waited for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// Objects that were not healthy when the execution ended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unhealthy: Vec<Unhealthy>,
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Self {
+            result: SyncResult::Succeeded,
+            created: 0,
+            updated: 0,
+            replaced: 0,
+            pruned: 0,
+            unchanged: 0,
+            failed: Vec::new(),
+            nothing_written: false,
+            health: None,
+            unhealthy: Vec::new(),
+        }
+    }
 }
 
 /// One object that could not be written.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     pub object: String,
+    /// Where the object is defined (file:line:column), when it is rendered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub message: String,
+}
+
+/// One object that was not healthy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unhealthy {
+    pub object: String,
+    #[serde(flatten)]
+    pub health: Health,
 }
 
 impl Outcome {
     /// True when every step succeeded.
     pub fn is_success(&self) -> bool {
-        self.failed.is_empty()
+        self.failed.is_empty() && self.result == SyncResult::Succeeded
+    }
+
+    fn fail(&mut self, step: &Step, message: String) {
+        self.failed.push(Failure {
+            object: step.diff.id.short(),
+            source: step.manifest.as_ref().map(|m| m.source.to_string()),
+            message,
+        });
+        self.result = SyncResult::Failed;
+    }
+
+    fn count(&mut self, action: Action) {
+        match action {
+            Action::Create => self.created += 1,
+            Action::Update => self.updated += 1,
+            Action::Replace => self.replaced += 1,
+            Action::Prune => self.pruned += 1,
+            Action::Unchanged => self.unchanged += 1,
+        }
     }
 }
 
+/// How often health is polled while waiting.
+const POLL: Duration = Duration::from_millis(500);
+
 impl Cluster {
     /// Executes `plan`, reporting progress through `on_event`.
-    pub async fn execute(&self, plan: &Plan, on_event: &(dyn Fn(Event<'_>) + Sync)) -> Outcome {
+    pub async fn execute(
+        &self,
+        plan: &Plan,
+        options: &Options,
+        on_event: &(dyn Fn(Event<'_>) + Sync),
+    ) -> Outcome {
         let mut outcome = Outcome {
             unchanged: plan.summary().unchanged,
             ..Outcome::default()
@@ -74,135 +211,379 @@ impl Cluster {
         let writes: Vec<&Step> = plan
             .steps
             .iter()
-            .filter(|s| matches!(s.diff.action, Action::Create | Action::Update))
+            .filter(|s| {
+                matches!(
+                    s.diff.action,
+                    Action::Create | Action::Update | Action::Replace
+                )
+            })
             .collect();
 
-        // 1. Validate every write with a server-side dry run.
+        // 1. Preflight.
+        for (step, reason) in plan.blocked() {
+            outcome.fail(step, reason.to_owned());
+        }
+        if outcome.failed.is_empty() {
+            for failure in self.dry_run(&writes, options).await {
+                outcome.failed.push(failure);
+                outcome.result = SyncResult::Failed;
+            }
+        }
+        if !outcome.failed.is_empty() {
+            outcome.nothing_written = true;
+            return outcome;
+        }
+
+        // 2. Apply, wave by wave, rank by rank.
+        let waves = group_by(&writes, |s| s.wave);
+        let last_wave = waves.last().map(|w| w[0].wave);
+        for wave in waves {
+            for rank in group_by(&wave, |s| kinds::apply_rank(&s.diff.id.kind)) {
+                if options.cancel.is_cancelled() {
+                    outcome.result = SyncResult::Superseded;
+                    return outcome;
+                }
+                self.apply_group(&rank, options, on_event, &mut outcome)
+                    .await;
+                if !outcome.failed.is_empty() {
+                    // Later ranks depend on this one; prunes never follow a failed apply.
+                    return outcome;
+                }
+                if rank[0].diff.id.kind == "CustomResourceDefinition" {
+                    let crds: Vec<&ObjectId> = rank.iter().map(|s| &s.diff.id).collect();
+                    if !self
+                        .settle(
+                            plan,
+                            &crds,
+                            DEFAULT_HEALTH_TIMEOUT,
+                            options,
+                            on_event,
+                            &mut outcome,
+                        )
+                        .await
+                    {
+                        return outcome;
+                    }
+                }
+            }
+            if Some(wave[0].wave) != last_wave {
+                let ids: Vec<&ObjectId> = plan
+                    .steps
+                    .iter()
+                    .filter(|s| s.wave == wave[0].wave && s.diff.action != Action::Prune)
+                    .map(|s| &s.diff.id)
+                    .collect();
+                let timeout = options.health_timeout.unwrap_or(DEFAULT_HEALTH_TIMEOUT);
+                if !self
+                    .settle(plan, &ids, timeout, options, on_event, &mut outcome)
+                    .await
+                {
+                    return outcome;
+                }
+            }
+        }
+
+        // 3. Prune, in the plan's (reverse) order.
+        for step in plan.steps.iter().filter(|s| s.diff.action == Action::Prune) {
+            if options.cancel.is_cancelled() {
+                outcome.result = SyncResult::Superseded;
+                return outcome;
+            }
+            on_event(Event::Started(step));
+            match self.delete(&step.diff.id, options).await {
+                Ok(()) => {
+                    on_event(Event::Done(step));
+                    outcome.count(Action::Prune);
+                }
+                Err(message) => {
+                    on_event(Event::Failed(step, &message));
+                    outcome.fail(step, message);
+                }
+            }
+        }
+
+        // 4. Health of the whole app.
+        if outcome.failed.is_empty()
+            && let Some(timeout) = options.health_timeout
+        {
+            let ids: Vec<&ObjectId> = plan
+                .steps
+                .iter()
+                .filter(|s| s.diff.action != Action::Prune)
+                .map(|s| &s.diff.id)
+                .collect();
+            self.settle(plan, &ids, timeout, options, on_event, &mut outcome)
+                .await;
+        }
+        outcome
+    }
+
+    /// Dry-runs every write that the API server can judge before the sync starts:
+    /// not objects in namespaces, nor custom resources of CRDs, that the same sync
+    /// creates, nor replaces (their new version conflicts with the old by definition).
+    async fn dry_run(&self, writes: &[&Step], options: &Options) -> Vec<Failure> {
         let new_namespaces: BTreeSet<&str> = writes
             .iter()
             .filter(|s| s.diff.id.kind == "Namespace" && s.diff.action == Action::Create)
             .map(|s| s.diff.id.name.as_str())
             .collect();
-        let checkable = writes.iter().copied().filter(|s| {
-            s.diff
-                .id
-                .namespace
-                .as_deref()
-                .is_none_or(|ns| !new_namespaces.contains(ns))
-        });
-        let rejected: Vec<Failure> = futures::stream::iter(checkable.map(|step| async move {
-            self.apply(step, true).await.err().map(|message| Failure {
-                object: step.diff.id.short(),
-                message,
+        let new_kinds: BTreeSet<(&str, &str)> = writes
+            .iter()
+            .filter(|s| s.diff.id.kind == "CustomResourceDefinition")
+            .filter_map(|s| {
+                let crd = &s.manifest.as_ref()?.object;
+                Some((
+                    crd.pointer("/spec/group")?.as_str()?,
+                    crd.pointer("/spec/names/kind")?.as_str()?,
+                ))
             })
+            .collect();
+        let checkable = writes.iter().copied().filter(|s| {
+            let id = &s.diff.id;
+            s.diff.action != Action::Replace
+                && id
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|ns| !new_namespaces.contains(ns))
+                && !new_kinds.contains(&(id.group.as_str(), id.kind.as_str()))
+        });
+        futures::stream::iter(checkable.map(|step| async move {
+            self.apply(step, true, options)
+                .await
+                .err()
+                .map(|message| Failure {
+                    object: step.diff.id.short(),
+                    source: step.manifest.as_ref().map(|m| m.source.to_string()),
+                    message,
+                })
         }))
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(options.concurrency)
         .filter_map(|f| async move { f })
         .collect()
-        .await;
-        if !rejected.is_empty() {
-            outcome.failed = rejected;
-            outcome.nothing_written = true;
-            return outcome;
-        }
+        .await
+    }
 
-        // 2. Apply, rank by rank.
-        let mut start = 0;
-        while start < writes.len() {
-            let rank = kinds::apply_rank(&writes[start].diff.id.kind);
-            let end = writes[start..]
-                .iter()
-                .position(|s| kinds::apply_rank(&s.diff.id.kind) != rank)
-                .map_or(writes.len(), |n| start + n);
-            let results: Vec<(&Step, Result<(), String>)> =
-                futures::stream::iter(writes[start..end].iter().map(|step| async move {
-                    on_event(Event::Started(step));
-                    (*step, self.apply(step, false).await)
-                }))
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
-            for (step, result) in results {
-                match result {
-                    Ok(()) => {
-                        on_event(Event::Done(step));
-                        if step.diff.action == Action::Create {
-                            outcome.created += 1;
-                        } else {
-                            outcome.updated += 1;
-                        }
-                    }
-                    Err(message) => {
-                        on_event(Event::Failed(step, &message));
-                        outcome.failed.push(Failure {
-                            object: step.diff.id.short(),
-                            message,
-                        });
-                    }
-                }
-            }
-            if !outcome.failed.is_empty() {
-                // Later ranks depend on this one; prunes never follow a failed apply.
-                return outcome;
-            }
-            start = end;
-        }
-
-        // 3. Prune, in the plan's (reverse) order.
-        for step in plan.steps.iter().filter(|s| s.diff.action == Action::Prune) {
-            on_event(Event::Started(step));
-            match self.delete(&step.diff.id).await {
+    /// Writes one group of steps concurrently.
+    async fn apply_group(
+        &self,
+        steps: &[&Step],
+        options: &Options,
+        on_event: &(dyn Fn(Event<'_>) + Sync),
+        outcome: &mut Outcome,
+    ) {
+        let results: Vec<(&Step, Result<(), String>)> =
+            futures::stream::iter(steps.iter().map(|step| async move {
+                on_event(Event::Started(step));
+                let result = if step.diff.action == Action::Replace {
+                    self.replace(step, options).await
+                } else {
+                    self.apply(step, false, options).await
+                };
+                (*step, result)
+            }))
+            .buffer_unordered(options.concurrency)
+            .collect()
+            .await;
+        for (step, result) in results {
+            match result {
                 Ok(()) => {
                     on_event(Event::Done(step));
-                    outcome.pruned += 1;
+                    outcome.count(step.diff.action);
                 }
                 Err(message) => {
                     on_event(Event::Failed(step, &message));
-                    outcome.failed.push(Failure {
-                        object: step.diff.id.short(),
-                        message,
-                    });
+                    outcome.fail(step, message);
                 }
             }
         }
-        outcome
     }
 
     /// Server-side apply of one step's manifest; the error is the API server's message.
-    async fn apply(&self, step: &Step, dry_run: bool) -> Result<(), String> {
+    async fn apply(&self, step: &Step, dry_run: bool, options: &Options) -> Result<(), String> {
         let Some(manifest) = &step.manifest else {
             return Ok(());
         };
         let id = &manifest.id;
         let (ar, caps) = self.resolve(id).await.map_err(|e| e.to_string())?;
         let api = api_for(&self.client, &ar, &caps, id.namespace.as_deref());
-        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        params.force = options.force;
         params.dry_run = dry_run;
         let patch = Patch::Apply(&manifest.object);
-        retry(|| api.patch(&id.name, &params, &patch))
+        retry(&options.cancel, || api.patch(&id.name, &params, &patch))
             .await
             .map(|_| ())
             .map_err(|e| describe(&e))
     }
 
+    /// Delete, wait until gone, create: for a change to immutable fields.
+    async fn replace(&self, step: &Step, options: &Options) -> Result<(), String> {
+        let id = &step.diff.id;
+        self.delete(id, options).await?;
+        let deadline = Instant::now() + DEFAULT_HEALTH_TIMEOUT;
+        while self.get(id).await.map_err(|e| e.to_string())?.is_some() {
+            if Instant::now() > deadline || options.cancel.is_cancelled() {
+                return Err(format!(
+                    "{} was deleted for a replace but did not go away",
+                    id.short()
+                ));
+            }
+            tokio::time::sleep(POLL / 5).await;
+        }
+        self.apply(step, false, options).await
+    }
+
     /// Deletes one object (background propagation); already gone is success.
-    async fn delete(&self, id: &ObjectId) -> Result<(), String> {
+    async fn delete(&self, id: &ObjectId, options: &Options) -> Result<(), String> {
         let (ar, caps) = self.resolve(id).await.map_err(|e| e.to_string())?;
         let api = api_for(&self.client, &ar, &caps, id.namespace.as_deref());
         let params = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
             ..DeleteParams::default()
         };
-        match retry(|| api.delete(&id.name, &params)).await {
+        match retry(&options.cancel, || api.delete(&id.name, &params)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(e) => Err(describe(&e)),
         }
     }
+
+    /// Waits until `ids` are healthy, degraded, or `timeout` passes; records the
+    /// result in `outcome`. True when they are all healthy.
+    async fn settle(
+        &self,
+        plan: &Plan,
+        ids: &[&ObjectId],
+        timeout: Duration,
+        options: &Options,
+        on_event: &(dyn Fn(Event<'_>) + Sync),
+        outcome: &mut Outcome,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut last_report = String::new();
+        loop {
+            let unhealthy = match self.health_of(&plan.app, ids).await {
+                Ok(u) => u,
+                Err(e) => vec![Unhealthy {
+                    object: plan.app.clone(),
+                    health: Health {
+                        status: Status::Progressing,
+                        reason: format!("cannot read the live state: {e}"),
+                    },
+                }],
+            };
+            if unhealthy.is_empty() {
+                outcome.health = Some(Health::healthy());
+                outcome.unhealthy.clear();
+                return true;
+            }
+            let overall = health::worst(unhealthy.iter().map(|u| &u.health));
+            let degraded = overall.status == Status::Degraded;
+            if degraded || Instant::now() >= deadline {
+                outcome.result = if degraded {
+                    SyncResult::Degraded
+                } else {
+                    SyncResult::HealthTimeout
+                };
+                outcome.health = Some(if degraded {
+                    overall
+                } else {
+                    Health {
+                        status: overall.status,
+                        reason: format!(
+                            "not healthy after {}s: {}",
+                            timeout.as_secs(),
+                            overall.reason
+                        ),
+                    }
+                });
+                outcome.unhealthy = unhealthy;
+                return false;
+            }
+            if options.cancel.is_cancelled() {
+                outcome.result = SyncResult::Superseded;
+                return false;
+            }
+            let report = unhealthy
+                .iter()
+                .map(|u| format!("{}: {}", u.object, u.health.reason))
+                .collect::<Vec<_>>()
+                .join("; ");
+            if report != last_report {
+                on_event(Event::Waiting(&report));
+                last_report = report;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The objects of `ids` that are not healthy now: one list per kind, by the app's
+    /// label (every rendered object carries it).
+    async fn health_of(&self, app: &str, ids: &[&ObjectId]) -> super::Result<Vec<Unhealthy>> {
+        let mut by_kind: BTreeMap<(&str, &str, &str), Vec<&ObjectId>> = BTreeMap::new();
+        for id in ids {
+            by_kind
+                .entry((&id.group, &id.version, &id.kind))
+                .or_default()
+                .push(id);
+        }
+        let selector = format!("{LABEL_APP}={app}");
+        let mut unhealthy = Vec::new();
+        for ((_, _, _), ids) in by_kind {
+            let Ok((ar, _)) = self.resolve(ids[0]).await else {
+                continue;
+            };
+            let live = self.list(&ar, &selector).await?;
+            let by_name: BTreeMap<(Option<&str>, &str), &Value> = live
+                .iter()
+                .filter_map(|o| {
+                    let meta = o.get("metadata")?;
+                    Some((
+                        (
+                            meta.get("namespace").and_then(Value::as_str),
+                            meta.get("name")?.as_str()?,
+                        ),
+                        o,
+                    ))
+                })
+                .collect();
+            for id in ids {
+                let object = by_name.get(&(id.namespace.as_deref(), id.name.as_str()));
+                let health = health::assess(object.copied());
+                if !health.is_healthy() {
+                    unhealthy.push(Unhealthy {
+                        object: id.short(),
+                        health,
+                    });
+                }
+            }
+        }
+        Ok(unhealthy)
+    }
 }
 
-/// Runs `request`, retrying 429 and 5xx answers and connection errors with backoff.
-async fn retry<T, F, Fut>(request: F) -> Result<T, kube::Error>
+/// Consecutive runs of `items` with the same key (the items are sorted by it).
+fn group_by<'a, K: PartialEq>(items: &[&'a Step], key: impl Fn(&Step) -> K) -> Vec<Vec<&'a Step>> {
+    let mut groups: Vec<Vec<&Step>> = Vec::new();
+    for item in items {
+        match groups.last_mut() {
+            Some(group) if key(group[0]) == key(item) => group.push(item),
+            _ => groups.push(vec![item]),
+        }
+    }
+    groups
+}
+
+/// Attempts for a request that fails transiently.
+const ATTEMPTS: u32 = 8;
+/// First backoff; doubled each attempt up to [`MAX_BACKOFF`], with jitter.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// Runs `request`, retrying transient failures (see [`is_transient`]) with capped
+/// exponential backoff and jitter, until it succeeds, fails for good, runs out of
+/// attempts, or the execution is cancelled.
+async fn retry<T, F, Fut>(cancel: &Cancel, request: F) -> Result<T, kube::Error>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -210,26 +591,53 @@ where
     let mut attempt = 0;
     loop {
         match request().await {
-            Err(e) if attempt + 1 < ATTEMPTS && is_transient(&e) => {
+            Err(e) if attempt + 1 < ATTEMPTS && is_transient(&e) && !cancel.is_cancelled() => {
+                tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt))).await;
             }
             other => return other,
         }
     }
 }
 
+/// The wait before retry `attempt` (0-based): 100 ms doubling to 8 s, each drawn
+/// between half and all of that so many clients do not retry in step.
+fn backoff(attempt: u32) -> Duration {
+    let full = FIRST_BACKOFF
+        .saturating_mul(2u32.saturating_pow(attempt))
+        .min(MAX_BACKOFF);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
+    full.mul_f64(fraction)
+}
+
+/// 429, 5xx, connection errors, and a 409 on a stale resourceVersion (not a field
+/// manager conflict, which no retry resolves).
 fn is_transient(error: &kube::Error) -> bool {
     match error {
-        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::Api(status) => {
+            status.code == 429
+                || status.code >= 500
+                || (status.code == 409 && status.message.contains("the object has been modified"))
+        }
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,
     }
 }
 
-/// The API server's own message for API errors, the error chain otherwise.
+/// The API server's own message for API errors, the error chain otherwise. A field
+/// manager conflict says how to take the fields over.
 fn describe(error: &kube::Error) -> String {
     match error {
+        kube::Error::Api(status) if status.code == 409 && status.message.contains("conflict") => {
+            format!(
+                "{} ({}); another field manager owns these fields: set `force: true` for the \
+                 app (or pass --force) to take them over",
+                status.message, status.code
+            )
+        }
         kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
         other => {
             let mut text = other.to_string();
@@ -240,6 +648,22 @@ fn describe(error: &kube::Error) -> String {
                 source = s.source();
             }
             text
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        for attempt in 0..12 {
+            let wait = backoff(attempt);
+            let full = FIRST_BACKOFF
+                .saturating_mul(2u32.saturating_pow(attempt))
+                .min(MAX_BACKOFF);
+            assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait:?}");
         }
     }
 }

@@ -4,13 +4,13 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use gitsync_agent::cluster::{Cluster, Event};
+use gitsync_agent::cluster::{Cluster, Event, Outcome, SyncResult};
 use gitsync_core::diff::Action;
 use gitsync_core::plan::{self, Plan};
 use serde::Serialize;
 
 use super::render::load_and_render;
-use crate::args::{Format, PlanArgs};
+use crate::args::{Format, PlanArgs, SyncArgs};
 use crate::output;
 
 /// Renders, connects and plans.
@@ -23,12 +23,7 @@ async fn prepare(args: &PlanArgs) -> anyhow::Result<(Cluster, Plan)> {
         .live_objects(&app, &desired)
         .await
         .context("cannot read the live state")?;
-    let options = plan::Options {
-        prune: !args.no_prune,
-        force_prune: args.force_prune,
-        ..plan::Options::default()
-    };
-    let plan = plan::plan(&app, &desired, &live, options)?;
+    let plan = plan::plan(&app, &desired, &live, args.prune.plan_options())?;
     Ok((cluster, plan))
 }
 
@@ -44,12 +39,19 @@ pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
                 text.push_str(&output::object_diff(&step.diff, color));
             }
             for kept in &plan.kept {
-                text.push_str(&format!("=== keep {} ({})\n", kept.id.short(), kept.reason));
+                text.push_str(&format!(
+                    "=== keep {} (not pruned: {})\n",
+                    kept.id.short(),
+                    kept.reason
+                ));
+            }
+            for (step, reason) in plan.blocked() {
+                text.push_str(&format!("=== blocked {}: {reason}\n", step.diff.id.short()));
             }
             let s = plan.summary();
             text.push_str(&format!(
-                "{} to create, {} to update, {} to prune, {} unchanged\n",
-                s.create, s.update, s.prune, s.unchanged
+                "{} to create, {} to update, {} to replace, {} to prune, {} unchanged\n",
+                s.create, s.update, s.replace, s.prune, s.unchanged
             ));
             output::text(&text);
         }
@@ -68,8 +70,10 @@ struct SyncReport<'a> {
     outcome: &'a gitsync_agent::cluster::Outcome,
 }
 
-/// `gitsync sync`: apply the plan; exit 0 on success, 2 when any object failed.
-pub async fn sync(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+/// `gitsync sync`: apply the plan; exit 0 on success, 2 when any object failed or the
+/// app did not become healthy.
+pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
+    let args = &sync_args.plan;
     let (cluster, plan) = prepare(args).await?;
     let progress = args.output == Format::Text && output::stderr_is_terminal();
     let on_event = |event: Event<'_>| match event {
@@ -83,14 +87,19 @@ pub async fn sync(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         Event::Failed(step, message) => {
             output::note(&format!("  failed {}: {message}", step.diff.id.short()));
         }
+        Event::Waiting(what) if progress => {
+            output::note(&format!("  waiting for health: {what}"));
+        }
         _ => {}
     };
     let outcome = if plan.has_changes() {
-        cluster.execute(&plan, &on_event).await
+        cluster
+            .execute(&plan, &sync_args.execute.execute_options(), &on_event)
+            .await
     } else {
-        gitsync_agent::cluster::Outcome {
+        Outcome {
             unchanged: plan.summary().unchanged,
-            ..Default::default()
+            ..Outcome::default()
         }
     };
     match args.output {
@@ -105,10 +114,15 @@ pub async fn sync(args: &PlanArgs) -> anyhow::Result<ExitCode> {
                     "{}: in sync, nothing to do ({} objects unchanged)",
                     plan.app, outcome.unchanged
                 ));
-            } else if outcome.is_success() {
+            } else if outcome.failed.is_empty() {
                 output::line(&format!(
-                    "{}: synced: {} created, {} updated, {} pruned, {} unchanged",
-                    plan.app, outcome.created, outcome.updated, outcome.pruned, outcome.unchanged
+                    "{}: synced: {} created, {} updated, {} replaced, {} pruned, {} unchanged",
+                    plan.app,
+                    outcome.created,
+                    outcome.updated,
+                    outcome.replaced,
+                    outcome.pruned,
+                    outcome.unchanged
                 ));
             }
             for kept in &plan.kept {
@@ -119,13 +133,29 @@ pub async fn sync(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     if outcome.is_success() {
         return Ok(ExitCode::SUCCESS);
     }
+    if outcome.failed.is_empty() {
+        let health = outcome
+            .health
+            .as_ref()
+            .map(|h| h.reason.clone())
+            .unwrap_or_default();
+        let what = match outcome.result {
+            SyncResult::Superseded => "was superseded".to_owned(),
+            SyncResult::Degraded => format!("is degraded: {health}"),
+            _ => format!("is not healthy: {health}"),
+        };
+        anyhow::bail!("{} applied, but the app {what}", plan.app);
+    }
     let details: Vec<String> = outcome
         .failed
         .iter()
-        .map(|f| format!("  {}: {}", f.object, f.message))
+        .map(|f| match &f.source {
+            Some(source) => format!("  {} ({source}): {}", f.object, f.message),
+            None => format!("  {}: {}", f.object, f.message),
+        })
         .collect();
     let nothing = if outcome.nothing_written {
-        "; nothing was changed (the API server rejected the dry run)"
+        "; nothing was changed"
     } else {
         ""
     };
@@ -141,6 +171,7 @@ fn past_tense(action: Action) -> &'static str {
     match action {
         Action::Create => "created",
         Action::Update => "updated",
+        Action::Replace => "replaced",
         Action::Prune => "pruned",
         Action::Unchanged => "unchanged",
     }

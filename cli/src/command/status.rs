@@ -72,7 +72,7 @@ async fn app_rows(cluster: &Cluster, render: &RenderArgs) -> anyhow::Result<Vec<
             app: app.clone(),
             state: match step.diff.action {
                 Action::Unchanged => "Synced",
-                Action::Update => "OutOfSync",
+                Action::Update | Action::Replace => "OutOfSync",
                 Action::Create => "Missing",
                 Action::Prune => "Orphan",
             },

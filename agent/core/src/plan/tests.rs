@@ -80,6 +80,7 @@ fn applies_in_dependency_order_and_prunes_last_in_reverse() {
         Summary {
             create: 5,
             update: 0,
+            replace: 0,
             prune: 5,
             unchanged: 0
         }
@@ -154,4 +155,127 @@ fn other_apps_objects_are_never_pruned() {
     )
     .expect("plan");
     assert_eq!(plan.summary().prune, 0);
+}
+
+#[test]
+fn namespaces_and_crds_are_pruned_only_when_opted_in() {
+    let desired = vec![manifest(obj("ConfigMap", "keep"))];
+    let ns = obj("Namespace", "old");
+    let mut crd = obj("CustomResourceDefinition", "widgets.example.com");
+    crd["apiVersion"] = json!("apiextensions.k8s.io/v1");
+    crd["metadata"]
+        .as_object_mut()
+        .expect("meta")
+        .remove("namespace");
+    let mut ns_opt_in = obj("Namespace", "scratch");
+    ns_opt_in["metadata"]["annotations"] = json!({"gitsync.dev/prune": "true"});
+    let live = vec![
+        obj("ConfigMap", "keep"),
+        obj("ConfigMap", "keep2"),
+        obj("ConfigMap", "keep3"),
+        ns,
+        crd,
+        ns_opt_in,
+    ];
+    let plan = plan("demo", &desired, &live, Options::default()).expect("plan");
+    let mut kept: Vec<String> = plan.kept.iter().map(|k| k.id.short()).collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        vec![
+            "CustomResourceDefinition/widgets.example.com",
+            "Namespace/old"
+        ]
+    );
+    assert!(
+        plan.kept
+            .iter()
+            .all(|k| k.reason.contains("gitsync.dev/prune"))
+    );
+}
+
+#[test]
+fn an_object_of_another_app_fails_the_plan_naming_the_owner() {
+    let mut theirs = obj("ConfigMap", "shared");
+    theirs["metadata"]["labels"] = json!({"gitsync.dev/app": "billing"});
+    let err = plan(
+        "demo",
+        &[manifest(obj("ConfigMap", "shared"))],
+        &[theirs],
+        Options::default(),
+    )
+    .expect_err("owned elsewhere");
+    let text = err.to_string();
+    assert!(text.contains("owned by app \"billing\""), "{text}");
+    assert!(
+        text.contains("ConfigMap/demo/shared (a.yaml:1:1)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn waves_order_before_kinds_and_must_be_integers() {
+    let mut early = obj("Deployment", "db");
+    early["metadata"]["annotations"] = json!({"gitsync.dev/wave": "-1"});
+    let desired = vec![
+        manifest(obj("ConfigMap", "cfg")),
+        manifest(early),
+        manifest(obj("Namespace", "demo")),
+    ];
+    let plan = plan("demo", &desired, &[], Options::default()).expect("plan");
+    let order: Vec<(i32, String)> = plan
+        .steps
+        .iter()
+        .map(|s| (s.wave, s.diff.id.kind.clone()))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (-1, "Deployment".into()),
+            (0, "Namespace".into()),
+            (0, "ConfigMap".into())
+        ]
+    );
+
+    let mut bad = obj("ConfigMap", "x");
+    bad["metadata"]["annotations"] = json!({"gitsync.dev/wave": "soon"});
+    let err = super::plan("demo", &[manifest(bad)], &[], Options::default()).expect_err("bad");
+    assert!(err.to_string().contains("must be an integer"), "{err}");
+}
+
+#[test]
+fn an_immutable_change_is_a_replace_blocked_unless_opted_in() {
+    let deploy = |app: &str| {
+        let mut d = obj("Deployment", "web");
+        d["spec"] = json!({"selector": {"matchLabels": {"app": app}},
+            "template": {"metadata": {"labels": {"app": app}}}});
+        d
+    };
+    let live = deploy("web");
+    let plan_for = |desired: Value| {
+        super::plan(
+            "demo",
+            &[manifest(desired)],
+            std::slice::from_ref(&live),
+            Options::default(),
+        )
+        .expect("plan")
+    };
+    let blocked = plan_for(deploy("web2"));
+    let step = &blocked.steps[0];
+    assert_eq!(step.diff.action, Action::Replace);
+    assert_eq!(step.diff.immutable, vec![".spec.selector"]);
+    let reason = step.blocked.as_deref().expect("blocked");
+    assert!(
+        reason.contains(".spec.selector is immutable") && reason.contains("gitsync.dev/replace"),
+        "{reason}"
+    );
+    assert_eq!(blocked.blocked().count(), 1);
+
+    let mut opted = deploy("web2");
+    opted["metadata"]["annotations"] = json!({"gitsync.dev/replace": "true"});
+    let allowed = plan_for(opted);
+    assert_eq!(allowed.steps[0].diff.action, Action::Replace);
+    assert!(allowed.steps[0].blocked.is_none());
+    assert_eq!(allowed.summary().replace, 1);
 }

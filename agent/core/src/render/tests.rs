@@ -262,3 +262,26 @@ fn kustomize_files_are_refused_with_a_hint() {
         "{text}"
     );
 }
+
+#[test]
+fn a_workload_scaled_by_an_hpa_leaves_replicas_to_it() {
+    let t = tree(&[
+        ("gitsync.yaml", "namespace: demo\n"),
+        (
+            "web.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 3}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec: {replicas: 2}\n",
+        ),
+        (
+            "hpa.yaml",
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 1\n  maxReplicas: 5\n",
+        ),
+    ]);
+    let out = render(&t, &ctx()).expect("render");
+    let replicas = |name: &str| {
+        out.iter()
+            .find(|m| m.id.kind == "Deployment" && m.id.name == name)
+            .and_then(|m| m.object.pointer("/spec/replicas").cloned())
+    };
+    assert_eq!(replicas("web"), None);
+    assert_eq!(replicas("api"), Some(json!(2)));
+}

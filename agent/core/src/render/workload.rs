@@ -1,8 +1,8 @@
-//! Edits inside workloads' pod templates: rewriting references to generated
-//! ConfigMaps/Secrets, and adding common labels to pod templates (never to selectors,
-//! which are immutable).
+//! Edits inside workloads: rewriting references to generated ConfigMaps/Secrets,
+//! adding common labels to pod templates (never to selectors, which are immutable), and
+//! leaving `spec.replicas` to the HorizontalPodAutoscaler that scales a workload.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -95,5 +95,58 @@ pub fn add_template_labels(object: &mut Value, kind: &str, labels: &BTreeMap<Str
         for (k, v) in labels {
             target.insert(k.clone(), Value::String(v.clone()));
         }
+    }
+}
+
+/// A workload an HPA scales: namespace, kind, name.
+type Target = (String, String, String);
+
+/// The workloads the rendered HPAs scale (`spec.scaleTargetRef`), in the HPA's
+/// namespace (`namespace_of` resolves the app's default).
+pub fn autoscaled<'a>(
+    objects: impl Iterator<Item = &'a Value>,
+    namespace_of: impl Fn(&Value) -> String,
+) -> BTreeSet<Target> {
+    objects
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("HorizontalPodAutoscaler"))
+        .filter_map(|hpa| {
+            let target = hpa.pointer("/spec/scaleTargetRef")?;
+            Some((
+                namespace_of(hpa),
+                target.get("kind")?.as_str()?.to_owned(),
+                target.get("name")?.as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Removes `spec.replicas` from a workload an HPA scales: the autoscaler owns it, and
+/// a sync that kept applying it would fight every scaling decision. (Server-side
+/// apply then releases gitsync's ownership of the field instead of resetting it.)
+pub fn release_replicas(
+    object: &mut Value,
+    autoscaled: &BTreeSet<Target>,
+    namespace_of: impl Fn(&Value) -> String,
+) {
+    if autoscaled.is_empty() {
+        return;
+    }
+    let key = (
+        namespace_of(object),
+        object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    if autoscaled.contains(&key)
+        && let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.remove("replicas");
     }
 }

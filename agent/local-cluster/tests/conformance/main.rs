@@ -9,6 +9,7 @@
 mod bad_input;
 mod crd;
 mod deletion;
+mod faults;
 mod fixture;
 mod rollout;
 mod watch;
