@@ -131,10 +131,12 @@ impl Cluster {
             return Ok(None);
         };
         let api = api_for(&self.client, &ar, &caps, id.namespace.as_deref());
-        let object = api.get_opt(&id.name).await.map_err(|source| Error::Get {
-            object: id.short(),
-            source,
-        })?;
+        let object = execute::retry(&Cancel::default(), || api.get_opt(&id.name))
+            .await
+            .map_err(|source| Error::Get {
+                object: id.short(),
+                source,
+            })?;
         Ok(object.map(|o| to_value(o, &ar)))
     }
 
@@ -154,7 +156,8 @@ impl Cluster {
 
     async fn list(&self, ar: &ApiResource, selector: &str) -> Result<Vec<Value>> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
-        match api.list(&ListParams::default().labels(selector)).await {
+        let params = ListParams::default().labels(selector);
+        match execute::retry(&Cancel::default(), || api.list(&params)).await {
             Ok(list) => Ok(list.items.into_iter().map(|o| to_value(o, ar)).collect()),
             // Least-privilege RBAC: a kind the agent may not list holds nothing it manages.
             Err(kube::Error::Api(status)) if status.code == 403 => {

@@ -4,6 +4,7 @@
 mod agent;
 mod bad_input;
 mod data;
+mod engine;
 mod kubectl;
 mod real_cluster;
 mod support;

@@ -158,6 +158,40 @@ impl Cluster {
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig")
     }
+
+    /// Sets the emulator's injected faults (`POST /_gitsync/faults`).
+    pub fn faults(&self, config: &Value) {
+        let (code, body) = http_json(&self.url, "POST", "/_gitsync/faults", &config.to_string());
+        assert_eq!(code, 200, "{body}");
+    }
+
+    /// The emulator's request counters.
+    pub fn stats(&self) -> Value {
+        let (_, body) = http(&self.url, "GET", "/_gitsync/stats");
+        serde_json::from_str(&body).expect("stats JSON")
+    }
+}
+
+/// A temporary app directory with these files (path, content).
+pub fn app_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tmp");
+    write_files(dir.path(), files);
+    dir
+}
+
+/// Writes (or with empty content, removes) files under `root`.
+pub fn write_files(root: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let path = root.join(path);
+        if content.is_empty() {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, content).expect("write");
+    }
 }
 
 impl Drop for Cluster {
@@ -239,6 +273,11 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
 /// A minimal HTTP/1.1 request to the local cluster: (status code, body).
 pub fn http(base: &str, method: &str, path: &str) -> (u16, String) {
     request(base, method, path, None)
+}
+
+/// A request with a JSON body: (status code, body).
+pub fn http_json(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    request(base, method, path, Some(("application/json", body)))
 }
 
 /// A JSON merge patch; returns the status code.

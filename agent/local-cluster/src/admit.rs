@@ -52,6 +52,7 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
     match res.kind {
         "Deployment" => validate_deployment(object, old, &mut causes),
         "Service" => {
+            validate_service_ports(object, &mut causes);
             if let (Some(old), Some(new)) = (
                 old,
                 object.pointer("/spec/clusterIP").and_then(Value::as_str),
@@ -147,6 +148,44 @@ fn validate_crd(name: &str, crd: &Value, causes: &mut Vec<Cause>) {
             "spec.versions".into(),
             "Invalid value: must have exactly one version marked as storage version".into(),
         ));
+    }
+}
+
+/// Service ports as the API server checks them: required (except for ExternalName and
+/// headless Services), numbers within 1–65535.
+fn validate_service_ports(object: &Value, causes: &mut Vec<Cause>) {
+    let spec = object.get("spec");
+    let ports = spec.and_then(|s| s.get("ports")).and_then(Value::as_array);
+    let kind = spec
+        .and_then(|s| s.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
+    let headless = spec
+        .and_then(|s| s.get("clusterIP"))
+        .and_then(Value::as_str)
+        == Some("None");
+    if ports.is_none_or(Vec::is_empty) && kind != "ExternalName" && !headless {
+        causes.push(("spec.ports".into(), "Required value".into()));
+    }
+    let in_range = |v: &Value| v.as_i64().is_some_and(|n| (1..=65_535).contains(&n));
+    for (i, port) in ports.into_iter().flatten().enumerate() {
+        match port.get("port") {
+            Some(p) if in_range(p) => {}
+            Some(p) => causes.push((
+                format!("spec.ports[{i}].port"),
+                format!("Invalid value: {p}: must be between 1 and 65535, inclusive"),
+            )),
+            None => causes.push((format!("spec.ports[{i}].port"), "Required value".into())),
+        }
+        if let Some(target) = port.get("targetPort")
+            && target.is_number()
+            && !in_range(target)
+        {
+            causes.push((
+                format!("spec.ports[{i}].targetPort"),
+                format!("Invalid value: {target}: must be between 1 and 65535, inclusive"),
+            ));
+        }
     }
 }
 

@@ -38,10 +38,7 @@ pub(super) async fn connect(target: &Target) -> Result<Connected> {
         } => {
             let config = kube_config(kubeconfig.as_deref(), context.clone()).await?;
             let url = config.cluster_url.to_string();
-            let client = Client::try_from(config).map_err(|source| Error::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            let client = client_for(config, &url)?;
             Ok(Connected {
                 client,
                 url,
@@ -114,7 +111,16 @@ fn client_for_url(url: &str) -> Result<Client> {
             path: url.to_owned(),
             message: e.to_string(),
         })?;
-    Client::try_from(Config::new(uri)).map_err(|source| Error::Unreachable {
+    client_for(Config::new(uri), url)
+}
+
+/// A client without kube's own retry layer: its backoff grows without a useful cap
+/// (up to 15 tries and minutes per request), so one slow object could hold a sync far
+/// past a newer revision. Sync retries itself, capped and cancellable (see
+/// `execute::retry`).
+fn client_for(mut config: Config, url: &str) -> Result<Client> {
+    config.default_retry = false;
+    Client::try_from(config).map_err(|source| Error::Unreachable {
         url: url.to_owned(),
         source,
     })

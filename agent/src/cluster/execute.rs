@@ -477,7 +477,7 @@ impl Cluster {
                 outcome.unhealthy.clear();
                 return true;
             }
-            let overall = health::worst(unhealthy.iter().map(|u| &u.health));
+            let overall = worst_named(&unhealthy);
             let degraded = overall.status == Status::Degraded;
             if degraded || Instant::now() >= deadline {
                 outcome.result = if degraded {
@@ -562,6 +562,18 @@ impl Cluster {
     }
 }
 
+/// The worst health among `unhealthy`, its reason naming each object in that state.
+fn worst_named(unhealthy: &[Unhealthy]) -> Health {
+    let status = health::worst(unhealthy.iter().map(|u| &u.health)).status;
+    let reason = unhealthy
+        .iter()
+        .filter(|u| u.health.status == status)
+        .map(|u| format!("{}: {}", u.object, u.health.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Health { status, reason }
+}
+
 /// Consecutive runs of `items` with the same key (the items are sorted by it).
 fn group_by<'a, K: PartialEq>(items: &[&'a Step], key: impl Fn(&Step) -> K) -> Vec<Vec<&'a Step>> {
     let mut groups: Vec<Vec<&Step>> = Vec::new();
@@ -575,7 +587,7 @@ fn group_by<'a, K: PartialEq>(items: &[&'a Step], key: impl Fn(&Step) -> K) -> V
 }
 
 /// Attempts for a request that fails transiently.
-const ATTEMPTS: u32 = 8;
+const ATTEMPTS: u32 = 10;
 /// First backoff; doubled each attempt up to [`MAX_BACKOFF`], with jitter.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
@@ -583,7 +595,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Runs `request`, retrying transient failures (see [`is_transient`]) with capped
 /// exponential backoff and jitter, until it succeeds, fails for good, runs out of
 /// attempts, or the execution is cancelled.
-async fn retry<T, F, Fut>(cancel: &Cancel, request: F) -> Result<T, kube::Error>
+pub(crate) async fn retry<T, F, Fut>(cancel: &Cancel, request: F) -> Result<T, kube::Error>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -592,7 +604,7 @@ where
     loop {
         match request().await {
             Err(e) if attempt + 1 < ATTEMPTS && is_transient(&e) && !cancel.is_cancelled() => {
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(retry_after(&e).unwrap_or_else(|| backoff(attempt))).await;
                 attempt += 1;
             }
             other => return other,
@@ -611,6 +623,16 @@ fn backoff(attempt: u32) -> Duration {
         .map_or(0, |d| d.subsec_nanos());
     let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
     full.mul_f64(fraction)
+}
+
+/// The wait the API server asked for (`Status.details.retryAfterSeconds`, sent with
+/// 429s by API priority and fairness), capped at [`MAX_BACKOFF`].
+fn retry_after(error: &kube::Error) -> Option<Duration> {
+    let kube::Error::Api(status) = error else {
+        return None;
+    };
+    let seconds = status.details.as_ref()?.retry_after_seconds;
+    (seconds > 0).then(|| Duration::from_secs(u64::from(seconds)).min(MAX_BACKOFF))
 }
 
 /// 429, 5xx, connection errors, and a 409 on a stale resourceVersion (not a field

@@ -115,8 +115,13 @@ pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
                     plan.app, outcome.unchanged
                 ));
             } else if outcome.failed.is_empty() {
+                let verb = if outcome.is_success() {
+                    "synced"
+                } else {
+                    "applied"
+                };
                 output::line(&format!(
-                    "{}: synced: {} created, {} updated, {} replaced, {} pruned, {} unchanged",
+                    "{}: {verb}: {} created, {} updated, {} replaced, {} pruned, {} unchanged",
                     plan.app,
                     outcome.created,
                     outcome.updated,

@@ -3,7 +3,7 @@
 
 use http::Request;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 use crate::fixture::{Server, config_map, status};
@@ -210,5 +210,27 @@ async fn a_job_template_is_immutable() {
     );
     assert_eq!(s.code, 422, "{s:?}");
     assert!(s.message.contains("spec.template"), "{s:?}");
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn service_ports_out_of_range_are_422_naming_the_port() {
+    let server = Server::start().await;
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(server.client.clone(), &server.ns);
+    let service = serde_json::from_value(json!({"metadata": {"name": "bad"},
+        "spec": {"ports": [{"port": 80}, {"port": 700_000}]}}))
+    .expect("service");
+    let s = status(services.create(&PostParams::default(), &service).await);
+    assert_eq!(s.code, 422, "{s:?}");
+    let causes = s.details.map(|d| d.causes).unwrap_or_default();
+    assert!(
+        causes.iter().any(|c| c.field == "spec.ports[1].port"),
+        "{causes:?}"
+    );
+    let missing = serde_json::from_value(json!({"metadata": {"name": "noports"}, "spec": {}}))
+        .expect("service");
+    let s = status(services.create(&PostParams::default(), &missing).await);
+    assert_eq!(s.code, 422, "{s:?}");
     server.finish().await;
 }

@@ -1,0 +1,337 @@
+//! The sync engine through `gitsync sync`/`diff` against the local cluster: waves and
+//! health, CRDs with their resources, replaces, pruning guards, ownership, preflight,
+//! and faults (429 floods, an API server that goes away).
+
+use serde_json::{Value, json};
+
+use crate::support::{Cluster, app_dir, write_files};
+
+const NS: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: eng\n";
+
+fn config_map(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: eng\n{extra}data:\n  k: v\n"
+    )
+}
+
+fn deployment(
+    name: &str,
+    app_label: &str,
+    annotations: &str,
+    template_annotations: &str,
+) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: eng\n  annotations: {annotations}\nspec:\n  replicas: 1\n  progressDeadlineSeconds: 2\n  selector:\n    matchLabels: {{app: {app_label}}}\n  template:\n    metadata:\n      labels: {{app: {app_label}}}\n      annotations: {template_annotations}\n    spec:\n      containers:\n        - name: main\n          image: nginx:1.27\n"
+    )
+}
+
+fn path(dir: &tempfile::TempDir) -> &str {
+    dir.path().to_str().expect("utf-8")
+}
+
+#[test]
+fn each_wave_waits_for_the_previous_one_to_be_healthy() {
+    let cluster = Cluster::start();
+    let broken = deployment(
+        "db",
+        "db",
+        "{gitsync.dev/wave: \"0\"}",
+        "{local-cluster.gitsync.dev/never-ready: \"true\"}",
+    );
+    let app = app_dir(&[
+        ("ns.yaml", NS),
+        ("db.yaml", &broken),
+        (
+            "web.yaml",
+            &config_map("web", "  annotations: {gitsync.dev/wave: \"1\"}\n"),
+        ),
+    ]);
+    let run = cluster.gitsync(&[
+        "sync",
+        path(&app),
+        "--app",
+        "eng",
+        "--health-timeout",
+        "20s",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("Deployment/eng/db") && run.stderr.contains("degraded"),
+        "{run:?}"
+    );
+    assert!(
+        cluster
+            .get("/api/v1/namespaces/eng/configmaps/web")
+            .is_none(),
+        "wave 1 must not start while wave 0 is unhealthy"
+    );
+
+    let healthy = deployment("db", "db", "{gitsync.dev/wave: \"0\"}", "{}");
+    write_files(app.path(), &[("db.yaml", &healthy)]);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng", "--force"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        cluster
+            .get("/api/v1/namespaces/eng/configmaps/web")
+            .is_some()
+    );
+    let db = cluster
+        .get("/apis/apps/v1/namespaces/eng/deployments/db")
+        .expect("db");
+    assert_eq!(db["status"]["availableReplicas"], 1, "synced means healthy");
+}
+
+#[test]
+fn a_crd_is_established_before_its_resources_are_applied() {
+    let cluster = Cluster::start();
+    let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}\n";
+    let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: eng\nspec:\n  size: 3\n";
+    let app = app_dir(&[("ns.yaml", NS), ("crd.yaml", crd), ("widget.yaml", widget)]);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let w = cluster
+        .get("/apis/example.com/v1/namespaces/eng/widgets/w1")
+        .expect("widget");
+    assert_eq!(w["spec"]["size"], 3);
+    let again = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert!(again.stdout.contains("in sync"), "{again:?}");
+}
+
+#[test]
+fn an_immutable_change_fails_clearly_and_replaces_only_when_opted_in() {
+    let cluster = Cluster::start();
+    let app = app_dir(&[
+        ("ns.yaml", NS),
+        ("web.yaml", &deployment("web", "web", "{}", "{}")),
+    ]);
+    assert_eq!(
+        cluster.gitsync(&["sync", path(&app), "--app", "eng"]).code,
+        0
+    );
+    let uid = |c: &Cluster| {
+        c.get("/apis/apps/v1/namespaces/eng/deployments/web")
+            .expect("web")["metadata"]["uid"]
+            .clone()
+    };
+    let before = uid(&cluster);
+
+    write_files(
+        app.path(),
+        &[("web.yaml", &deployment("web", "web2", "{}", "{}"))],
+    );
+    let diff = cluster.gitsync(&["diff", path(&app), "--app", "eng"]);
+    assert_eq!(diff.code, 1, "{diff:?}");
+    assert!(
+        diff.stdout.contains("=== replace Deployment/eng/web")
+            && diff.stdout.contains("=== blocked Deployment/eng/web"),
+        "{diff:?}"
+    );
+    cluster.reset_stats();
+    let refused = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains(".spec.selector is immutable")
+            && refused.stderr.contains("gitsync.dev/replace: \"true\"")
+            && refused.stderr.contains("nothing was changed"),
+        "{refused:?}"
+    );
+    assert_eq!(cluster.writes(), 0);
+    assert_eq!(uid(&cluster), before);
+
+    let opted = deployment("web", "web2", "{gitsync.dev/replace: \"true\"}", "{}");
+    write_files(app.path(), &[("web.yaml", &opted)]);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("1 replaced"), "{run:?}");
+    assert_ne!(uid(&cluster), before, "deleted and created again");
+    let web = cluster
+        .get("/apis/apps/v1/namespaces/eng/deployments/web")
+        .expect("web");
+    assert_eq!(web["spec"]["selector"]["matchLabels"]["app"], "web2");
+}
+
+#[test]
+fn one_rejected_object_among_fifty_good_ones_applies_nothing() {
+    let cluster = Cluster::start();
+    let app = app_dir(&[("ns.yaml", NS)]);
+    assert_eq!(
+        cluster.gitsync(&["sync", path(&app), "--app", "eng"]).code,
+        0
+    );
+    let mut files: Vec<(String, String)> = (0..50)
+        .map(|i| {
+            (
+                format!("cm-{i:02}.yaml"),
+                config_map(&format!("cm-{i:02}"), ""),
+            )
+        })
+        .collect();
+    // A Service whose port is out of range: valid YAML, rejected by the API server.
+    files.push((
+        "bad.yaml".into(),
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\n  namespace: eng\nspec:\n  ports:\n    - port: 700000\n".into(),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    write_files(app.path(), &refs);
+    cluster.reset_stats();
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("Service/eng/bad (bad.yaml:1:1)")
+            && run.stderr.contains("nothing was changed"),
+        "{run:?}"
+    );
+    assert_eq!(cluster.writes(), 0, "the dry run found it; nothing applied");
+    assert!(
+        cluster
+            .get("/api/v1/namespaces/eng/configmaps/cm-00")
+            .is_none()
+    );
+}
+
+#[test]
+fn pruning_guards_refuse_mass_deletion_and_keep_claims() {
+    let cluster = Cluster::start();
+    let pvc = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  namespace: eng\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n";
+    let mut files: Vec<(String, String)> = (0..9)
+        .map(|i| (format!("cm-{i}.yaml"), config_map(&format!("cm-{i}"), "")))
+        .collect();
+    files.push(("pvc.yaml".into(), pvc.into()));
+    files.push(("ns.yaml".into(), NS.into()));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let app = app_dir(&refs);
+    assert_eq!(
+        cluster.gitsync(&["sync", path(&app), "--app", "eng"]).code,
+        0
+    );
+
+    // 8 of the app's 11 objects go: refused, nothing deleted.
+    let gone: Vec<(String, &str)> = (1..9).map(|i| (format!("cm-{i}.yaml"), "")).collect();
+    let gone: Vec<(&str, &str)> = gone.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    write_files(app.path(), &gone);
+    cluster.reset_stats();
+    let refused = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("refusing to prune 8 of 11")
+            && refused.stderr.contains("--force-prune"),
+        "{refused:?}"
+    );
+    assert_eq!(cluster.writes(), 0);
+
+    // The PVC leaves git too; with --force-prune the ConfigMaps go, the claim stays.
+    write_files(app.path(), &[("pvc.yaml", "")]);
+    let diff = cluster.gitsync(&["diff", path(&app), "--app", "eng", "--force-prune"]);
+    assert!(
+        diff.stdout.contains("=== keep PersistentVolumeClaim/eng/data (not pruned: PersistentVolumeClaims are pruned only with gitsync.dev/prune: \"true\")"),
+        "{diff:?}"
+    );
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng", "--force-prune"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("8 pruned"), "{run:?}");
+    assert!(
+        run.stdout.contains("kept PersistentVolumeClaim/eng/data"),
+        "{run:?}"
+    );
+    assert!(
+        cluster
+            .get("/api/v1/namespaces/eng/persistentvolumeclaims/data")
+            .is_some()
+    );
+    assert!(
+        cluster
+            .get("/api/v1/namespaces/eng/configmaps/cm-1")
+            .is_none()
+    );
+}
+
+#[test]
+fn an_object_of_another_app_is_never_taken_over() {
+    let cluster = Cluster::start();
+    let first = app_dir(&[("ns.yaml", NS), ("shared.yaml", &config_map("shared", ""))]);
+    assert_eq!(
+        cluster
+            .gitsync(&["sync", path(&first), "--app", "billing"])
+            .code,
+        0
+    );
+    let second = app_dir(&[("shared.yaml", &config_map("shared", ""))]);
+    let run = cluster.gitsync(&["sync", path(&second), "--app", "shop"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("owned by app \"billing\"") && run.stderr.contains("shared.yaml:1:1"),
+        "{run:?}"
+    );
+    let cm = cluster
+        .get("/api/v1/namespaces/eng/configmaps/shared")
+        .expect("cm");
+    assert_eq!(cm["metadata"]["labels"]["gitsync.dev/app"], "billing");
+}
+
+#[test]
+fn a_flood_of_429s_is_retried_until_it_passes() {
+    let cluster = Cluster::start();
+    let app = app_dir(&[
+        ("ns.yaml", NS),
+        ("a.yaml", &config_map("a", "")),
+        ("b.yaml", &config_map("b", "")),
+    ]);
+    // Reads and writes of ConfigMaps meet 429s first, with Retry-After as API
+    // priority and fairness sends it.
+    cluster.faults(&json!({"rules": [
+        {"status": 429, "count": 4, "verbs": ["list"], "resource": "configmaps", "retryAfterSeconds": 1},
+        {"status": 429, "count": 8, "verbs": ["patch"], "resource": "configmaps", "retryAfterSeconds": 1}
+    ]}));
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(cluster.get("/api/v1/namespaces/eng/configmaps/b").is_some());
+    assert_eq!(
+        cluster.stats()["injected"],
+        12,
+        "every injected 429 was met"
+    );
+}
+
+#[test]
+fn an_api_server_that_goes_away_mid_sync_fails_clearly_and_the_next_sync_finishes() {
+    let cluster = Cluster::start();
+    let app = app_dir(&[
+        ("ns.yaml", NS),
+        ("a.yaml", &config_map("a", "")),
+        ("web.yaml", &deployment("web", "web", "{}", "{}")),
+    ]);
+    // Dry runs pass; the first real write of a Deployment finds the server gone.
+    cluster.faults(&json!({"rules": [
+        {"disconnect": true, "verbs": ["patch"], "resource": "deployments", "dryRun": false}
+    ]}));
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng", "--no-wait"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("Deployment/eng/web"), "{run:?}");
+    assert!(
+        cluster
+            .get("/apis/apps/v1/namespaces/eng/deployments/web")
+            .is_none(),
+        "nothing half-written"
+    );
+    cluster.faults(&json!({}));
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("1 created"), "{run:?}");
+    let status: Value = cluster
+        .gitsync(&["status", "--app", "eng", "-o", "json"])
+        .json();
+    assert!(
+        status
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["state"] == "Synced"),
+        "{status}"
+    );
+}
