@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 
 pub use connect::Target;
+pub(crate) use execute::retry;
 pub use execute::{Cancel, Event, Options as ExecuteOptions, Outcome, SyncResult};
 
 /// Errors talking to a cluster.
@@ -102,19 +103,11 @@ impl Cluster {
         let seen: BTreeSet<(String, String, Option<String>, String)> = live
             .iter()
             .filter_map(ObjectId::of)
-            .map(|id| (id.group, id.kind, id.namespace, id.name))
+            .map(|id| id.group_kind_key_owned())
             .collect();
         let missing: Vec<&Manifest> = desired
             .iter()
-            .filter(|m| {
-                let id = &m.id;
-                !seen.contains(&(
-                    id.group.clone(),
-                    id.kind.clone(),
-                    id.namespace.clone(),
-                    id.name.clone(),
-                ))
-            })
+            .filter(|m| !seen.contains(&m.id.group_kind_key_owned()))
             .collect();
         let found = futures::stream::iter(missing.into_iter().map(|m| self.get(&m.id)))
             .buffer_unordered(8)
@@ -131,7 +124,7 @@ impl Cluster {
             return Ok(None);
         };
         let api = api_for(&self.client, &ar, &caps, id.namespace.as_deref());
-        let object = execute::retry(&Cancel::default(), || api.get_opt(&id.name))
+        let object = retry(&Cancel::default(), || api.get_opt(&id.name))
             .await
             .map_err(|source| Error::Get {
                 object: id.short(),
@@ -157,7 +150,7 @@ impl Cluster {
     async fn list(&self, ar: &ApiResource, selector: &str) -> Result<Vec<Value>> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
         let params = ListParams::default().labels(selector);
-        match execute::retry(&Cancel::default(), || api.list(&params)).await {
+        match retry(&Cancel::default(), || api.list(&params)).await {
             Ok(list) => Ok(list.items.into_iter().map(|o| to_value(o, ar)).collect()),
             // Least-privilege RBAC: a kind the agent may not list holds nothing it manages.
             Err(kube::Error::Api(status)) if status.code == 403 => {

@@ -130,3 +130,13 @@ impl ExecuteFlags {
         }
     }
 }
+
+/// The agent's namespace: the service account's when running in a cluster, else
+/// [`crate::history::DEFAULT_NAMESPACE`].
+pub fn agent_namespace() -> String {
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .ok()
+        .map(|ns| ns.trim().to_owned())
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| crate::history::DEFAULT_NAMESPACE.to_owned())
+}

@@ -12,7 +12,8 @@ use tracing::{Instrument as _, error, info, info_span, warn};
 
 use crate::cluster::{Cluster, Event, Outcome, Target};
 use crate::git::{self, Mirror, Revision};
-use crate::reconcile::{self, App};
+use crate::history::History;
+use crate::reconcile::{self, App, Record};
 use crate::server;
 
 /// Errors that stop the daemon before its loop starts.
@@ -34,6 +35,8 @@ pub struct Config {
     pub app: App,
     pub target: Target,
     pub interval: Duration,
+    /// Namespace of the sync history (the agent's own).
+    pub history_namespace: String,
     /// Run one pass and return (for jobs and tests).
     pub once: bool,
 }
@@ -57,6 +60,15 @@ pub async fn run(
         .map_err(Error::Worker)?
         .map_err(Error::Git)?;
     let mirror = Arc::new(std::sync::Mutex::new(mirror));
+    let history = History::new(cluster.client().clone(), &config.history_namespace);
+    match history.interrupt_stale(&config.app.name).await {
+        Ok(0) => {}
+        Ok(n) => warn!(count = n, "an earlier sync was interrupted; syncing again"),
+        Err(e) => {
+            let error = format!("{:#}", anyhow::Error::new(e));
+            warn!(error, "cannot read the sync history");
+        }
+    }
     info!(url = %config.source.url, reference = %config.source.reference,
         path = %config.source.path.display(), cluster = cluster.url(), "agent started");
 
@@ -71,7 +83,7 @@ pub async fn run(
                 return Ok(());
             }
             _ = ticker.tick() => {
-                let result = pass(&cluster, &mirror, &config.app, last_synced.as_ref())
+                let result = pass(&cluster, &mirror, &history, &config.app, last_synced.as_ref())
                     .instrument(info_span!("reconcile", app = %config.app.name))
                     .await;
                 record(&status, &result);
@@ -115,6 +127,7 @@ fn record(status: &server::Shared, result: &Result<Option<(Revision, Outcome)>, 
 async fn pass(
     cluster: &Cluster,
     mirror: &Arc<std::sync::Mutex<Mirror>>,
+    history: &History,
     app: &App,
     last: Option<&Revision>,
 ) -> Result<Option<(Revision, Outcome)>, String> {
@@ -148,7 +161,11 @@ async fn pass(
             warn!(object = %step.diff.id.short(), error = message, "write failed");
         }
     };
-    let (plan, outcome) = reconcile::sync(cluster, app, &tree, Some(&fetched.commit), &on_event)
+    let record = Record {
+        history: Some(history),
+        trigger: "agent",
+    };
+    let (plan, outcome) = reconcile::sync(cluster, app, &tree, Some(&fetched), record, &on_event)
         .await
         .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
     let summary = plan.summary();

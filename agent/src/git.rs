@@ -66,6 +66,9 @@ pub struct Revision {
     pub commit: String,
     /// Tree id of the app's directory: unchanged means nothing to render.
     pub tree: String,
+    /// The commit's author (`Name <email>`) and the first line of its message.
+    pub author: String,
+    pub message: String,
 }
 
 /// A bare clone of one repository in a cache directory.
@@ -118,10 +121,72 @@ impl Mirror {
                 .map_err(|e| self.fetch_error(e))?;
         }
         let commit = self.resolve()?;
+        self.revision(commit)
+    }
+
+    /// Opens the (working) repository that holds `app_dir`, to read the app at other
+    /// revisions than the checked-out files (`gitsync diff --revision`).
+    pub fn enclosing(app_dir: &Path) -> Result<Self> {
+        let repo = Repository::discover(app_dir).map_err(|source| Error::Cache {
+            path: app_dir.display().to_string(),
+            source,
+        })?;
+        let workdir = repo
+            .workdir()
+            .and_then(|w| std::fs::canonicalize(w).ok())
+            .unwrap_or_default();
+        let app_dir = std::fs::canonicalize(app_dir).unwrap_or_else(|_| app_dir.to_path_buf());
+        let path = app_dir
+            .strip_prefix(&workdir)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let url = workdir.display().to_string();
+        Ok(Self {
+            repo,
+            source: Source {
+                url,
+                reference: "HEAD".into(),
+                path,
+            },
+        })
+    }
+
+    /// Resolves any revision Git understands (`HEAD~2`, a tag, a sha) to the app's
+    /// revision in it.
+    pub fn at(&self, spec: &str) -> Result<Revision> {
+        let commit = self
+            .repo
+            .revparse_single(spec)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|_| Error::UnknownRef {
+                url: self.source.url.clone(),
+                reference: spec.to_owned(),
+            })?;
+        self.revision(commit.id())
+    }
+
+    fn revision(&self, commit: Oid) -> Result<Revision> {
         let tree = self.app_tree_id(commit)?;
+        let (author, message) = self
+            .repo
+            .find_commit(commit)
+            .map(|c| {
+                let who = c.author();
+                (
+                    format!(
+                        "{} <{}>",
+                        who.name().unwrap_or_default(),
+                        who.email().unwrap_or_default()
+                    ),
+                    c.summary().ok().flatten().unwrap_or_default().to_owned(),
+                )
+            })
+            .unwrap_or_default();
         Ok(Revision {
             commit: commit.to_string(),
             tree: tree.to_string(),
+            author,
+            message,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod git;
+pub mod history;
 pub mod reconcile;
 pub mod server;
 pub mod telemetry;

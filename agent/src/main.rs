@@ -36,6 +36,10 @@ struct Args {
     /// Set a ${VAR} for rendering (repeatable), e.g. --var TAG=1.2.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     vars: Vec<(String, String)>,
+    /// Namespace for the sync history (default: the agent's own namespace in a
+    /// cluster, else gitsync-system).
+    #[arg(long, env = "GITSYNC_NAMESPACE")]
+    namespace: Option<String>,
     #[command(flatten)]
     prune: PruneFlags,
     #[command(flatten)]
@@ -103,6 +107,10 @@ async fn main() -> ExitCode {
         },
         target: args.cluster.target(),
         interval: args.interval,
+        history_namespace: args
+            .namespace
+            .clone()
+            .unwrap_or_else(gitsync_agent::config::agent_namespace),
         once: args.once,
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);

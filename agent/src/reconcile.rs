@@ -1,14 +1,20 @@
 //! One reconcile pass of one app, reading like the data flow: render (pure), read the
-//! live objects (I/O), plan (pure), execute (I/O). The CLI's `diff` stops after the plan;
-//! `sync` and the agent loop go on to execute the same plan.
+//! live objects (I/O), plan (pure), execute (I/O), record (I/O). The CLI's `diff` stops
+//! after the plan; `sync` and the agent loop go on to execute the same plan and record
+//! it in the app's history.
 
 use std::collections::BTreeMap;
 
 use gitsync_core::plan::{self, Plan};
 use gitsync_core::render::{self, Context};
 use gitsync_core::tree::AppTree;
+use gitsync_core::{Manifest, ObjectId, diff, digest, health};
+use serde_json::Value;
+use tracing::warn;
 
 use crate::cluster::{self, Cluster, Event, ExecuteOptions, Outcome};
+use crate::git::Revision;
+use crate::history::{Entry, History, Result as HistoryResult};
 
 /// Why a pass failed before writing anything.
 #[derive(Debug, thiserror::Error)]
@@ -39,28 +45,127 @@ pub async fn plan(
     tree: &AppTree,
     revision: Option<&str>,
 ) -> Result<Plan, Error> {
+    let desired = render(app, tree, revision)?;
+    plan_rendered(cluster, app, &desired)
+        .await
+        .map(|(plan, _)| plan)
+}
+
+fn render(app: &App, tree: &AppTree, revision: Option<&str>) -> Result<Vec<Manifest>, Error> {
     let context = Context {
         app: app.name.clone(),
         revision: revision.map(str::to_owned),
         vars: app.vars.clone(),
     };
-    let desired = render::render(tree, &context).map_err(Error::Render)?;
-    let live = cluster
-        .live_objects(&app.name, &desired)
-        .await
-        .map_err(Error::Live)?;
-    plan::plan(&app.name, &desired, &live, app.options).map_err(Error::Plan)
+    render::render(tree, &context).map_err(Error::Render)
 }
 
-/// Plans and executes one sync.
+/// The plan, and the live objects it was made against.
+async fn plan_rendered(
+    cluster: &Cluster,
+    app: &App,
+    desired: &[Manifest],
+) -> Result<(Plan, Vec<Value>), Error> {
+    let live = cluster
+        .live_objects(&app.name, desired)
+        .await
+        .map_err(Error::Live)?;
+    let plan = plan::plan(&app.name, desired, &live, app.options).map_err(Error::Plan)?;
+    Ok((plan, live))
+}
+
+/// True when every desired object is live and healthy, judged on the objects the
+/// plan already read (no request).
+fn all_healthy(desired: &[Manifest], live: &[Value]) -> bool {
+    let live: BTreeMap<_, &Value> = live
+        .iter()
+        .filter_map(|o| Some((ObjectId::of(o)?.group_kind_key_owned(), o)))
+        .collect();
+    desired
+        .iter()
+        .all(|m| health::assess(live.get(&m.id.group_kind_key_owned()).copied()).is_healthy())
+}
+
+/// Where and as whom a sync is recorded.
+#[derive(Clone, Copy)]
+pub struct Record<'a> {
+    pub history: Option<&'a History>,
+    /// `cli`, `agent`, `self-heal`.
+    pub trigger: &'a str,
+}
+
+/// Renders, plans and executes one sync, recording it in the app's history (a
+/// `Running` entry first, the outcome at the end). A plan without changes executes
+/// nothing.
 pub async fn sync(
     cluster: &Cluster,
     app: &App,
     tree: &AppTree,
-    revision: Option<&str>,
+    revision: Option<&Revision>,
+    record: Record<'_>,
     on_event: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<(Plan, Outcome), Error> {
-    let plan = plan(cluster, app, tree, revision).await?;
-    let outcome = cluster.execute(&plan, &app.execute, on_event).await;
+    let mut entry = Entry::start(&app.name, record.trigger, revision);
+    let save = async |entry: &Entry| {
+        if let Some(history) = record.history
+            && let Err(e) = history.record(entry).await
+        {
+            warn!(error = %format!("{:#}", anyhow::Error::new(e)), "cannot record the sync in the history");
+        }
+    };
+    save(&entry).await;
+    let desired = match render(app, tree, revision.map(|r| r.commit.as_str())) {
+        Ok(d) => d,
+        Err(e) => {
+            entry.fail(HistoryResult::RenderFailed, &chain(&e), &[]);
+            save(&entry).await;
+            return Err(e);
+        }
+    };
+    entry.digest = digest::of_render(&desired);
+    let secrets: Vec<String> = desired
+        .iter()
+        .flat_map(|m| diff::secret_values(&m.object))
+        .collect();
+    let (plan, live) = match plan_rendered(cluster, app, &desired).await {
+        Ok(p) => p,
+        Err(e) => {
+            let result = match &e {
+                Error::Plan(plan::Error::EmptyRender { .. } | plan::Error::PruneShare { .. }) => {
+                    HistoryResult::PruneRefused
+                }
+                _ => HistoryResult::Failed,
+            };
+            entry.fail(result, &chain(&e), &secrets);
+            save(&entry).await;
+            return Err(e);
+        }
+    };
+    // Nothing to change and everything healthy: done without another request.
+    // Otherwise execute (for an unchanged plan that only waits for health).
+    let settled = app.execute.health_timeout.is_none() || all_healthy(&desired, &live);
+    let outcome = if plan.has_changes() || !settled {
+        cluster.execute(&plan, &app.execute, on_event).await
+    } else {
+        Outcome {
+            unchanged: plan.summary().unchanged,
+            health: Some(gitsync_core::health::Health::healthy()),
+            ..Outcome::default()
+        }
+    };
+    entry.finish(&outcome, &secrets);
+    save(&entry).await;
     Ok((plan, outcome))
+}
+
+/// An error with its sources, `a: b: c`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

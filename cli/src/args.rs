@@ -33,6 +33,8 @@ pub enum Command {
     Sync(SyncArgs),
     /// List the objects gitsync manages, with their sync state.
     Status(StatusArgs),
+    /// Show the recorded syncs of an app, newest first (kept in the cluster).
+    History(HistoryArgs),
     /// Run the embedded local cluster as a background process.
     #[command(subcommand)]
     LocalCluster(LocalClusterCommand),
@@ -49,8 +51,10 @@ pub struct RenderArgs {
     /// Set a ${VAR} (repeatable), e.g. --var TAG=1.2; wins over gitsync.yaml.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
-    /// Revision to record in the gitsync.dev/revision annotation (default: the HEAD
-    /// commit of the enclosing Git repository, if any).
+    /// Render the app as of this commit (a sha, tag, branch or `HEAD~1`), read from
+    /// the Git repository that holds the directory, instead of the files on disk:
+    /// `gitsync diff --revision REV` previews syncing an older commit. Without it the
+    /// files on disk are rendered and labelled with the repository's HEAD commit.
     #[arg(long)]
     pub revision: Option<String>,
 }
@@ -79,6 +83,30 @@ pub struct SyncArgs {
     pub plan: PlanArgs,
     #[command(flatten)]
     pub execute: ExecuteFlags,
+    #[command(flatten)]
+    pub history: HistoryNamespace,
+}
+
+/// Where sync history is kept.
+#[derive(Debug, Args)]
+pub struct HistoryNamespace {
+    /// Namespace of the sync history (the agent's namespace).
+    #[arg(long = "history-namespace", env = "GITSYNC_NAMESPACE", default_value = gitsync_agent::history::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+}
+
+/// History options.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The app's name.
+    pub app: String,
+    #[command(flatten)]
+    pub history: HistoryNamespace,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: Format,
 }
 
 /// Status options.

@@ -1,5 +1,6 @@
 //! One function per command. Each returns the process exit code; errors become exit 2.
 
+mod history;
 mod local_cluster;
 mod plan;
 mod render;
@@ -16,6 +17,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diff(args) => plan::diff(&args).await,
         Command::Sync(args) => plan::sync(&args).await,
         Command::Status(args) => status::run(&args).await,
+        Command::History(args) => history::run(&args).await,
         Command::LocalCluster(cmd) => match cmd {
             LocalClusterCommand::Start(a) => local_cluster::start(&a).await,
             LocalClusterCommand::Stop(a) => local_cluster::stop(&a).await,

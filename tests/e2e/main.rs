@@ -5,6 +5,7 @@ mod agent;
 mod bad_input;
 mod data;
 mod engine;
+mod history;
 mod kubectl;
 mod real_cluster;
 mod support;

@@ -123,6 +123,14 @@ impl Cluster {
             .expect("server.url")
             .trim()
             .to_owned();
+        // The agent's namespace, as `deploy/` installs it; the sync history goes there.
+        let (code, body) = http_json(
+            &url,
+            "POST",
+            "/api/v1/namespaces",
+            r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"gitsync-system"}}"#,
+        );
+        assert_eq!(code, 201, "{body}");
         Self { dir, url }
     }
 
@@ -144,11 +152,14 @@ impl Cluster {
         }
     }
 
-    /// Write requests counted by the emulator since the last reset.
+    /// Write requests counted by the emulator since the last reset, apart from the
+    /// sync history's (in gitsync-system): the writes to the app's objects.
     pub fn writes(&self) -> u64 {
-        let (_, body) = http(&self.url, "GET", "/_gitsync/stats");
-        let stats: Value = serde_json::from_str(&body).expect("stats JSON");
-        stats["writes"].as_u64().expect("writes")
+        let stats = self.stats();
+        let history = stats["writes_by_namespace"]["gitsync-system"]
+            .as_u64()
+            .unwrap_or(0);
+        stats["writes"].as_u64().expect("writes") - history
     }
 
     pub fn reset_stats(&self) {
@@ -374,4 +385,26 @@ pub fn commit_all(dir: &Path, message: &str) -> String {
         .expect("commit");
     repo.set_head("refs/heads/main").expect("head");
     oid.to_string()
+}
+
+/// The HEAD commit of the repository holding `dir`.
+pub fn git_head(dir: &Path) -> String {
+    let repo = git2::Repository::discover(dir).expect("repo");
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .expect("HEAD commit");
+    head.id().to_string()
+}
+
+/// The app's history entries, newest first, straight from the cluster.
+pub fn history(cluster: &Cluster, app: &str) -> Vec<Value> {
+    let path = format!("/api/v1/namespaces/gitsync-system/configmaps/gitsync-history-{app}");
+    cluster.get(&path).map_or_else(Vec::new, |cm| {
+        let text = cm["data"]["history.json"]
+            .as_str()
+            .unwrap_or("[]")
+            .to_owned();
+        serde_json::from_str(&text).expect("history JSON")
+    })
 }

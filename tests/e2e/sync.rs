@@ -9,9 +9,9 @@ const DEPLOY: &str = "/apis/apps/v1/namespaces/pgk/deployments";
 
 #[test]
 fn render_is_deterministic_and_tracks_every_object() {
-    let first = gitsync(&["render", "example-repo", "--revision", "abc123"]);
+    let first = gitsync(&["render", "example-repo", "--revision", "HEAD"]);
     assert_eq!(first.code, 0, "{first:?}");
-    let second = gitsync(&["render", "example-repo", "--revision", "abc123"]);
+    let second = gitsync(&["render", "example-repo", "--revision", "HEAD"]);
     assert_eq!(
         first.stdout, second.stdout,
         "render is byte-for-byte deterministic"
@@ -32,7 +32,12 @@ fn render_is_deterministic_and_tracks_every_object() {
             first.stdout
         );
     }
-    assert!(first.stdout.contains("gitsync.dev/revision: abc123"));
+    let head = crate::support::git_head(&crate::support::workspace());
+    assert!(
+        first
+            .stdout
+            .contains(&format!("gitsync.dev/revision: {head}"))
+    );
     assert!(
         first
             .stdout

@@ -21,7 +21,7 @@ use crate::fields::{self, FieldSet};
 use crate::manifest::{ANNOTATION_REVISION, FIELD_MANAGER, Manifest, ObjectId, Source};
 use crate::yaml;
 
-pub use mask::mask_secret;
+pub use mask::{mask_secret, secret_values};
 
 /// What a sync would do to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

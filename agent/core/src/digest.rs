@@ -19,6 +19,16 @@ pub fn of_object(object: &Value) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// Hex sha256 of a whole render: over its objects' digests, in order.
+pub fn of_render(manifests: &[crate::Manifest]) -> String {
+    let mut hasher = Sha256::new();
+    for m in manifests {
+        hasher.update(m.digest.as_bytes());
+        hasher.update(b"\n");
+    }
+    hex::encode(hasher.finalize())
+}
+
 /// Hex sha256 of raw bytes (used for generator name suffixes and masked secret values).
 pub fn of_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod time;
 pub mod tree;
 pub mod yaml;
 

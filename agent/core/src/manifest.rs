@@ -85,6 +85,16 @@ impl ObjectId {
         )
     }
 
+    /// [`Self::group_kind_key`], owned (for map keys).
+    pub fn group_kind_key_owned(&self) -> (String, String, Option<String>, String) {
+        (
+            self.group.clone(),
+            self.kind.clone(),
+            self.namespace.clone(),
+            self.name.clone(),
+        )
+    }
+
     /// Short human form: `Deployment/demo/front-end`, `Namespace/demo`.
     pub fn short(&self) -> String {
         match &self.namespace {

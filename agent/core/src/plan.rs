@@ -270,12 +270,7 @@ pub fn plan(
 
 /// Identity without the version: the same object served at two versions is one object.
 fn key(id: &ObjectId) -> (String, String, Option<String>, String) {
-    (
-        id.group.clone(),
-        id.kind.clone(),
-        id.namespace.clone(),
-        id.name.clone(),
-    )
+    id.group_kind_key_owned()
 }
 
 fn order(step: &Step) -> (i32, u8, &str, Option<&str>, &str) {

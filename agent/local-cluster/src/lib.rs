@@ -107,6 +107,9 @@ pub struct Stats {
     /// are not counted in the other fields.
     #[serde(default)]
     pub injected: u64,
+    /// Writes per namespace ("" for cluster-scoped objects).
+    #[serde(default)]
+    pub writes_by_namespace: BTreeMap<String, u64>,
 }
 
 /// A running local cluster; stops when shut down or dropped.

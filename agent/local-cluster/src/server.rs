@@ -44,16 +44,26 @@ pub struct Counters {
     writes: AtomicU64,
     dry_runs: AtomicU64,
     injected: AtomicU64,
+    writes_by_namespace: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Counters {
-    fn count(&self, verb: &str, dry_run: bool) {
+    fn count(&self, verb: &str, dry_run: bool, namespace: Option<&str>) {
+        let read = matches!(verb, "get" | "list" | "watch" | "discovery");
         let kind = match verb {
-            "get" | "list" | "watch" | "discovery" => &self.reads,
+            _ if read => &self.reads,
             _ if dry_run => &self.dry_runs,
             _ => &self.writes,
         };
         kind.fetch_add(1, Ordering::Relaxed);
+        if !read
+            && !dry_run
+            && let Ok(mut by_ns) = self.writes_by_namespace.lock()
+        {
+            *by_ns
+                .entry(namespace.unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
         if let Ok(mut counts) = self.counts.lock() {
             *counts.entry(verb.to_owned()).or_default() += 1;
         }
@@ -71,6 +81,11 @@ impl Counters {
             dry_run: self.dry_runs.load(Ordering::Relaxed),
             injected: self.injected.load(Ordering::Relaxed),
             by_verb: self.counts.lock().map(|c| c.clone()).unwrap_or_default(),
+            writes_by_namespace: self
+                .writes_by_namespace
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -80,6 +95,9 @@ impl Counters {
         self.dry_runs.store(0, Ordering::Relaxed);
         self.injected.store(0, Ordering::Relaxed);
         if let Ok(mut counts) = self.counts.lock() {
+            counts.clear();
+        }
+        if let Ok(mut counts) = self.writes_by_namespace.lock() {
             counts.clear();
         }
     }
@@ -265,7 +283,7 @@ fn serve(
             if *method != Method::GET {
                 return Err(ApiError::method_not_allowed(method.as_str()));
             }
-            shared.counters.count("discovery", false);
+            shared.counters.count("discovery", false, None);
             return Ok((StatusCode::OK, doc));
         }
         Route::Resource(t) => t,
@@ -365,7 +383,9 @@ fn serve(
             Err(ApiError::method_not_allowed(other.as_str()))
         }
     };
-    shared.counters.count(verb, dry_run);
+    shared
+        .counters
+        .count(verb, dry_run, target.namespace.as_deref());
     result
 }
 
@@ -404,7 +424,7 @@ fn watch(shared: &Shared, uri: &Uri, query: &HashMap<String, String>) -> Result<
         .store
         .lock()
         .map_err(|_| ApiError::internal("store lock poisoned"))?;
-    shared.counters.count("watch", false);
+    shared.counters.count("watch", false, None);
     Ok(crate::watch::start(&store, target, options))
 }
 
@@ -450,7 +470,9 @@ fn scale(
         ),
     };
     drop(store);
-    shared.counters.count(verb, options.dry_run);
+    shared
+        .counters
+        .count(verb, options.dry_run, target.namespace.as_deref());
     result.map(|v| (StatusCode::OK, v))
 }
 

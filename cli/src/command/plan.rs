@@ -4,12 +4,14 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use gitsync_agent::cluster::{Cluster, Event, Outcome, SyncResult};
+use gitsync_agent::cluster::{Cluster, Event, SyncResult};
+use gitsync_agent::history::History;
+use gitsync_agent::reconcile::{self, App, Record};
 use gitsync_core::diff::Action;
 use gitsync_core::plan::{self, Plan};
 use serde::Serialize;
 
-use super::render::load_and_render;
+use super::render::{load, load_and_render, vars};
 use crate::args::{Format, PlanArgs, SyncArgs};
 use crate::output;
 
@@ -74,7 +76,17 @@ struct SyncReport<'a> {
 /// app did not become healthy.
 pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let args = &sync_args.plan;
-    let (cluster, plan) = prepare(args).await?;
+    let loaded = load(&args.render)?;
+    let cluster = Cluster::connect(&args.cluster.target())
+        .await
+        .context("cannot connect to the cluster")?;
+    let history = History::new(cluster.client().clone(), &sync_args.history.namespace);
+    let app = App {
+        name: loaded.app.clone(),
+        vars: vars(&args.render),
+        options: args.prune.plan_options(),
+        execute: sync_args.execute.execute_options(),
+    };
     let progress = args.output == Format::Text && output::stderr_is_terminal();
     let on_event = |event: Event<'_>| match event {
         Event::Done(step) if progress => {
@@ -92,16 +104,20 @@ pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     };
-    let outcome = if plan.has_changes() {
-        cluster
-            .execute(&plan, &sync_args.execute.execute_options(), &on_event)
-            .await
-    } else {
-        Outcome {
-            unchanged: plan.summary().unchanged,
-            ..Outcome::default()
-        }
+    let record = Record {
+        history: Some(&history),
+        trigger: "cli",
     };
+    let (plan, outcome) = reconcile::sync(
+        &cluster,
+        &app,
+        &loaded.tree,
+        loaded.revision.as_ref(),
+        record,
+        &on_event,
+    )
+    .await
+    .with_context(|| format!("sync of {} failed", app.name))?;
     match args.output {
         Format::Json => output::json(&SyncReport {
             app: &plan.app,

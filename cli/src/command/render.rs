@@ -20,27 +20,66 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<ExitCode> {
 
 /// The app name, its files, and its render: shared by render, diff, sync and status.
 pub fn load_and_render(args: &RenderArgs) -> anyhow::Result<(String, Vec<Manifest>)> {
-    let (app, tree, revision) = load(args)?;
+    let loaded = load(args)?;
     let context = Context {
-        app: app.clone(),
-        revision,
-        vars: args.vars.iter().cloned().collect::<BTreeMap<_, _>>(),
+        app: loaded.app.clone(),
+        revision: loaded.revision.as_ref().map(|r| r.commit.clone()),
+        vars: vars(args),
     };
-    let manifests = render::render(&tree, &context)
+    let manifests = render::render(&loaded.tree, &context)
         .with_context(|| format!("cannot render {}", args.path.display()))?;
-    Ok((app, manifests))
+    Ok((loaded.app, manifests))
 }
 
-/// Loads the app directory (refusing paths and symlinks that leave its repository).
-pub fn load(args: &RenderArgs) -> anyhow::Result<(String, AppTree, Option<String>)> {
+/// `--var` flags as a map.
+pub fn vars(args: &RenderArgs) -> BTreeMap<String, String> {
+    args.vars.iter().cloned().collect()
+}
+
+/// An app's files and where they come from.
+pub struct Loaded {
+    pub app: String,
+    pub tree: AppTree,
+    /// The commit rendered: `--revision`, else the enclosing repository's HEAD.
+    pub revision: Option<git::Revision>,
+}
+
+/// Loads the app: the working directory's files, or with `--revision` the files of
+/// that commit in the enclosing Git repository (refusing paths and symlinks that
+/// leave the repository either way).
+pub fn load(args: &RenderArgs) -> anyhow::Result<Loaded> {
     let path = std::fs::canonicalize(&args.path)
         .with_context(|| format!("cannot read app directory {}", args.path.display()))?;
+    let app = args.app.clone().unwrap_or_else(|| app_name(&path));
+    let repo = git::Mirror::enclosing(&path).ok();
+    if let Some(spec) = &args.revision {
+        let repo = repo.with_context(|| {
+            format!(
+                "--revision needs {} to be inside a Git repository",
+                args.path.display()
+            )
+        })?;
+        let revision = repo
+            .at(spec)
+            .with_context(|| format!("cannot resolve revision {spec:?}"))?;
+        let tree = repo
+            .read_app(&revision)
+            .with_context(|| format!("cannot read {} at {spec}", args.path.display()))?;
+        return Ok(Loaded {
+            app,
+            tree,
+            revision: Some(revision),
+        });
+    }
     let root = tree_fs::find_repo_root(&path);
     let tree = tree_fs::load_app(&root, &path)
         .with_context(|| format!("cannot read app directory {}", args.path.display()))?;
-    let app = args.app.clone().unwrap_or_else(|| app_name(&path));
-    let revision = args.revision.clone().or_else(|| git::head_commit(&path));
-    Ok((app, tree, revision))
+    let revision = repo.and_then(|r| r.at("HEAD").ok());
+    Ok(Loaded {
+        app,
+        tree,
+        revision,
+    })
 }
 
 fn app_name(path: &std::path::Path) -> String {

@@ -10,6 +10,34 @@ use crate::digest;
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// The values of a Secret (each `data` value as stored and decoded, each
+/// `stringData` value), to keep them out of text that leaves the process. Empty for
+/// other kinds.
+pub fn secret_values(object: &Value) -> Vec<String> {
+    if object.get("kind").and_then(Value::as_str) != Some("Secret") {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (field, encoded) in [("data", true), ("stringData", false)] {
+        for value in object
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(Value::as_str)
+        {
+            out.push(value.to_owned());
+            if encoded
+                && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(value)
+                && let Ok(text) = String::from_utf8(bytes)
+            {
+                out.push(text);
+            }
+        }
+    }
+    out
+}
+
 /// Masks a Secret's values in place; other kinds are left as they are.
 pub fn mask_secret(object: &mut Value) {
     if object.get("kind").and_then(Value::as_str) != Some("Secret") {

@@ -1,0 +1,350 @@
+//! Sync history, kept in the cluster so it survives agent restarts and the CLI can read
+//! it: one ConfigMap per app, `gitsync-history-<app>` in the agent's namespace, holding
+//! the newest [`LIMIT`] entries as JSON.
+//!
+//! An entry is written when a sync starts (`Running`) and rewritten when it ends, so a
+//! sync cut off by a crash stays visible; the next process marks it `Interrupted`.
+//! Entries hold counts, revisions and messages, never object contents: failure
+//! messages are scrubbed of the app's Secret values before they are stored.
+//! Concurrent writers are serialized by the ConfigMap's resourceVersion.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::{Cancel, Outcome, retry};
+
+/// Entries kept per app (oldest dropped first).
+pub const LIMIT: usize = 50;
+/// The agent's namespace when none is configured (as in `deploy/`).
+pub const DEFAULT_NAMESPACE: &str = "gitsync-system";
+/// Label on history ConfigMaps naming their app (not `gitsync.dev/app`: a history
+/// is not one of the app's objects and must never be pruned with them).
+pub const LABEL_HISTORY_OF: &str = "gitsync.dev/history-of";
+const KEY: &str = "history.json";
+
+/// Errors reading or writing history.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the history of {app} in namespace {namespace}")]
+    Read {
+        app: String,
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot write the history of {app} in namespace {namespace}")]
+    Write {
+        app: String,
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the history of {app} is not valid JSON: {message}")]
+    Corrupt { app: String, message: String },
+}
+
+/// How a recorded sync ended (`Running` while it runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Result {
+    Running,
+    Succeeded,
+    Degraded,
+    HealthTimeout,
+    Failed,
+    PruneRefused,
+    RenderFailed,
+    Superseded,
+    /// The process recording it stopped before the sync ended.
+    Interrupted,
+}
+
+/// One sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// Unique per app: the start time in milliseconds and the writer.
+    pub id: String,
+    pub app: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// sha256 over the rendered objects' digests.
+    #[serde(default)]
+    pub digest: String,
+    /// Who started it: `cli`, `agent`, `self-heal`.
+    pub trigger: String,
+    pub started: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    pub result: Result,
+    #[serde(default)]
+    pub created: usize,
+    #[serde(default)]
+    pub updated: usize,
+    #[serde(default)]
+    pub replaced: usize,
+    #[serde(default)]
+    pub pruned: usize,
+    #[serde(default)]
+    pub unchanged: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Entry {
+    /// A `Running` entry starting now.
+    pub fn start(app: &str, trigger: &str, revision: Option<&crate::git::Revision>) -> Self {
+        let ms = now_ms();
+        Self {
+            id: format!("{ms}-{}", std::process::id()),
+            app: app.to_owned(),
+            revision: revision.map(|r| r.commit.clone()),
+            author: revision.map(|r| r.author.clone()).filter(|a| !a.is_empty()),
+            message: revision
+                .map(|r| r.message.clone())
+                .filter(|m| !m.is_empty()),
+            digest: String::new(),
+            trigger: trigger.to_owned(),
+            started: gitsync_core::time::rfc3339(ms / 1000),
+            finished: None,
+            result: Result::Running,
+            created: 0,
+            updated: 0,
+            replaced: 0,
+            pruned: 0,
+            unchanged: 0,
+            reason: None,
+        }
+    }
+
+    /// Ends the entry with an execution's outcome.
+    pub fn finish(&mut self, outcome: &Outcome, secrets: &[String]) {
+        use crate::cluster::SyncResult as R;
+        self.result = match outcome.result {
+            R::Succeeded => Result::Succeeded,
+            R::Degraded => Result::Degraded,
+            R::HealthTimeout => Result::HealthTimeout,
+            R::Failed => Result::Failed,
+            R::PruneRefused => Result::PruneRefused,
+            R::Superseded => Result::Superseded,
+        };
+        self.created = outcome.created;
+        self.updated = outcome.updated;
+        self.replaced = outcome.replaced;
+        self.pruned = outcome.pruned;
+        self.unchanged = outcome.unchanged;
+        let failures = outcome
+            .failed
+            .iter()
+            .map(|f| format!("{}: {}", f.object, f.message));
+        let health = outcome
+            .health
+            .as_ref()
+            .filter(|h| !h.reason.is_empty())
+            .map(|h| h.reason.clone());
+        let reason: Vec<String> = failures.chain(health).collect();
+        self.reason = (!reason.is_empty()).then(|| scrub(&reason.join("; "), secrets));
+        self.finished = Some(gitsync_core::time::rfc3339(now_ms() / 1000));
+    }
+
+    /// Ends the entry without an execution (the render or the plan failed).
+    pub fn fail(&mut self, result: Result, reason: &str, secrets: &[String]) {
+        self.result = result;
+        self.reason = Some(scrub(reason, secrets));
+        self.finished = Some(gitsync_core::time::rfc3339(now_ms() / 1000));
+    }
+}
+
+/// Replaces every occurrence of a secret value with `***`.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(secret.as_str(), "***");
+    }
+    out
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The history store of one namespace.
+#[derive(Clone)]
+pub struct History {
+    client: Client,
+    namespace: String,
+}
+
+impl History {
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Self {
+            client,
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    fn api(&self) -> Api<ConfigMap> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The app's entries, newest first (empty when it has none).
+    pub async fn list(&self, app: &str) -> std::result::Result<Vec<Entry>, Error> {
+        let (api, name) = (self.api(), name(app));
+        let found = retry(&Cancel::default(), || api.get_opt(&name))
+            .await
+            .map_err(|source| Error::Read {
+                app: app.to_owned(),
+                namespace: self.namespace.clone(),
+                source,
+            })?;
+        found.map_or(Ok(Vec::new()), |cm| entries(app, &cm))
+    }
+
+    /// Adds `entry`, or replaces the entry with its id; keeps the newest [`LIMIT`].
+    pub async fn record(&self, entry: &Entry) -> std::result::Result<(), Error> {
+        let write_error = |source| Error::Write {
+            app: entry.app.clone(),
+            namespace: self.namespace.clone(),
+            source,
+        };
+        let (api, cm_name) = (self.api(), name(&entry.app));
+        for _ in 0..10 {
+            let current = retry(&Cancel::default(), || api.get_opt(&cm_name))
+                .await
+                .map_err(write_error)?;
+            let mut list = match &current {
+                Some(cm) => entries(&entry.app, cm).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            list.retain(|e| e.id != entry.id);
+            list.insert(0, entry.clone());
+            list.sort_by(|a, b| b.started.cmp(&a.started).then(b.id.cmp(&a.id)));
+            list.truncate(LIMIT);
+            let text = serde_json::to_string_pretty(&list).unwrap_or_default();
+            let result = if let Some(mut cm) = current {
+                cm.data = Some(BTreeMap::from([(KEY.to_owned(), text)]));
+                api.replace(&cm_name, &PostParams::default(), &cm).await
+            } else {
+                self.ensure_namespace().await.map_err(write_error)?;
+                api.create(
+                    &PostParams::default(),
+                    &self.new_config_map(&entry.app, text),
+                )
+                .await
+            };
+            match result {
+                Ok(_) => return Ok(()),
+                // Someone wrote in between (409 on resourceVersion or AlreadyExists).
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(source) => return Err(write_error(source)),
+            }
+        }
+        Err(Error::Corrupt {
+            app: entry.app.clone(),
+            message: "too many concurrent writers".into(),
+        })
+    }
+
+    /// Marks the app's `Running` entries written by other processes as `Interrupted`
+    /// (their writer is gone: this process just started); returns how many.
+    pub async fn interrupt_stale(&self, app: &str) -> std::result::Result<usize, Error> {
+        let mine = format!("-{}", std::process::id());
+        let stale: Vec<Entry> = self
+            .list(app)
+            .await?
+            .into_iter()
+            .filter(|e| e.result == Result::Running && !e.id.ends_with(&mine))
+            .collect();
+        for mut entry in stale.clone() {
+            entry.fail(
+                Result::Interrupted,
+                "the process running this sync stopped before it ended",
+                &[],
+            );
+            self.record(&entry).await?;
+        }
+        Ok(stale.len())
+    }
+
+    fn new_config_map(&self, app: &str, text: String) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name(app)),
+                namespace: Some(self.namespace.clone()),
+                // Not `managed-by: gitsync`: that marks the objects of apps.
+                labels: Some(BTreeMap::from([(
+                    LABEL_HISTORY_OF.to_owned(),
+                    app.to_owned(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(KEY.to_owned(), text)])),
+            ..ConfigMap::default()
+        }
+    }
+
+    async fn ensure_namespace(&self) -> std::result::Result<(), kube::Error> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        if api.get_opt(&self.namespace).await?.is_some() {
+            return Ok(());
+        }
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(self.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        match api.create(&PostParams::default(), &ns).await {
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+}
+
+fn name(app: &str) -> String {
+    format!("gitsync-history-{app}")
+}
+
+fn entries(app: &str, cm: &ConfigMap) -> std::result::Result<Vec<Entry>, Error> {
+    let Some(text) = cm.data.as_ref().and_then(|d| d.get(KEY)) else {
+        return Ok(Vec::new());
+    };
+    serde_json::from_str(text).map_err(|e| Error::Corrupt {
+        app: app.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_hides_secret_values_but_not_short_noise() {
+        let secrets = vec!["hunter22".to_owned(), "aHVudGVyMjI=".to_owned(), "x".into()];
+        assert_eq!(
+            scrub("bad value \"hunter22\" (aHVudGVyMjI=) x", &secrets),
+            "bad value \"***\" (***) x"
+        );
+    }
+
+    #[test]
+    fn entries_round_trip_as_json() {
+        let mut e = Entry::start("demo", "cli", None);
+        e.fail(Result::RenderFailed, "a.yaml:3:1: bad", &[]);
+        let text = serde_json::to_string(&e).expect("json");
+        assert!(text.contains("\"result\":\"RenderFailed\""), "{text}");
+        assert_eq!(serde_json::from_str::<Entry>(&text).expect("back"), e);
+    }
+}
