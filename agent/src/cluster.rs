@@ -6,6 +6,7 @@
 //! here decides *what* to change: that is [`gitsync_core::plan`].
 
 mod connect;
+mod events;
 mod execute;
 
 use std::collections::BTreeSet;
@@ -19,6 +20,7 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 
 pub use connect::Target;
+pub use events::Type as EventType;
 pub(crate) use execute::retry;
 pub use execute::{Cancel, Event, Options as ExecuteOptions, Outcome, SyncResult};
 
@@ -177,6 +179,55 @@ impl Cluster {
                     && !matches!(ar.kind.as_str(), "Event" | "Endpoints" | "EndpointSlice")
             })
             .collect()
+    }
+
+    /// Watches the app's objects of the kinds in `ids` (by the app's label); every
+    /// change (after the initial listing) sends a tick. The watches stop when the
+    /// receiver is dropped.
+    pub async fn watch_app(&self, app: &str, ids: &[ObjectId]) -> tokio::sync::mpsc::Receiver<()> {
+        use kube::runtime::watcher;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut kinds: Vec<(&str, &str, &str)> = ids
+            .iter()
+            .map(|id| (id.group.as_str(), id.version.as_str(), id.kind.as_str()))
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        for (group, version, kind) in kinds {
+            let probe = ObjectId {
+                group: group.to_owned(),
+                version: version.to_owned(),
+                kind: kind.to_owned(),
+                namespace: None,
+                name: String::new(),
+            };
+            let Ok((ar, _)) = self.resolve(&probe).await else {
+                continue;
+            };
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+            let config = watcher::Config::default().labels(&format!("{LABEL_APP}={app}"));
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut stream = std::pin::pin!(watcher(api, config));
+                let mut listed = false;
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(watcher::Event::InitDone) => listed = true,
+                        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) if listed => {
+                            if tx.send(()).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(error = %e, "watch interrupted; resuming"),
+                    }
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+            });
+        }
+        rx
     }
 
     /// The API resource serving `id`'s kind; re-runs discovery once on a miss (a CRD

@@ -8,9 +8,15 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
-use tracing::{Instrument as _, error, info, info_span, warn};
+use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
-use crate::cluster::{Cluster, Event, Outcome, Target};
+use std::collections::BTreeSet;
+
+use gitsync_core::drift::Drift;
+use gitsync_core::manifest::ObjectId;
+use gitsync_core::tree::AppTree;
+
+use crate::cluster::{Cluster, Event, EventType, Outcome, Target};
 use crate::git::{self, Mirror, Revision};
 use crate::history::History;
 use crate::reconcile::{self, App, Record};
@@ -37,9 +43,27 @@ pub struct Config {
     pub interval: Duration,
     /// Namespace of the sync history (the agent's own).
     pub history_namespace: String,
+    /// How often live objects are compared with the last synced revision (watch
+    /// events on the app's objects also trigger a check).
+    pub drift_interval: Duration,
+    /// Re-apply the synced revision when drift is found (after `self_heal_delay`);
+    /// without it drift is only reported.
+    pub self_heal: bool,
+    pub self_heal_delay: Duration,
     /// Run one pass and return (for jobs and tests).
     pub once: bool,
 }
+
+/// What the last successful sync left, for drift checks.
+struct Synced {
+    revision: Revision,
+    tree: AppTree,
+    ids: Vec<ObjectId>,
+}
+
+/// Changes seen by the watches are checked this long after the first one (a rollout
+/// or a burst of edits makes many).
+const DRIFT_DEBOUNCE: Duration = Duration::from_secs(3);
 
 /// Runs until `shutdown` flips to true (or after one pass with `once`).
 pub async fn run(
@@ -74,8 +98,25 @@ pub async fn run(
 
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_synced: Option<Revision> = None;
+    let mut drift_ticker = tokio::time::interval(config.drift_interval);
+    drift_ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut synced: Option<Synced> = None;
+    let mut changes: Option<tokio::sync::mpsc::Receiver<()>> = None;
+    let mut drift_due: Option<tokio::time::Instant> = None;
+    let mut reported: BTreeSet<String> = BTreeSet::new();
     loop {
+        let next_change = async {
+            match changes.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let due = async {
+            match drift_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
@@ -83,12 +124,18 @@ pub async fn run(
                 return Ok(());
             }
             _ = ticker.tick() => {
-                let result = pass(&cluster, &mirror, &history, &config.app, last_synced.as_ref())
+                let last = synced.as_ref().map(|s| &s.revision);
+                let result = pass(&cluster, &mirror, &history, &config.app, last)
                     .instrument(info_span!("reconcile", app = %config.app.name))
                     .await;
-                record(&status, &result);
+                record(&status, result.as_ref().map(|o| o.as_ref().map(|(s, outcome)| (&s.revision, outcome))));
                 match result {
-                    Ok(Some((rev, _))) => last_synced = Some(rev),
+                    Ok(Some((done, _))) => {
+                        changes = Some(cluster.watch_app(&config.app.name, &done.ids).await);
+                        synced = Some(done);
+                        drift_due = None;
+                        reported.clear();
+                    }
                     Ok(None) => {}
                     Err(message) => error!(error = %message, "sync failed; retrying next interval"),
                 }
@@ -96,12 +143,121 @@ pub async fn run(
                     return Ok(());
                 }
             }
+            _ = drift_ticker.tick() => drift_due = Some(tokio::time::Instant::now()),
+            Some(()) = next_change => {
+                drift_due.get_or_insert_with(|| tokio::time::Instant::now() + DRIFT_DEBOUNCE);
+            }
+            () = due => {
+                drift_due = None;
+                if let Some(done) = &synced {
+                    check_drift(&cluster, &history, &config, done, &status, &mut reported)
+                        .instrument(info_span!("drift", app = %config.app.name))
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+/// Compares the live objects with the synced revision; reports drift (status, log,
+/// an Event per newly drifted object) and, with self-heal, re-applies the revision.
+async fn check_drift(
+    cluster: &Cluster,
+    history: &History,
+    config: &Config,
+    done: &Synced,
+    status: &server::Shared,
+    reported: &mut BTreeSet<String>,
+) {
+    let drift = match reconcile::drift(
+        cluster,
+        &config.app,
+        &done.tree,
+        Some(&done.revision.commit),
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let error = format!("{:#}", anyhow::Error::new(e));
+            warn!(error, "drift check failed");
+            return;
+        }
+    };
+    let summaries: Vec<String> = drift.iter().map(Drift::summary).collect();
+    if let Ok(mut s) = status.write() {
+        s.drift.clone_from(&summaries);
+        s.drift_checks_total += 1;
+    }
+    if drift.is_empty() {
+        reported.clear();
+        return;
+    }
+    for d in &drift {
+        let summary = d.summary();
+        if reported.insert(summary.clone()) {
+            warn!(drift = %summary, "drift");
+            let message = format!(
+                "live object differs from revision {}: {summary}",
+                done.revision.commit
+            );
+            if let Err(e) = cluster
+                .event(&d.object, EventType::Warning, "Drifted", &message)
+                .await
+            {
+                debug!(error = %e, "cannot record the drift event");
+            }
+        }
+    }
+    if !config.self_heal {
+        return;
+    }
+    tokio::time::sleep(config.self_heal_delay).await;
+    let mut healing = config.app.clone();
+    // Git wins over whoever changed the fields.
+    healing.execute.force = true;
+    let record = Record {
+        history: Some(history),
+        trigger: "self-heal",
+    };
+    match reconcile::sync(
+        cluster,
+        &healing,
+        &done.tree,
+        Some(&done.revision),
+        record,
+        &|_| {},
+    )
+    .await
+    {
+        Ok((_, outcome)) if outcome.failed.is_empty() => {
+            info!(objects = drift.len(), "drift healed");
+            for d in &drift {
+                let _ = cluster
+                    .event(
+                        &d.object,
+                        EventType::Normal,
+                        "DriftHealed",
+                        &format!("re-applied revision {}", done.revision.commit),
+                    )
+                    .await;
+            }
+            reported.clear();
+            if let Ok(mut s) = status.write() {
+                s.drift.clear();
+                s.self_heals_total += 1;
+            }
+        }
+        Ok((_, outcome)) => warn!(failed = outcome.failed.len(), "self-heal failed"),
+        Err(e) => {
+            let error = format!("{:#}", anyhow::Error::new(e));
+            warn!(error, "self-heal failed");
         }
     }
 }
 
 /// Folds one pass's result into the server's status.
-fn record(status: &server::Shared, result: &Result<Option<(Revision, Outcome)>, String>) {
+fn record(status: &server::Shared, result: Result<Option<(&Revision, &Outcome)>, &String>) {
     let Ok(mut s) = status.write() else {
         return;
     };
@@ -130,7 +286,7 @@ async fn pass(
     history: &History,
     app: &App,
     last: Option<&Revision>,
-) -> Result<Option<(Revision, Outcome)>, String> {
+) -> Result<Option<(Synced, Outcome)>, String> {
     let m = Arc::clone(mirror);
     let fetched = tokio::task::spawn_blocking(move || {
         let mirror = m.lock().map_err(|_| "git cache lock poisoned".to_owned())?;
@@ -172,7 +328,25 @@ async fn pass(
     if outcome.is_success() {
         info!(commit = %fetched.commit, created = outcome.created, updated = outcome.updated,
             pruned = outcome.pruned, unchanged = summary.unchanged, "synced");
-        Ok(Some((fetched, outcome)))
+        let ids = plan
+            .steps
+            .iter()
+            .filter(|s| s.manifest.is_some())
+            .map(|s| s.diff.id.clone())
+            .collect();
+        let done = Synced {
+            revision: fetched,
+            tree,
+            ids,
+        };
+        Ok(Some((done, outcome)))
+    } else if outcome.failed.is_empty() {
+        Err(format!(
+            "commit {} applied, but the app is not healthy ({:?}): {}",
+            fetched.commit,
+            outcome.result,
+            outcome.health.map(|h| h.reason).unwrap_or_default()
+        ))
     } else {
         Err(format!(
             "{} object(s) failed at commit {}: {}",

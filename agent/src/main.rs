@@ -40,6 +40,17 @@ struct Args {
     /// cluster, else gitsync-system).
     #[arg(long, env = "GITSYNC_NAMESPACE")]
     namespace: Option<String>,
+    /// How often to compare the live objects with the synced revision (watch events
+    /// on them trigger a check too).
+    #[arg(long, env = "GITSYNC_DRIFT_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    drift_interval: Duration,
+    /// Re-apply the synced revision when drift is found; without it drift is only
+    /// reported (status, Events, metrics, log).
+    #[arg(long, env = "GITSYNC_SELF_HEAL")]
+    self_heal: bool,
+    /// How long after finding drift self-heal re-applies.
+    #[arg(long, env = "GITSYNC_SELF_HEAL_DELAY", default_value = "5s", value_parser = parse_duration)]
+    self_heal_delay: Duration,
     #[command(flatten)]
     prune: PruneFlags,
     #[command(flatten)]
@@ -111,6 +122,9 @@ async fn main() -> ExitCode {
             .namespace
             .clone()
             .unwrap_or_else(gitsync_agent::config::agent_namespace),
+        drift_interval: args.drift_interval,
+        self_heal: args.self_heal,
+        self_heal_delay: args.self_heal_delay,
         once: args.once,
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -86,6 +86,18 @@ fn all_healthy(desired: &[Manifest], live: &[Value]) -> bool {
         .all(|m| health::assess(live.get(&m.id.group_kind_key_owned()).copied()).is_healthy())
 }
 
+/// The drift of the live objects from `tree` at `revision` (the revision last synced).
+pub async fn drift(
+    cluster: &Cluster,
+    app: &App,
+    tree: &AppTree,
+    revision: Option<&str>,
+) -> Result<Vec<gitsync_core::drift::Drift>, Error> {
+    let desired = render(app, tree, revision)?;
+    let (plan, live) = plan_rendered(cluster, app, &desired).await?;
+    Ok(gitsync_core::drift::detect(&plan, &live))
+}
+
 /// Where and as whom a sync is recorded.
 #[derive(Clone, Copy)]
 pub struct Record<'a> {

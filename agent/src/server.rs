@@ -24,6 +24,11 @@ pub struct Status {
     pub failures_total: u64,
     pub objects_applied_total: u64,
     pub objects_pruned_total: u64,
+    /// Objects that differ from the synced revision at the last drift check, one line
+    /// each (`Deployment/demo/web: .spec.replicas (kubectl-edit)`).
+    pub drift: Vec<String>,
+    pub drift_checks_total: u64,
+    pub self_heals_total: u64,
 }
 
 /// Shared, updated by the loop, read by the handlers.
@@ -87,6 +92,21 @@ async fn metrics(State(status): State<Shared>) -> impl IntoResponse {
         "Objects pruned.",
         s.objects_pruned_total,
     );
+    counter(
+        "gitsync_drift_checks_total",
+        "Drift checks run.",
+        s.drift_checks_total,
+    );
+    counter(
+        "gitsync_self_heals_total",
+        "Drift healed by re-applying the synced revision.",
+        s.self_heals_total,
+    );
+    out.push_str(&format!(
+        "# HELP gitsync_drifted_objects Objects that differ from the synced revision.\n\
+         # TYPE gitsync_drifted_objects gauge\ngitsync_drifted_objects{{app=\"{app}\"}} {}\n",
+        s.drift.len()
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

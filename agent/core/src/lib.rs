@@ -6,6 +6,7 @@
 
 pub mod diff;
 pub mod digest;
+pub mod drift;
 pub mod duration;
 pub mod fields;
 pub mod health;

@@ -1,0 +1,210 @@
+//! Drift: live objects that no longer match what gitsync last applied, with the fields
+//! that differ and the field managers that changed them.
+//!
+//! A plan made for the revision already synced has no changes unless something changed
+//! the cluster: every create, update or replace in it is drift. For each, the fields
+//! are those where the live object differs from what a sync would leave (so fields
+//! other managers own, like an HPA's `spec.replicas`, never count), and the managers
+//! are the other `managedFields` entries that own those fields now. Pure.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::diff::{self, Action};
+use crate::fields::{self, FieldSet};
+use crate::manifest::{FIELD_MANAGER, Manifest, ObjectId};
+use crate::plan::Plan;
+
+/// One drifted object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub object: ObjectId,
+    /// `deleted` when the object is gone, else `modified`.
+    pub kind: &'static str,
+    pub fields: Vec<Field>,
+}
+
+/// One drifted field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Field {
+    /// `.spec.replicas`, `.spec.template.spec.containers[name="web"].image`.
+    pub path: String,
+    /// Managers other than gitsync that own the field now (empty when none does, e.g.
+    /// a field someone removed).
+    pub managers: Vec<String>,
+}
+
+impl Drift {
+    /// One line: `Deployment/demo/web: .spec.replicas (kubectl-edit)`.
+    pub fn summary(&self) -> String {
+        if self.kind == "deleted" {
+            return format!("{}: deleted", self.object.short());
+        }
+        let fields: Vec<String> = self
+            .fields
+            .iter()
+            .map(|f| {
+                if f.managers.is_empty() {
+                    f.path.clone()
+                } else {
+                    format!("{} ({})", f.path, f.managers.join(", "))
+                }
+            })
+            .collect();
+        format!("{}: {}", self.object.short(), fields.join(", "))
+    }
+}
+
+/// The drift a plan for the already-synced revision shows; `live` is what it was made
+/// against.
+pub fn detect(plan: &Plan, live: &[Value]) -> Vec<Drift> {
+    plan.steps
+        .iter()
+        .filter_map(|step| {
+            let desired = step.manifest.as_ref()?;
+            match step.diff.action {
+                Action::Create => Some(Drift {
+                    object: step.diff.id.clone(),
+                    kind: "deleted",
+                    fields: Vec::new(),
+                }),
+                Action::Update | Action::Replace => {
+                    let object = live.iter().find(|o| {
+                        ObjectId::of(o)
+                            .is_some_and(|id| id.group_kind_key() == step.diff.id.group_kind_key())
+                    })?;
+                    Some(Drift {
+                        object: step.diff.id.clone(),
+                        kind: "modified",
+                        fields: explain(object, desired),
+                    })
+                }
+                Action::Unchanged | Action::Prune => None,
+            }
+        })
+        .collect()
+}
+
+/// The fields where `live` differs from what applying `desired` would leave, and who
+/// owns each now.
+pub fn explain(live: &Value, desired: &Manifest) -> Vec<Field> {
+    let before = diff::normalize(live);
+    let after = diff::normalize(&diff::predict(&desired.object, live));
+    let owners = other_managers(live);
+    fields::changed(&before, &after)
+        .leaves()
+        .into_iter()
+        .map(|path| Field {
+            managers: owners
+                .iter()
+                .filter(|(_, set)| set.overlaps(&path))
+                .map(|(manager, _)| manager.clone())
+                .collect(),
+            path: path.to_string(),
+        })
+        .collect()
+}
+
+/// Every manager other than gitsync with the fields it owns.
+fn other_managers(live: &Value) -> Vec<(String, FieldSet)> {
+    let mut out: Vec<(String, FieldSet)> = Vec::new();
+    for entry in live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(manager) = entry.get("manager").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(set) = entry
+            .get("fieldsV1")
+            .and_then(|f| FieldSet::from_fields_v1(f).ok())
+        else {
+            continue;
+        };
+        if manager == FIELD_MANAGER {
+            continue;
+        }
+        match out.iter_mut().find(|(m, _)| m == manager) {
+            Some((_, existing)) => *existing = existing.union(&set),
+            None => out.push((manager.to_owned(), set)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Options, plan};
+    use serde_json::json;
+
+    fn manifest(object: Value) -> Manifest {
+        Manifest {
+            id: ObjectId::of(&object).expect("identity"),
+            source: crate::Source {
+                file: "web.yaml".into(),
+                line: 1,
+                column: 1,
+            },
+            digest: crate::digest::of_object(&object),
+            object,
+        }
+    }
+
+    fn desired() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "demo", "labels": {"gitsync.dev/app": "demo"}},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}}})
+    }
+
+    #[test]
+    fn names_the_field_and_the_manager_that_changed_it() {
+        let mut live = desired();
+        live["spec"]["replicas"] = json!(7);
+        live["metadata"]["managedFields"] = json!([
+            {"manager": "gitsync", "operation": "Apply", "fieldsV1": {"f:spec": {
+                "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}},
+            {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+        ]);
+        let m = manifest(desired());
+        let p = plan(
+            "demo",
+            std::slice::from_ref(&m),
+            std::slice::from_ref(&live),
+            Options::default(),
+        )
+        .expect("plan");
+        let drift = detect(&p, std::slice::from_ref(&live));
+        assert_eq!(drift.len(), 1);
+        assert_eq!(
+            drift[0].fields,
+            vec![Field {
+                path: ".spec.replicas".into(),
+                managers: vec!["kubectl-edit".into()]
+            }]
+        );
+        assert_eq!(
+            drift[0].summary(),
+            "Deployment/demo/web: .spec.replicas (kubectl-edit)"
+        );
+    }
+
+    #[test]
+    fn no_drift_when_live_matches_and_a_deleted_object_is_reported() {
+        let m = manifest(desired());
+        let live = desired();
+        let p = plan(
+            "demo",
+            std::slice::from_ref(&m),
+            std::slice::from_ref(&live),
+            Options::default(),
+        )
+        .expect("plan");
+        assert!(detect(&p, &[live]).is_empty());
+        let p = plan("demo", std::slice::from_ref(&m), &[], Options::default()).expect("plan");
+        let drift = detect(&p, &[]);
+        assert_eq!(drift[0].summary(), "Deployment/demo/web: deleted");
+    }
+}
