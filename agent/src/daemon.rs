@@ -16,7 +16,7 @@ use gitsync_core::drift::Drift;
 use gitsync_core::manifest::ObjectId;
 use gitsync_core::tree::AppTree;
 
-use crate::cluster::{Cluster, Event, EventType, Outcome, Target};
+use crate::cluster::{Cancel, Cluster, Event, EventType, Outcome, SyncResult, Target};
 use crate::git::{self, Mirror, Revision};
 use crate::history::History;
 use crate::reconcile::{self, App, Record};
@@ -125,7 +125,7 @@ pub async fn run(
             }
             _ = ticker.tick() => {
                 let last = synced.as_ref().map(|s| &s.revision);
-                let result = pass(&cluster, &mirror, &history, &config.app, last)
+                let result = pass(&cluster, &mirror, &history, &config.app, last, config.interval)
                     .instrument(info_span!("reconcile", app = %config.app.name))
                     .await;
                 record(&status, result.as_ref().map(|o| o.as_ref().map(|(s, outcome)| (&s.revision, outcome))));
@@ -286,6 +286,7 @@ async fn pass(
     history: &History,
     app: &App,
     last: Option<&Revision>,
+    interval: Duration,
 ) -> Result<Option<(Synced, Outcome)>, String> {
     let m = Arc::clone(mirror);
     let fetched = tokio::task::spawn_blocking(move || {
@@ -321,9 +322,25 @@ async fn pass(
         history: Some(history),
         trigger: "agent",
     };
-    let (plan, outcome) = reconcile::sync(cluster, app, &tree, Some(&fetched), record, &on_event)
-        .await
-        .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+    // A newer commit of the app supersedes this sync (it may be retrying for a long
+    // time against a busy API server): keep fetching meanwhile.
+    let mut app = app.clone();
+    app.execute.cancel = Cancel::default();
+    let watcher = tokio::spawn(watch_for_newer(
+        Arc::clone(mirror),
+        fetched.tree.clone(),
+        app.execute.cancel.clone(),
+        interval,
+    ));
+    let synced = reconcile::sync(cluster, &app, &tree, Some(&fetched), record, &on_event).await;
+    watcher.abort();
+    let (plan, outcome) = synced.map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+    if outcome.result == SyncResult::Superseded {
+        return Err(format!(
+            "the sync of commit {} was superseded by a newer commit",
+            fetched.commit
+        ));
+    }
     let summary = plan.summary();
     if outcome.is_success() {
         info!(commit = %fetched.commit, created = outcome.created, updated = outcome.updated,
@@ -359,5 +376,26 @@ async fn pass(
                 .collect::<Vec<_>>()
                 .join("; ")
         ))
+    }
+}
+
+/// Fetches every `interval` until the app's tree differs from `tree`, then cancels.
+async fn watch_for_newer(
+    mirror: Arc<std::sync::Mutex<Mirror>>,
+    tree: String,
+    cancel: Cancel,
+    interval: Duration,
+) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let m = Arc::clone(&mirror);
+        let fetched = tokio::task::spawn_blocking(move || m.lock().ok()?.fetch().ok()).await;
+        if let Ok(Some(rev)) = fetched
+            && rev.tree != tree
+        {
+            info!(commit = %rev.commit, "a newer commit supersedes the running sync");
+            cancel.cancel();
+            return;
+        }
     }
 }

@@ -68,3 +68,67 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
     let log = agent.stop();
     assert!(log.contains("synced"), "{log}");
 }
+
+#[test]
+fn a_newer_commit_supersedes_a_sync_stuck_retrying() {
+    let cluster = Cluster::start();
+    let repo = tempfile::tempdir().expect("tmp");
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: sup\n";
+    let cm = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: sup\ndata:\n  k: v\n"
+        )
+    };
+    crate::support::write_files(
+        &repo.path().join("app"),
+        &[("ns.yaml", ns), ("stuck.yaml", &cm("stuck"))],
+    );
+    commit_all(repo.path(), "first");
+    // Every real write of `stuck` fails with 500: the sync keeps retrying.
+    cluster.faults(&serde_json::json!({"rules": [
+        {"status": 500, "verbs": ["patch"], "resource": "configmaps", "name": "stuck", "dryRun": false}
+    ]}));
+    let cache = tempfile::tempdir().expect("tmp");
+    let agent = Agent::start(&[
+        "--repo",
+        repo.path().to_str().expect("utf-8"),
+        "--path",
+        "app",
+        "--interval",
+        "1s",
+        "--cache-dir",
+        cache.path().to_str().expect("utf-8"),
+        "--cluster",
+        "local",
+        "--local-dir",
+        cluster.dir.path().to_str().expect("utf-8"),
+    ]);
+    eventually(Duration::from_secs(30), "the stuck sync", || {
+        (cluster.stats()["injected"].as_u64()? > 0).then_some(())
+    });
+    // The fix lands: `stuck` is gone, `fine` is new.
+    crate::support::write_files(
+        &repo.path().join("app"),
+        &[("stuck.yaml", ""), ("fine.yaml", &cm("fine"))],
+    );
+    let second = commit_all(repo.path(), "drop stuck");
+    let entries = eventually(Duration::from_secs(20), "the newer commit synced", || {
+        let entries = crate::support::history(&cluster, "app");
+        (entries.first()?["result"] == "Succeeded").then_some(entries)
+    });
+    let log = agent.stop();
+    assert_eq!(
+        entries[0]["revision"],
+        second.as_str(),
+        "{entries:?}\n{log}"
+    );
+    assert!(
+        entries.iter().any(|e| e["result"] == "Superseded"),
+        "{entries:?}\n{log}"
+    );
+    assert!(
+        cluster
+            .get("/api/v1/namespaces/sup/configmaps/fine")
+            .is_some()
+    );
+}

@@ -150,11 +150,15 @@ fn self_heal_reapplies_the_synced_revision() {
         (level(&cluster).as_deref() == Some("1")).then_some(())
     });
     // The heal is recorded once it has ended (the write lands before the record).
-    eventually(Duration::from_secs(30), "the self-heal in the history", || {
-        let entries = history(&cluster, "app");
-        let first = entries.first()?;
-        (first["trigger"] == "self-heal" && first["result"] == "Succeeded").then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the self-heal in the history",
+        || {
+            let entries = history(&cluster, "app");
+            let first = entries.first()?;
+            (first["trigger"] == "self-heal" && first["result"] == "Succeeded").then_some(())
+        },
+    );
     eventually(Duration::from_secs(10), "a DriftHealed event", || {
         (!drift_events(&cluster, "DriftHealed").is_empty()).then_some(())
     });

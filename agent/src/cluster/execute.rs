@@ -204,6 +204,20 @@ impl Cluster {
         options: &Options,
         on_event: &(dyn Fn(Event<'_>) + Sync),
     ) -> Outcome {
+        let mut outcome = self.run(plan, options, on_event).await;
+        // A write that failed because its retries were cut short failed for that reason.
+        if options.cancel.is_cancelled() && outcome.result != SyncResult::Succeeded {
+            outcome.result = SyncResult::Superseded;
+        }
+        outcome
+    }
+
+    async fn run(
+        &self,
+        plan: &Plan,
+        options: &Options,
+        on_event: &(dyn Fn(Event<'_>) + Sync),
+    ) -> Outcome {
         let mut outcome = Outcome {
             unchanged: plan.summary().unchanged,
             ..Outcome::default()
@@ -604,7 +618,11 @@ where
     loop {
         match request().await {
             Err(e) if attempt + 1 < ATTEMPTS && is_transient(&e) && !cancel.is_cancelled() => {
-                tokio::time::sleep(retry_after(&e).unwrap_or_else(|| backoff(attempt))).await;
+                let wait = retry_after(&e).unwrap_or_else(|| backoff(attempt));
+                let until = tokio::time::Instant::now() + wait;
+                while tokio::time::Instant::now() < until && !cancel.is_cancelled() {
+                    tokio::time::sleep(Duration::from_millis(50).min(wait)).await;
+                }
                 attempt += 1;
             }
             other => return other,
