@@ -22,22 +22,7 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
     commit_all(repo.path(), "first");
     let cache = tempfile::tempdir().expect("tmp");
 
-    let agent = Agent::start(&[
-        "--repo",
-        repo.path().to_str().expect("utf-8"),
-        "--ref",
-        "main",
-        "--path",
-        "apps/pgk",
-        "--interval",
-        "1s",
-        "--cache-dir",
-        cache.path().to_str().expect("utf-8"),
-        "--cluster",
-        "local",
-        "--local-dir",
-        cluster.dir.path().to_str().expect("utf-8"),
-    ]);
+    let agent = Agent::for_app(&cluster, repo.path(), "apps/pgk", cache.path(), &[]);
     let first = eventually(Duration::from_secs(30), "the first sync", || {
         image(&cluster)
     });
@@ -89,20 +74,7 @@ fn a_newer_commit_supersedes_a_sync_stuck_retrying() {
         {"status": 500, "verbs": ["patch"], "resource": "configmaps", "name": "stuck", "dryRun": false}
     ]}));
     let cache = tempfile::tempdir().expect("tmp");
-    let agent = Agent::start(&[
-        "--repo",
-        repo.path().to_str().expect("utf-8"),
-        "--path",
-        "app",
-        "--interval",
-        "1s",
-        "--cache-dir",
-        cache.path().to_str().expect("utf-8"),
-        "--cluster",
-        "local",
-        "--local-dir",
-        cluster.dir.path().to_str().expect("utf-8"),
-    ]);
+    let agent = Agent::for_app(&cluster, repo.path(), "app", cache.path(), &[]);
     eventually(Duration::from_secs(30), "the stuck sync", || {
         (cluster.stats()["injected"].as_u64()? > 0).then_some(())
     });

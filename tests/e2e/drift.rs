@@ -44,24 +44,9 @@ fn start(
     cache: &tempfile::TempDir,
     extra: &[&str],
 ) -> Agent {
-    let mut args = vec![
-        "--repo",
-        repo.path().to_str().expect("utf-8"),
-        "--path",
-        "app",
-        "--interval",
-        "1s",
-        "--drift-interval",
-        "1h",
-        "--cache-dir",
-        cache.path().to_str().expect("utf-8"),
-        "--cluster",
-        "local",
-        "--local-dir",
-        cluster.dir.path().to_str().expect("utf-8"),
-    ];
-    args.extend(extra);
-    Agent::start(&args)
+    let mut flags = vec!["--drift-interval", "1h"];
+    flags.extend(extra);
+    Agent::for_app(cluster, repo.path(), "app", cache.path(), &flags)
 }
 
 fn level(cluster: &Cluster) -> Option<String> {

@@ -96,21 +96,7 @@ fn an_agent_killed_mid_sync_finishes_it_after_a_restart() {
     );
     let commit = commit_all(repo.path(), "first");
     let cache = tempfile::tempdir().expect("tmp");
-    let args = [
-        "--repo",
-        repo.path().to_str().expect("utf-8"),
-        "--path",
-        "app",
-        "--interval",
-        "1s",
-        "--cache-dir",
-        cache.path().to_str().expect("utf-8"),
-        "--cluster",
-        "local",
-        "--local-dir",
-        cluster.dir.path().to_str().expect("utf-8"),
-    ];
-    let agent = Agent::start(&args);
+    let agent = Agent::for_app(&cluster, repo.path(), "app", cache.path(), &[]);
     eventually(Duration::from_secs(30), "a running sync", || {
         let entries = history(&cluster, "app");
         (entries.first()?["result"] == "Running"
@@ -121,7 +107,7 @@ fn an_agent_killed_mid_sync_finishes_it_after_a_restart() {
     });
     drop(agent); // SIGKILL: no chance to record anything
 
-    let agent = Agent::start(&args);
+    let agent = Agent::for_app(&cluster, repo.path(), "app", cache.path(), &[]);
     let entries = eventually(Duration::from_mins(1), "the sync to finish", || {
         let entries = history(&cluster, "app");
         (entries.first()?["result"] == "Succeeded").then_some(entries)

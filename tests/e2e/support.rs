@@ -240,6 +240,35 @@ pub fn gitsync(args: &[&str]) -> Run {
 pub struct Agent(Child);
 
 impl Agent {
+    /// Starts an agent syncing `path` of the repository at `repo` onto `cluster`,
+    /// fetching every second, its cache in `cache`; `extra` flags appended.
+    pub fn for_app(
+        cluster: &Cluster,
+        repo: &Path,
+        path: &str,
+        cache: &Path,
+        extra: &[&str],
+    ) -> Self {
+        let mut args = vec![
+            "--repo",
+            repo.to_str().expect("utf-8"),
+            "--ref",
+            "main",
+            "--path",
+            path,
+            "--interval",
+            "1s",
+            "--cache-dir",
+            cache.to_str().expect("utf-8"),
+            "--cluster",
+            "local",
+            "--local-dir",
+            cluster.dir.path().to_str().expect("utf-8"),
+        ];
+        args.extend(extra);
+        Self::start(&args)
+    }
+
     pub fn start(args: &[&str]) -> Self {
         let child = Command::new(bin("gitsync-agent"))
             .args(args)
