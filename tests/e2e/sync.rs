@@ -285,6 +285,22 @@ fn drift_made_by_hand_is_reported_and_reverted() {
             .contains("kubectl-edit")
     );
 
+    let by_app: Value = cluster
+        .gitsync(&["status", "example-repo", "-o", "json"])
+        .json();
+    let row = by_app
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["object"]["name"] == "pgk-front-deployment")
+        .expect("row")
+        .clone();
+    assert_eq!(row["state"], "OutOfSync", "{row}");
+    assert_eq!(
+        row["detail"], "Deployment/pgk/pgk-front-deployment: .spec.replicas (kubectl-edit)",
+        "{row}"
+    );
+
     let diff = cluster.gitsync(&["diff", "example-repo"]);
     assert_eq!(diff.code, 1, "{diff:?}");
     assert!(

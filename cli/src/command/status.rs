@@ -1,7 +1,8 @@
 //! `gitsync status`: the objects gitsync manages and their sync state.
 //!
-//! With an app directory, each object is compared with its render: Synced, OutOfSync,
-//! Missing (rendered, not live) or Orphan (live, no longer rendered). Without one, every
+//! With an app directory, each object is compared with its render: Synced, OutOfSync
+//! (with the fields that differ and the managers that changed them), Missing
+//! (rendered, not live) or Orphan (live, no longer rendered). Without one, every
 //! object labelled `app.kubernetes.io/managed-by: gitsync` is listed, with the app and
 //! revision it came from and whether someone else changed fields since (Drifted).
 
@@ -64,6 +65,8 @@ async fn app_rows(cluster: &Cluster, render: &RenderArgs) -> anyhow::Result<Vec<
         ..plan::Options::default()
     };
     let plan = plan::plan(&app, &desired, &live, options)?;
+    // Which fields differ, and who changed them, for each out-of-sync object.
+    let drift: Vec<gitsync_core::drift::Drift> = gitsync_core::drift::detect(&plan, &live);
     Ok(plan
         .steps
         .iter()
@@ -77,11 +80,11 @@ async fn app_rows(cluster: &Cluster, render: &RenderArgs) -> anyhow::Result<Vec<
                 Action::Prune => "Orphan",
             },
             revision: None,
-            detail: step
-                .diff
-                .source
-                .as_ref()
-                .map(ToString::to_string)
+            detail: drift
+                .iter()
+                .find(|d| d.object == step.diff.id && d.kind == "modified")
+                .map(gitsync_core::drift::Drift::summary)
+                .or_else(|| step.diff.source.as_ref().map(ToString::to_string))
                 .unwrap_or_default(),
         })
         .collect())
