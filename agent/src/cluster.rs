@@ -9,7 +9,7 @@ mod connect;
 mod events;
 mod execute;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use gitsync_core::manifest::{LABEL_APP, Manifest, ObjectId};
@@ -58,6 +58,10 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Desired objects of one kind and namespace missing from the labelled lists from
+/// which on they are found by listing the namespace rather than one GET each.
+const LIST_INSTEAD_OF_GETS: usize = 16;
 
 /// A connected cluster with its discovery.
 pub struct Cluster {
@@ -111,12 +115,54 @@ impl Cluster {
             .iter()
             .filter(|m| !seen.contains(&m.id.group_kind_key_owned()))
             .collect();
-        let found = futures::stream::iter(missing.into_iter().map(|m| self.get(&m.id)))
+        // A few are read one by one; many of one kind and namespace (a first sync) by
+        // one unfiltered list of that namespace, not thousands of GETs.
+        let mut groups: BTreeMap<(&str, &str, &str, Option<&str>), Vec<&Manifest>> =
+            BTreeMap::new();
+        for m in missing {
+            let id = &m.id;
+            groups
+                .entry((&id.group, &id.version, &id.kind, id.namespace.as_deref()))
+                .or_default()
+                .push(m);
+        }
+        let mut gets = Vec::new();
+        for ((_, _, _, namespace), members) in groups {
+            if members.len() < LIST_INSTEAD_OF_GETS {
+                gets.extend(members.iter().map(|m| &m.id));
+                continue;
+            }
+            let wanted: BTreeSet<&str> = members.iter().map(|m| m.id.name.as_str()).collect();
+            for object in self.list_in(&members[0].id, namespace).await? {
+                let name = object.pointer("/metadata/name").and_then(Value::as_str);
+                if name.is_some_and(|n| wanted.contains(n)) {
+                    live.push(object);
+                }
+            }
+        }
+        let found = futures::stream::iter(gets.into_iter().map(|id| self.get(id)))
             .buffer_unordered(8)
             .try_collect::<Vec<_>>()
             .await?;
         live.extend(found.into_iter().flatten());
         Ok(live)
+    }
+
+    /// Every object of `id`'s kind in `namespace` (all namespaces when `None`); none
+    /// when the kind is not served yet.
+    async fn list_in(&self, id: &ObjectId, namespace: Option<&str>) -> Result<Vec<Value>> {
+        let Ok((ar, caps)) = self.resolve(id).await else {
+            return Ok(Vec::new());
+        };
+        let api = api_for(&self.client, &ar, &caps, namespace);
+        let params = ListParams::default();
+        let list = retry(&Cancel::default(), || api.list(&params))
+            .await
+            .map_err(|source| Error::List {
+                kind: ar.kind.clone(),
+                source,
+            })?;
+        Ok(list.items.into_iter().map(|o| to_value(o, &ar)).collect())
     }
 
     /// The live object, if it exists. A kind the cluster does not serve yet (a CRD
