@@ -29,6 +29,7 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
     assert_eq!(first, "k8s-real-demo/front-end:1.0.0");
     let dep = cluster.get(FRONT).expect("deployment");
     assert_eq!(dep["metadata"]["labels"]["gitsync.dev/app"], "pgk");
+    synced_at(&cluster, None);
 
     // A commit outside the app changes nothing; an image bump is applied.
     cluster.reset_stats();
@@ -50,8 +51,19 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
         dep["metadata"]["annotations"]["gitsync.dev/revision"],
         commit.as_str()
     );
+    synced_at(&cluster, Some(&commit));
     let log = agent.stop();
     assert!(log.contains("synced"), "{log}");
+}
+
+/// Waits until the app's latest recorded sync succeeded (at `commit`, if given).
+fn synced_at(cluster: &Cluster, commit: Option<&str>) {
+    eventually(Duration::from_secs(30), "a finished sync", || {
+        let entries = crate::support::history(cluster, "pgk");
+        let first = entries.first()?;
+        (first["result"] == "Succeeded" && commit.is_none_or(|c| first["revision"] == c))
+            .then_some(())
+    });
 }
 
 #[test]
