@@ -268,15 +268,17 @@ fn drift_made_by_hand_is_reported_and_reverted() {
         r#"{"spec":{"replicas":7}}"#,
     );
     assert_eq!(patched, 200);
-    let status = cluster.gitsync(&["status", "-o", "json"]);
-    let rows: Value = status.json();
-    let front = rows
-        .as_array()
-        .expect("rows")
-        .iter()
-        .find(|r| r["object"]["name"] == "pgk-front-deployment")
-        .expect("row")
-        .clone();
+    // The status row of the front-end Deployment, with or without the app directory.
+    let front_row = |args: &[&str]| -> Value {
+        let rows: Value = cluster.gitsync(args).json();
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["object"]["name"] == "pgk-front-deployment")
+            .expect("row")
+            .clone()
+    };
+    let front = front_row(&["status", "-o", "json"]);
     assert_eq!(front["state"], "Drifted", "{front}");
     assert!(
         front["detail"]
@@ -285,16 +287,7 @@ fn drift_made_by_hand_is_reported_and_reverted() {
             .contains("kubectl-edit")
     );
 
-    let by_app: Value = cluster
-        .gitsync(&["status", "example-repo", "-o", "json"])
-        .json();
-    let row = by_app
-        .as_array()
-        .expect("rows")
-        .iter()
-        .find(|r| r["object"]["name"] == "pgk-front-deployment")
-        .expect("row")
-        .clone();
+    let row = front_row(&["status", "example-repo", "-o", "json"]);
     assert_eq!(row["state"], "OutOfSync", "{row}");
     assert_eq!(
         row["detail"], "Deployment/pgk/pgk-front-deployment: .spec.replicas (kubectl-edit)",
