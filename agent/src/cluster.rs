@@ -106,14 +106,10 @@ impl Cluster {
     /// live versions of desired objects that do not carry the label yet.
     pub async fn live_objects(&self, app: &str, desired: &[Manifest]) -> Result<Vec<Value>> {
         let mut live = self.list_labeled(&format!("{LABEL_APP}={app}")).await?;
-        let seen: BTreeSet<(String, String, Option<String>, String)> = live
-            .iter()
-            .filter_map(ObjectId::of)
-            .map(|id| id.group_kind_key_owned())
-            .collect();
+        let seen = gitsync_core::manifest::index(&live);
         let missing: Vec<&Manifest> = desired
             .iter()
-            .filter(|m| !seen.contains(&m.id.group_kind_key_owned()))
+            .filter(|m| !seen.contains_key(&m.id.group_kind_key()))
             .collect();
         // A few are read one by one; many of one kind and namespace (a first sync) by
         // one unfiltered list of that namespace, not thousands of GETs.

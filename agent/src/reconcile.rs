@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use gitsync_core::plan::{self, Plan};
 use gitsync_core::render::{self, Context};
 use gitsync_core::tree::AppTree;
-use gitsync_core::{Manifest, ObjectId, diff, digest, health};
+use gitsync_core::{Manifest, diff, digest, health, manifest};
 use serde_json::Value;
 use tracing::warn;
 
@@ -77,13 +77,10 @@ async fn plan_rendered(
 /// True when every desired object is live and healthy, judged on the objects the
 /// plan already read (no request).
 fn all_healthy(desired: &[Manifest], live: &[Value]) -> bool {
-    let live: BTreeMap<_, &Value> = live
-        .iter()
-        .filter_map(|o| Some((ObjectId::of(o)?.group_kind_key_owned(), o)))
-        .collect();
+    let live = manifest::index(live);
     desired
         .iter()
-        .all(|m| health::assess(live.get(&m.id.group_kind_key_owned()).copied()).is_healthy())
+        .all(|m| health::assess(live.get(&m.id.group_kind_key()).copied()).is_healthy())
 }
 
 /// The drift of the live objects from `tree` at `revision` (the revision last synced).

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::diff::{self, Action};
 use crate::fields::{self, FieldSet};
-use crate::manifest::{FIELD_MANAGER, Manifest, ObjectId};
+use crate::manifest::{self, FIELD_MANAGER, Manifest, ObjectId};
 use crate::plan::Plan;
 
 /// One drifted object.
@@ -58,6 +58,7 @@ impl Drift {
 /// The drift a plan for the already-synced revision shows; `live` is what it was made
 /// against.
 pub fn detect(plan: &Plan, live: &[Value]) -> Vec<Drift> {
+    let live = manifest::index(live);
     plan.steps
         .iter()
         .filter_map(|step| {
@@ -69,10 +70,7 @@ pub fn detect(plan: &Plan, live: &[Value]) -> Vec<Drift> {
                     fields: Vec::new(),
                 }),
                 Action::Update | Action::Replace => {
-                    let object = live.iter().find(|o| {
-                        ObjectId::of(o)
-                            .is_some_and(|id| id.group_kind_key() == step.diff.id.group_kind_key())
-                    })?;
+                    let object = live.get(&step.diff.id.group_kind_key())?;
                     Some(Drift {
                         object: step.diff.id.clone(),
                         kind: "modified",

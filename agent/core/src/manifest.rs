@@ -4,6 +4,7 @@
 //! Objects are kept as `serde_json::Value` (Kubernetes objects are open-ended JSON);
 //! this module owns the small typed layer around them. It does no I/O.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -76,22 +77,12 @@ impl ObjectId {
     }
 
     /// Identity with the version left out: two versions of one object are the same object.
-    pub fn group_kind_key(&self) -> (&str, &str, Option<&str>, &str) {
+    pub fn group_kind_key(&self) -> Key<'_> {
         (
             &self.group,
             &self.kind,
             self.namespace.as_deref(),
             &self.name,
-        )
-    }
-
-    /// [`Self::group_kind_key`], owned (for map keys).
-    pub fn group_kind_key_owned(&self) -> (String, String, Option<String>, String) {
-        (
-            self.group.clone(),
-            self.kind.clone(),
-            self.namespace.clone(),
-            self.name.clone(),
         )
     }
 
@@ -116,6 +107,31 @@ impl fmt::Display for ObjectId {
             self.name
         )
     }
+}
+
+/// Identity without the version, borrowed from an object: what
+/// [`ObjectId::group_kind_key`] gives for the object's [`ObjectId`].
+pub type Key<'a> = (&'a str, &'a str, Option<&'a str>, &'a str);
+
+/// Objects by their identity without the version (the same object served at two
+/// versions is one object), for matching desired objects with live ones.
+pub fn index(objects: &[Value]) -> BTreeMap<Key<'_>, &Value> {
+    objects
+        .iter()
+        .filter_map(|object| {
+            let (group, _) = split_api_version(object.get("apiVersion")?.as_str()?);
+            let kind = object.get("kind")?.as_str()?;
+            let meta = object.get("metadata")?;
+            let namespace = meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .filter(|ns| !ns.is_empty());
+            Some((
+                (group, kind, namespace, meta.get("name")?.as_str()?),
+                object,
+            ))
+        })
+        .collect()
 }
 
 /// Splits `apps/v1` into `("apps", "v1")` and `v1` into `("", "v1")`.

@@ -13,16 +13,14 @@
 //! replace, blocked unless the object carries `gitsync.dev/replace: "true"`.
 //! `gitsync diff` prints a plan; `gitsync sync` executes the same plan. Pure: no I/O.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::diff::{self, Action, ObjectDiff};
 use crate::kinds;
 use crate::manifest::{
-    ANNOTATION_PRUNE, ANNOTATION_REPLACE, ANNOTATION_WAVE, LABEL_APP, Manifest, ObjectId, Source,
-    annotation, label,
+    self, ANNOTATION_PRUNE, ANNOTATION_REPLACE, ANNOTATION_WAVE, LABEL_APP, Manifest, ObjectId,
+    Source, annotation, label,
 };
 
 /// Why a plan cannot be made.
@@ -163,17 +161,11 @@ pub fn plan(
     live: &[Value],
     options: Options,
 ) -> Result<Plan, Error> {
-    let mut live_by_key: BTreeMap<(String, String, Option<String>, String), &Value> = live
-        .iter()
-        .filter_map(|object| {
-            let id = ObjectId::of(object)?;
-            Some((key(&id), object))
-        })
-        .collect();
+    let mut live_by_key = manifest::index(live);
 
     let mut applies = Vec::with_capacity(desired.len());
     for m in desired {
-        let live = live_by_key.remove(&key(&m.id));
+        let live = live_by_key.remove(&m.id.group_kind_key());
         if let Some(owner) = live.and_then(|l| label(l, LABEL_APP))
             && owner != app
         {
@@ -266,11 +258,6 @@ pub fn plan(
         steps: applies,
         kept,
     })
-}
-
-/// Identity without the version: the same object served at two versions is one object.
-fn key(id: &ObjectId) -> (String, String, Option<String>, String) {
-    id.group_kind_key_owned()
 }
 
 fn order(step: &Step) -> (i32, u8, &str, Option<&str>, &str) {
