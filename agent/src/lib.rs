@@ -12,3 +12,15 @@ pub mod reconcile;
 pub mod server;
 pub mod telemetry;
 pub mod tree_fs;
+
+/// An error with its sources, `a: b: c`.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -13,6 +13,7 @@ use serde_json::Value;
 use tracing::warn;
 
 use crate::cluster::{self, Cluster, Event, ExecuteOptions, Outcome};
+use crate::error_chain;
 use crate::git::Revision;
 use crate::history::{Entry, History, Result as HistoryResult};
 
@@ -119,14 +120,14 @@ pub async fn sync(
         if let Some(history) = record.history
             && let Err(e) = history.record(entry).await
         {
-            warn!(error = %format!("{:#}", anyhow::Error::new(e)), "cannot record the sync in the history");
+            warn!(error = %error_chain(&e), "cannot record the sync in the history");
         }
     };
     save(&entry).await;
     let desired = match render(app, tree, revision.map(|r| r.commit.as_str())) {
         Ok(d) => d,
         Err(e) => {
-            entry.fail(HistoryResult::RenderFailed, &chain(&e), &[]);
+            entry.fail(HistoryResult::RenderFailed, &error_chain(&e), &[]);
             save(&entry).await;
             return Err(e);
         }
@@ -145,15 +146,16 @@ pub async fn sync(
                 }
                 _ => HistoryResult::Failed,
             };
-            entry.fail(result, &chain(&e), &secrets);
+            entry.fail(result, &error_chain(&e), &secrets);
             save(&entry).await;
             return Err(e);
         }
     };
     // Nothing to change and everything healthy: done without another request.
     // Otherwise execute (for an unchanged plan that only waits for health).
-    let settled = app.execute.health_timeout.is_none() || all_healthy(&desired, &live);
-    let outcome = if plan.has_changes() || !settled {
+    let must_run = plan.has_changes()
+        || (app.execute.health_timeout.is_some() && !all_healthy(&desired, &live));
+    let outcome = if must_run {
         cluster.execute(&plan, &app.execute, on_event).await
     } else {
         Outcome {
@@ -165,16 +167,4 @@ pub async fn sync(
     entry.finish(&outcome, &secrets);
     save(&entry).await;
     Ok((plan, outcome))
-}
-
-/// An error with its sources, `a: b: c`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

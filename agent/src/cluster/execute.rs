@@ -92,9 +92,10 @@ pub enum Event<'a> {
 }
 
 /// How a sync ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub enum SyncResult {
     /// Everything applied and healthy (or not waited for).
+    #[default]
     Succeeded,
     /// Everything applied, but an object is degraded (a rollout past its progress
     /// deadline, a failed Job, a crash-looping Pod…).
@@ -111,7 +112,7 @@ pub enum SyncResult {
 }
 
 /// What an execution did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Outcome {
     pub result: SyncResult,
     pub created: usize,
@@ -130,23 +131,6 @@ pub struct Outcome {
     /// Objects that were not healthy when the execution ended.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unhealthy: Vec<Unhealthy>,
-}
-
-impl Default for Outcome {
-    fn default() -> Self {
-        Self {
-            result: SyncResult::Succeeded,
-            created: 0,
-            updated: 0,
-            replaced: 0,
-            pruned: 0,
-            unchanged: 0,
-            failed: Vec::new(),
-            nothing_written: false,
-            health: None,
-            unhealthy: Vec::new(),
-        }
-    }
 }
 
 /// One object that could not be written.
@@ -679,16 +663,7 @@ fn describe(error: &kube::Error) -> String {
             )
         }
         kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            text
-        }
+        other => crate::error_chain(other),
     }
 }
 
