@@ -171,12 +171,42 @@ struct State {
 }
 
 /// A journal line as written (borrowing what it records).
-#[derive(Serialize)]
-#[serde(untagged)]
 enum Line<'a> {
-    Put { put: &'a Key, object: &'a RawValue },
-    Delete { delete: &'a Key },
-    State { state: State },
+    /// `object` is the stored JSON text, written as it is.
+    Put {
+        put: &'a Key,
+        object: &'a str,
+    },
+    Delete {
+        delete: &'a Key,
+    },
+    State {
+        state: State,
+    },
+}
+
+impl Line<'_> {
+    /// The line's bytes, newline included. A put copies the object's text in rather
+    /// than parsing it again: the store produced it, so it is valid JSON.
+    fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        match self {
+            Self::Put { put, object } => {
+                out.extend_from_slice(br#"{"put":"#);
+                serde_json::to_writer(&mut *out, put)?;
+                out.extend_from_slice(br#","object":"#);
+                out.extend_from_slice(object.as_bytes());
+                out.push(b'}');
+            }
+            Self::Delete { delete } => {
+                serde_json::to_writer(&mut *out, &json!({"delete": delete}))?;
+            }
+            Self::State { state } => {
+                serde_json::to_writer(&mut *out, &json!({"state": state}))?;
+            }
+        }
+        out.push(b'\n');
+        Ok(())
+    }
 }
 
 /// A journal line as read back: exactly one of `put` (with `object`), `delete` and
@@ -193,12 +223,6 @@ struct Replayed {
 /// Serializes an object for storing.
 fn store_text(object: &Value) -> Stored {
     Arc::from(object.to_string())
-}
-
-/// A stored object as raw JSON for a journal line.
-fn raw(stored: &str) -> &RawValue {
-    // Borrowed, not copied; the text is valid JSON because the store produced it.
-    serde_json::from_str(stored).unwrap_or(RawValue::NULL)
 }
 
 impl Store {
@@ -340,19 +364,16 @@ impl Store {
     /// Rewrites the journal as one line per object plus the state, atomically.
     fn compact(&mut self) -> std::io::Result<()> {
         let mut bytes = Vec::new();
-        let mut line = |entry: &Line| -> std::io::Result<()> {
-            serde_json::to_writer(&mut bytes, entry)?;
-            bytes.push(b'\n');
-            Ok(())
-        };
-        line(&Line::State {
+        Line::State {
             state: self.state(),
-        })?;
+        }
+        .encode(&mut bytes)?;
         for (key, entry) in &self.objects {
-            line(&Line::Put {
+            Line::Put {
                 put: key,
-                object: raw(&entry.text),
-            })?;
+                object: &entry.text,
+            }
+            .encode(&mut bytes)?;
         }
         write_atomic(&self.dir.join(JOURNAL), &bytes)?;
         self.remove_legacy();
@@ -363,8 +384,8 @@ impl Store {
         if self.journal_lines > 2 * self.objects.len() + 10_000 {
             return self.compact();
         }
-        let mut line = serde_json::to_vec(entry)?;
-        line.push(b'\n');
+        let mut line = Vec::with_capacity(256);
+        entry.encode(&mut line)?;
         match self.journal.as_mut() {
             Some(file) => file.write_all(&line)?,
             None => return self.compact(),
@@ -456,7 +477,7 @@ impl Store {
         let stored = store_text(value);
         self.append(&Line::Put {
             put: &key,
-            object: raw(&stored),
+            object: &stored,
         })?;
         let entry = Entry {
             text: Arc::clone(&stored),
