@@ -151,14 +151,12 @@ impl Cluster {
             return Ok(Vec::new());
         };
         let api = api_for(&self.client, &ar, &caps, namespace);
-        let params = ListParams::default();
-        let list = retry(&Cancel::default(), || api.list(&params))
+        list_values(&api, &ar, &ListParams::default())
             .await
             .map_err(|source| Error::List {
                 kind: ar.kind.clone(),
                 source,
-            })?;
-        Ok(list.items.into_iter().map(|o| to_value(o, &ar)).collect())
+            })
     }
 
     /// The live object, if it exists. A kind the cluster does not serve yet (a CRD
@@ -193,9 +191,8 @@ impl Cluster {
 
     async fn list(&self, ar: &ApiResource, selector: &str) -> Result<Vec<Value>> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
-        let params = ListParams::default().labels(selector);
-        match retry(&Cancel::default(), || api.list(&params)).await {
-            Ok(list) => Ok(list.items.into_iter().map(|o| to_value(o, ar)).collect()),
+        match list_values(&api, ar, &ListParams::default().labels(selector)).await {
+            Ok(list) => Ok(list),
             // Least-privilege RBAC: a kind the agent may not list holds nothing it manages.
             Err(kube::Error::Api(status)) if status.code == 403 => {
                 tracing::debug!(kind = %ar.kind, "not allowed to list; skipped");
@@ -304,6 +301,16 @@ pub(crate) fn api_for(
         (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), ar),
         (Scope::Cluster, _) => Api::all_with(client.clone(), ar),
     }
+}
+
+/// A list request (retried), its items as plain JSON.
+async fn list_values(
+    api: &Api<DynamicObject>,
+    ar: &ApiResource,
+    params: &ListParams,
+) -> Result<Vec<Value>, kube::Error> {
+    let list = retry(&Cancel::default(), || api.list(params)).await?;
+    Ok(list.items.into_iter().map(|o| to_value(o, ar)).collect())
 }
 
 /// A dynamic object as plain JSON, with apiVersion and kind filled in (list items
