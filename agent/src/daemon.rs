@@ -128,7 +128,7 @@ pub async fn run(
                 let result = pass(&cluster, &mirror, &history, &config.app, last, config.interval)
                     .instrument(info_span!("reconcile", app = %config.app.name))
                     .await;
-                record(&status, result.as_ref().map(|o| o.as_ref().map(|(s, outcome)| (&s.revision, outcome))));
+                record(&status, &result);
                 match result {
                     Ok(Some((done, _))) => {
                         changes = Some(cluster.watch_app(&config.app.name, &done.ids).await);
@@ -257,15 +257,15 @@ async fn check_drift(
 }
 
 /// Folds one pass's result into the server's status.
-fn record(status: &server::Shared, result: Result<Option<(&Revision, &Outcome)>, &String>) {
+fn record(status: &server::Shared, result: &Result<Option<(Synced, Outcome)>, String>) {
     let Ok(mut s) = status.write() else {
         return;
     };
     s.passes_total += 1;
     match result {
-        Ok(Some((rev, outcome))) => {
+        Ok(Some((done, outcome))) => {
             s.syncs_total += 1;
-            s.synced_commit = Some(rev.commit.clone());
+            s.synced_commit = Some(done.revision.commit.clone());
             s.last_error = None;
             s.objects_applied_total += (outcome.created + outcome.updated) as u64;
             s.objects_pruned_total += outcome.pruned as u64;

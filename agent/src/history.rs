@@ -265,7 +265,8 @@ impl History {
             .into_iter()
             .filter(|e| e.result == Result::Running && !e.id.ends_with(&mine))
             .collect();
-        for mut entry in stale.clone() {
+        let count = stale.len();
+        for mut entry in stale {
             entry.fail(
                 Result::Interrupted,
                 "the process running this sync stopped before it ended",
@@ -273,7 +274,7 @@ impl History {
             );
             self.record(&entry).await?;
         }
-        Ok(stale.len())
+        Ok(count)
     }
 
     fn new_config_map(&self, app: &str, text: String) -> ConfigMap {
