@@ -23,6 +23,9 @@ use gitsync_core::plan;
 use gitsync_core::render::{self, Context};
 use serde_json::{Value, json};
 
+#[global_allocator]
+static ALLOCATOR: gitsync_agent::Allocator = gitsync_agent::Allocator;
+
 fn main() {
     let sizes: Vec<usize> = std::env::var("GITSYNC_BENCH_SIZES").ok().map_or_else(
         || vec![1_000, 5_000, 10_000],

@@ -220,15 +220,25 @@ impl Cluster {
             .collect()
     }
 
-    /// Watches the app's objects of the kinds in `ids` (by the app's label); every
+    /// Watches the app's objects of the kinds in `desired` (by the app's label); every
     /// change (after the initial listing) sends a tick. The watches stop when the
     /// receiver is dropped.
-    pub async fn watch_app(&self, app: &str, ids: &[ObjectId]) -> tokio::sync::mpsc::Receiver<()> {
+    pub async fn watch_app(
+        &self,
+        app: &str,
+        desired: &[Manifest],
+    ) -> tokio::sync::mpsc::Receiver<()> {
         use kube::runtime::watcher;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let mut kinds: Vec<(&str, &str, &str)> = ids
+        let mut kinds: Vec<(&str, &str, &str)> = desired
             .iter()
-            .map(|id| (id.group.as_str(), id.version.as_str(), id.kind.as_str()))
+            .map(|m| {
+                (
+                    m.id.group.as_str(),
+                    m.id.version.as_str(),
+                    m.id.kind.as_str(),
+                )
+            })
             .collect();
         kinds.sort_unstable();
         kinds.dedup();
@@ -303,23 +313,47 @@ pub(crate) fn api_for(
     }
 }
 
-/// A list request (retried), its items as plain JSON.
+/// A list response with its items as plain JSON, decoded once (no typed metadata, no
+/// buffering of the whole list as `ObjectList`'s flattened type fields do).
+#[derive(serde::Deserialize)]
+struct RawList {
+    #[serde(default)]
+    items: Option<Vec<Value>>,
+}
+
+/// A list request (retried), its items as plain JSON with apiVersion and kind.
 async fn list_values(
     api: &Api<DynamicObject>,
     ar: &ApiResource,
     params: &ListParams,
 ) -> Result<Vec<Value>, kube::Error> {
-    let list = retry(&Cancel::default(), || api.list(params)).await?;
-    Ok(list.items.into_iter().map(|o| to_value(o, ar)).collect())
+    let client: Client = api.clone().into_client();
+    let list = retry(&Cancel::default(), || async {
+        let mut request = kube::core::Request::new(api.resource_url())
+            .list(params)
+            .map_err(kube::Error::BuildRequest)?;
+        request.extensions_mut().insert("list");
+        client.request::<RawList>(request).await
+    })
+    .await?;
+    let mut items = list.items.unwrap_or_default();
+    for item in &mut items {
+        set_type(item, ar);
+    }
+    Ok(items)
 }
 
 /// A dynamic object as plain JSON, with apiVersion and kind filled in (list items
 /// come without them).
 pub(crate) fn to_value(object: DynamicObject, ar: &ApiResource) -> Value {
     let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    set_type(&mut value, ar);
+    value
+}
+
+fn set_type(value: &mut Value, ar: &ApiResource) {
     if let Some(map) = value.as_object_mut() {
         map.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
         map.insert("kind".into(), Value::String(ar.kind.clone()));
     }
-    value
 }

@@ -12,8 +12,8 @@ use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
 use std::collections::BTreeSet;
 
+use gitsync_core::Manifest;
 use gitsync_core::drift::Drift;
-use gitsync_core::manifest::ObjectId;
 use gitsync_core::tree::AppTree;
 
 use crate::cluster::{Cancel, Cluster, Event, EventType, Outcome, SyncResult, Target};
@@ -58,7 +58,8 @@ pub struct Config {
 struct Synced {
     revision: Revision,
     tree: AppTree,
-    ids: Vec<ObjectId>,
+    /// The revision's render: drift checks compare with it without rendering again.
+    desired: Vec<Manifest>,
 }
 
 /// Changes seen by the watches are checked this long after the first one (a rollout
@@ -131,7 +132,7 @@ pub async fn run(
                 record(&status, &result);
                 match result {
                     Ok(Some((done, _))) => {
-                        changes = Some(cluster.watch_app(&config.app.name, &done.ids).await);
+                        changes = Some(cluster.watch_app(&config.app.name, &done.desired).await);
                         synced = Some(done);
                         drift_due = None;
                         reported.clear();
@@ -169,14 +170,7 @@ async fn check_drift(
     status: &server::Shared,
     reported: &mut BTreeSet<String>,
 ) {
-    let drift = match reconcile::drift(
-        cluster,
-        &config.app,
-        &done.tree,
-        Some(&done.revision.commit),
-    )
-    .await
-    {
+    let drift = match reconcile::drift(cluster, &config.app, &done.desired).await {
         Ok(d) => d,
         Err(e) => {
             let error = format!("{:#}", anyhow::Error::new(e));
@@ -230,7 +224,7 @@ async fn check_drift(
     )
     .await
     {
-        Ok((_, outcome)) if outcome.failed.is_empty() => {
+        Ok(healed) if healed.outcome.failed.is_empty() => {
             info!(objects = drift.len(), "drift healed");
             for d in &drift {
                 let _ = cluster
@@ -248,7 +242,7 @@ async fn check_drift(
                 s.self_heals_total += 1;
             }
         }
-        Ok((_, outcome)) => warn!(failed = outcome.failed.len(), "self-heal failed"),
+        Ok(healed) => warn!(failed = healed.outcome.failed.len(), "self-heal failed"),
         Err(e) => {
             let error = format!("{:#}", anyhow::Error::new(e));
             warn!(error, "self-heal failed");
@@ -334,7 +328,11 @@ async fn pass(
     ));
     let synced = reconcile::sync(cluster, &app, &tree, Some(&fetched), record, &on_event).await;
     watcher.abort();
-    let (plan, outcome) = synced.map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+    let reconcile::Synced {
+        desired,
+        plan,
+        outcome,
+    } = synced.map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
     if outcome.result == SyncResult::Superseded {
         return Err(format!(
             "the sync of commit {} was superseded by a newer commit",
@@ -345,16 +343,10 @@ async fn pass(
     if outcome.is_success() {
         info!(commit = %fetched.commit, created = outcome.created, updated = outcome.updated,
             pruned = outcome.pruned, unchanged = summary.unchanged, "synced");
-        let ids = plan
-            .steps
-            .iter()
-            .filter(|s| s.manifest.is_some())
-            .map(|s| s.diff.id.clone())
-            .collect();
         let done = Synced {
             revision: fetched,
             tree,
-            ids,
+            desired,
         };
         Ok(Some((done, outcome)))
     } else if outcome.failed.is_empty() {

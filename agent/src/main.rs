@@ -9,6 +9,9 @@ use clap::Parser;
 use gitsync_agent::config::{ClusterArgs, ExecuteFlags, PruneFlags, parse_duration};
 use gitsync_agent::{daemon, git, reconcile::App, server, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: gitsync_agent::Allocator = gitsync_agent::Allocator;
+
 /// Keeps a cluster in sync with a path of a Git repository: clones it, syncs it, then
 /// fetches every interval and syncs again when the tree of the app's path changed.
 #[derive(Debug, Parser)]

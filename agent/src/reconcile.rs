@@ -84,15 +84,14 @@ fn all_healthy(desired: &[Manifest], live: &[Value]) -> bool {
         .all(|m| health::assess(live.get(&m.id.group_kind_key()).copied()).is_healthy())
 }
 
-/// The drift of the live objects from `tree` at `revision` (the revision last synced).
+/// The drift of the live objects from `desired`, the render of the revision last
+/// synced (kept from that sync: a drift check reads and compares, it does not render).
 pub async fn drift(
     cluster: &Cluster,
     app: &App,
-    tree: &AppTree,
-    revision: Option<&str>,
+    desired: &[Manifest],
 ) -> Result<Vec<gitsync_core::drift::Drift>, Error> {
-    let desired = render(app, tree, revision)?;
-    let (plan, live) = plan_rendered(cluster, app, &desired).await?;
+    let (plan, live) = plan_rendered(cluster, app, desired).await?;
     Ok(gitsync_core::drift::detect(&plan, &live))
 }
 
@@ -102,6 +101,14 @@ pub struct Record<'a> {
     pub history: Option<&'a History>,
     /// `cli`, `agent`, `self-heal`.
     pub trigger: &'a str,
+}
+
+/// What one sync rendered, planned and did.
+#[derive(Debug)]
+pub struct Synced {
+    pub desired: Vec<Manifest>,
+    pub plan: Plan,
+    pub outcome: Outcome,
 }
 
 /// Renders, plans and executes one sync, recording it in the app's history (a
@@ -114,7 +121,7 @@ pub async fn sync(
     revision: Option<&Revision>,
     record: Record<'_>,
     on_event: &(dyn Fn(Event<'_>) + Sync),
-) -> Result<(Plan, Outcome), Error> {
+) -> Result<Synced, Error> {
     let mut entry = Entry::start(&app.name, record.trigger, revision);
     let save = async |entry: &Entry| {
         if let Some(history) = record.history
@@ -166,5 +173,9 @@ pub async fn sync(
     };
     entry.finish(&outcome, &secrets);
     save(&entry).await;
-    Ok((plan, outcome))
+    Ok(Synced {
+        desired,
+        plan,
+        outcome,
+    })
 }

@@ -8,6 +8,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: gitsync_agent::Allocator = gitsync_agent::Allocator;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = args::Cli::parse();

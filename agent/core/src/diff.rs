@@ -90,44 +90,109 @@ pub fn object(desired: Option<&Manifest>, live: Option<&Value>) -> Option<Object
         (None, Some(l)) => (ObjectId::of(l)?, None),
         (None, None) => return None,
     };
+    let (before, after) = match (desired, live) {
+        (Some(m), None) => (Value::Null, normalize(&fold_string_data(&m.object))),
+        (Some(m), Some(l)) if certainly_unchanged(&m.object, l) => (Value::Null, Value::Null),
+        (Some(m), Some(l)) => (normalize(l), normalize(&predict(&m.object, l))),
+        (None, Some(l)) => (normalize(l), Value::Null),
+        (None, None) => return None,
+    };
     let mut immutable = Vec::new();
-    let (action, before, after) = match (desired, live) {
-        (Some(m), None) => (
-            Action::Create,
-            Value::Null,
-            normalize(&fold_string_data(&m.object)),
-        ),
-        (Some(m), Some(l)) => {
-            let before = normalize(l);
-            let after = normalize(&predict(&m.object, l));
-            if before == after {
-                return Some(ObjectDiff {
-                    id,
-                    action: Action::Unchanged,
-                    source,
-                    before: String::new(),
-                    after: String::new(),
-                    immutable,
-                });
-            }
+    let action = match (desired, live) {
+        (_, None) => Action::Create,
+        (None, _) => Action::Prune,
+        _ if before == after => Action::Unchanged,
+        _ => {
             immutable = crate::immutable::changed(&id.kind, &before, &after);
-            let action = if immutable.is_empty() {
+            if immutable.is_empty() {
                 Action::Update
             } else {
                 Action::Replace
-            };
-            (action, before, after)
+            }
         }
-        (None, Some(l)) => (Action::Prune, normalize(l), Value::Null),
-        (None, None) => return None,
+    };
+    let text = |value: &Value| match action {
+        Action::Unchanged => String::new(),
+        _ => to_text(value),
     };
     Some(ObjectDiff {
+        before: text(&before),
+        after: text(&after),
         id,
         action,
         source,
-        before: to_text(&before),
-        after: to_text(&after),
         immutable,
+    })
+}
+
+/// True when a server-side apply of `desired` certainly changes nothing that is
+/// compared: the merge keeps every field `desired` sets (but the revision annotation,
+/// server metadata and `status`, which are not compared), and gitsync owns no field
+/// `desired` no longer sets, so the apply removes nothing. Allocates only the applied
+/// field set. `false` means "maybe": [`predict`] decides.
+fn certainly_unchanged(desired: &Value, live: &Value) -> bool {
+    let (Some(d), Some(l)) = (desired.as_object(), live.as_object()) else {
+        return false;
+    };
+    // A Secret's stringData lands in data: only the full prediction folds it.
+    if d.contains_key("stringData") {
+        return false;
+    }
+    let keeps =
+        |live: &serde_json::Map<String, Value>, key: &str, config: &Value| match live.get(key) {
+            None => config.is_null(),
+            Some(value) => !config.is_null() && fields::merge_keeps(value, config, key),
+        };
+    let metadata_keeps = |config: &Value| {
+        let (Some(config), Some(live)) = (
+            config.as_object(),
+            l.get("metadata").and_then(Value::as_object),
+        ) else {
+            return false;
+        };
+        config.iter().all(|(key, value)| match key.as_str() {
+            k if SERVER_METADATA.contains(&k) => true,
+            "annotations" => {
+                let (Some(config), Some(live)) = (
+                    value.as_object(),
+                    live.get("annotations").and_then(Value::as_object),
+                ) else {
+                    return false;
+                };
+                config
+                    .iter()
+                    .all(|(k, v)| k == ANNOTATION_REVISION || keeps(live, k, v))
+            }
+            _ => keeps(live, key, value),
+        })
+    };
+    d.iter().all(|(key, value)| match key.as_str() {
+        "status" => true,
+        "metadata" => metadata_keeps(value),
+        _ => keeps(l, key, value),
+    }) && owns_only_applied(desired, live)
+}
+
+/// True when every field gitsync's Apply entries own on `live` is one `desired` sets.
+fn owns_only_applied(desired: &Value, live: &Value) -> bool {
+    let mut ours = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .filter(|entry| {
+            entry.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
+                && entry.get("operation").and_then(Value::as_str) == Some("Apply")
+        })
+        .peekable();
+    if ours.peek().is_none() {
+        return true;
+    }
+    let applied = FieldSet::from_applied(desired);
+    ours.all(|entry| {
+        entry
+            .get("fieldsV1")
+            .is_some_and(|v1| applied.covers_fields_v1(v1))
     })
 }
 
@@ -214,24 +279,49 @@ const SERVER_METADATA: &[&str] = &[
 /// the revision annotation removed (it changes with every commit without the object
 /// changing), Secret values masked.
 pub fn normalize(object: &Value) -> Value {
-    let mut out = object.clone();
-    let Some(map) = out.as_object_mut() else {
-        return out;
+    let Some(map) = object.as_object() else {
+        return object.clone();
     };
-    map.remove("status");
-    if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-        for key in SERVER_METADATA {
-            meta.remove(*key);
-        }
-        if let Some(Value::Object(annotations)) = meta.get_mut("annotations") {
-            annotations.remove(ANNOTATION_REVISION);
-            if annotations.is_empty() {
-                meta.remove("annotations");
-            }
-        }
+    let mut out: serde_json::Map<String, Value> = map
+        .iter()
+        .filter(|(key, _)| *key != "status" && *key != "metadata")
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    if let Some(meta) = map.get("metadata") {
+        out.insert("metadata".into(), normalize_metadata(meta));
     }
+    let mut out = Value::Object(out);
     mask_secret(&mut out);
     out
+}
+
+/// Metadata without what the server populates and without the revision annotation
+/// (and without `annotations` when nothing else is left in it).
+fn normalize_metadata(meta: &Value) -> Value {
+    let Some(meta) = meta.as_object() else {
+        return meta.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (key, value) in meta {
+        if SERVER_METADATA.contains(&key.as_str()) {
+            continue;
+        }
+        if key == "annotations"
+            && let Some(annotations) = value.as_object()
+        {
+            let kept: serde_json::Map<String, Value> = annotations
+                .iter()
+                .filter(|(k, _)| *k != ANNOTATION_REVISION)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if !kept.is_empty() {
+                out.insert(key.clone(), Value::Object(kept));
+            }
+            continue;
+        }
+        out.insert(key.clone(), value.clone());
+    }
+    Value::Object(out)
 }
 
 fn to_text(value: &Value) -> String {

@@ -290,6 +290,26 @@ impl FieldSet {
         node.member
     }
 
+    /// True when every path of the `fieldsV1` document `v1` is in the set (an owner's
+    /// recorded fields are a subset of these), read without building a set.
+    pub fn covers_fields_v1(&self, v1: &Value) -> bool {
+        let Some(map) = v1.as_object() else {
+            return false;
+        };
+        if map.is_empty() {
+            return self.member;
+        }
+        map.iter().all(|(key, child)| {
+            if key == "." {
+                self.member
+            } else {
+                self.children
+                    .get(key)
+                    .is_some_and(|c| c.covers_fields_v1(child))
+            }
+        })
+    }
+
     /// True when `path` or any path below or above it on the same branch is in the set:
     /// owning `.spec.ports` (atomic) overlaps `.spec.ports[0].port` and vice versa.
     pub fn overlaps(&self, path: &Path) -> bool {
@@ -310,19 +330,13 @@ impl FieldSet {
 /// The fieldsV1 key of a list-map item (`k:{"name":"web"}`), or `None` when the item
 /// lacks a key field. Missing `protocol` keys default to `TCP`, as the API server does.
 fn item_key(item: &Value, keys: &[&str]) -> Option<String> {
-    let map = item.as_object()?;
-    let mut key = Map::new();
-    for name in keys {
-        match map.get(*name) {
-            Some(v) if !v.is_null() => {
-                key.insert((*name).to_owned(), v.clone());
-            }
-            _ if *name == "protocol" => {
-                key.insert("protocol".into(), Value::String("TCP".into()));
-            }
-            _ => return None,
-        }
+    if !has_key(item, keys) {
+        return None;
     }
+    let key: Map<String, Value> = keys
+        .iter()
+        .filter_map(|k| Some(((*k).to_owned(), key_field(item, k)?.clone())))
+        .collect();
     // A map of strings and numbers always serializes.
     Some(format!(
         "k:{}",
@@ -334,46 +348,96 @@ fn item_key(item: &Value, keys: &[&str]) -> Option<String> {
 /// field by field, list-maps merge item by item on their keys, every other list and every
 /// scalar is replaced. A `null` in the config removes the field.
 pub fn merge(live: &Value, config: &Value) -> Value {
-    merge_at(live, config, "", None)
+    let mut out = live.clone();
+    merge_into(&mut out, config, "", None);
+    out
 }
 
-fn merge_at(live: &Value, config: &Value, name: &str, within: Option<&str>) -> Value {
+fn merge_into(live: &mut Value, config: &Value, name: &str, within: Option<&str>) {
     match (live, config) {
         (Value::Object(l), Value::Object(c)) => {
-            let mut out = l.clone();
             for (key, cv) in c {
                 if cv.is_null() {
-                    out.remove(key);
+                    l.remove(key);
                     continue;
                 }
-                let merged = match l.get(key) {
-                    Some(lv) => merge_at(lv, cv, key, within),
-                    None => cv.clone(),
-                };
-                out.insert(key.clone(), merged);
+                match l.get_mut(key) {
+                    Some(lv) => merge_into(lv, cv, key, within),
+                    None => {
+                        l.insert(key.clone(), cv.clone());
+                    }
+                }
             }
-            Value::Object(out)
         }
         (Value::Array(l), Value::Array(c)) => match schema::list_keys(name, within) {
             Some(keys) => {
-                let mut out: Vec<Value> = l.clone();
                 for item in c {
-                    let key = item_key(item, keys);
-                    let slot = key.as_ref().and_then(|k| {
-                        out.iter()
-                            .position(|o| item_key(o, keys).as_ref() == Some(k))
-                    });
+                    let slot = has_key(item, keys)
+                        .then(|| l.iter().position(|o| same_key(o, item, keys)))
+                        .flatten();
                     match slot {
-                        Some(i) => out[i] = merge_at(&out[i], item, name, Some(name)),
-                        None => out.push(item.clone()),
+                        Some(i) => merge_into(&mut l[i], item, name, Some(name)),
+                        None => l.push(item.clone()),
                     }
                 }
-                Value::Array(out)
             }
-            None => config.clone(),
+            None => l.clone_from(c),
         },
-        _ => config.clone(),
+        (live, _) => *live = config.clone(),
     }
+}
+
+/// True when [`merge`] of `config` over `live`, which sits under field `name`, gives
+/// `live` back unchanged. Allocates nothing: the fast way to tell that an apply is a
+/// no-op.
+pub fn merge_keeps(live: &Value, config: &Value, name: &str) -> bool {
+    keeps_at(live, config, name, None)
+}
+
+fn keeps_at(live: &Value, config: &Value, name: &str, within: Option<&str>) -> bool {
+    match (live, config) {
+        (Value::Object(l), Value::Object(c)) => c.iter().all(|(key, cv)| match l.get(key) {
+            None => cv.is_null(),
+            Some(lv) => !cv.is_null() && keeps_at(lv, cv, key, within),
+        }),
+        (Value::Array(l), Value::Array(c)) => match schema::list_keys(name, within) {
+            Some(keys) => c.iter().all(|item| {
+                has_key(item, keys)
+                    && l.iter()
+                        .find(|o| same_key(o, item, keys))
+                        .is_some_and(|o| keeps_at(o, item, name, Some(name)))
+            }),
+            None => l == c,
+        },
+        _ => live == config,
+    }
+}
+
+/// `protocol`, the one list-map key field the API server defaults when it is absent.
+static DEFAULT_PROTOCOL: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| Value::String("TCP".into()));
+
+/// The value of key field `name` of a list-map item, as [`item_key`] reads it.
+fn key_field<'a>(item: &'a Value, name: &str) -> Option<&'a Value> {
+    match item.get(name) {
+        Some(v) if !v.is_null() => Some(v),
+        _ if name == "protocol" => Some(&DEFAULT_PROTOCOL),
+        _ => None,
+    }
+}
+
+/// True when the item has every key field (it has an [`item_key`]).
+fn has_key(item: &Value, keys: &[&str]) -> bool {
+    item.is_object() && keys.iter().all(|k| key_field(item, k).is_some())
+}
+
+/// True when both items have the same [`item_key`], without building it.
+fn same_key(a: &Value, b: &Value, keys: &[&str]) -> bool {
+    a.is_object()
+        && b.is_object()
+        && keys
+            .iter()
+            .all(|k| matches!((key_field(a, k), key_field(b, k)), (Some(x), Some(y)) if x == y))
 }
 
 /// Removes every path of `set` from `value` (fields a manager stopped applying).

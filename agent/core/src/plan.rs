@@ -91,7 +91,8 @@ pub struct Step {
     /// a blocked step fails before writing anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
-    /// What to apply (creates, updates and replaces).
+    /// What to apply: creates, updates and replaces (`None` for unchanged objects and
+    /// prunes).
     #[serde(skip)]
     pub manifest: Option<Manifest>,
 }
@@ -195,10 +196,10 @@ pub fn plan(
             )
         });
         applies.push(Step {
+            manifest: (diff.action != Action::Unchanged).then(|| m.clone()),
             diff,
             wave: wave(m)?,
             blocked,
-            manifest: Some(m.clone()),
         });
     }
     applies.sort_by(|a, b| order(a).cmp(&order(b)));

@@ -160,7 +160,7 @@ impl Outcome {
     fn fail(&mut self, step: &Step, message: String) {
         self.failed.push(Failure {
             object: step.diff.id.short(),
-            source: step.manifest.as_ref().map(|m| m.source.to_string()),
+            source: step.diff.source.as_ref().map(ToString::to_string),
             message,
         });
         self.result = SyncResult::Failed;
@@ -351,7 +351,7 @@ impl Cluster {
                 .err()
                 .map(|message| Failure {
                     object: step.diff.id.short(),
-                    source: step.manifest.as_ref().map(|m| m.source.to_string()),
+                    source: step.diff.source.as_ref().map(ToString::to_string),
                     message,
                 })
         }))

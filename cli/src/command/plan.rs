@@ -108,7 +108,7 @@ pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
         history: Some(&history),
         trigger: "cli",
     };
-    let (plan, outcome) = reconcile::sync(
+    let reconcile::Synced { plan, outcome, .. } = reconcile::sync(
         &cluster,
         &app,
         &loaded.tree,

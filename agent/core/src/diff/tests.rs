@@ -149,5 +149,47 @@ mod laws {
             prop_assert_eq!(d.action, Action::Unchanged);
             prop_assert_eq!(d.unified(), "");
         }
+
+        /// The allocation-free check agrees with the full prediction whenever it says
+        /// "unchanged", including after another manager edited the live object.
+        #[test]
+        fn the_fast_unchanged_check_never_hides_a_change(
+            applied in prop::collection::btree_map("[a-c]", "[x-z]", 0..4),
+            desired in prop::collection::btree_map("[a-c]", "[x-z]", 0..4),
+            edits in prop::collection::btree_map("[a-d]", prop::option::of("[x-z]"), 0..3),
+            revision in "[0-9a-f]{2}",
+        ) {
+            let mut live = live_after_apply(&config_map(json!(applied)));
+            for (key, value) in &edits {
+                match value {
+                    Some(v) => live["data"][key] = json!(v),
+                    None => { live["data"].as_object_mut().expect("data").remove(key); }
+                }
+            }
+            let mut desired = config_map(json!(desired));
+            desired["metadata"]["annotations"] = json!({ANNOTATION_REVISION: revision});
+            if certainly_unchanged(&desired, &live) {
+                prop_assert_eq!(normalize(&live), normalize(&predict(&desired, &live)));
+            }
+        }
     }
+}
+
+#[test]
+fn an_object_as_gitsync_applied_it_takes_the_fast_path() {
+    let mut desired = config_map(json!({"a": "1"}));
+    desired["metadata"]["annotations"] = json!({ANNOTATION_REVISION: "abc"});
+    let mut live = live_after_apply(&desired);
+    assert!(certainly_unchanged(&desired, &live));
+    // A new commit with the same object: only the revision differs.
+    live["metadata"]["annotations"][ANNOTATION_REVISION] = json!("def");
+    assert!(certainly_unchanged(&desired, &live));
+    // A value someone changed, and a field gitsync owns but no longer renders.
+    live["data"]["a"] = json!("2");
+    assert!(!certainly_unchanged(&desired, &live));
+    let owns_more = live_after_apply(&config_map(json!({"a": "1", "b": "2"})));
+    assert!(!certainly_unchanged(
+        &config_map(json!({"a": "1"})),
+        &owns_more
+    ));
 }

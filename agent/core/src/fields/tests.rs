@@ -169,6 +169,27 @@ mod laws {
         }
 
         #[test]
+        fn merge_keeps_says_whether_the_merge_changes_anything(a in arb_value(), b in arb_value()) {
+            let (live, config) = (json!({"spec": a}), json!({"spec": b}));
+            prop_assert_eq!(merge_keeps(&live, &config, ""), merge(&live, &config) == live);
+            prop_assert!(merge_keeps(&live, &live, ""));
+            // Merging again what was merged is a no-op, and says so.
+            let merged = merge(&live, &config);
+            prop_assert!(merge_keeps(&merged, &config, ""));
+            prop_assert_eq!(merge(&merged, &config), merged);
+        }
+
+        #[test]
+        fn covers_fields_v1_is_the_subset_test(a in arb_value(), b in arb_value()) {
+            let (sa, sb) = (
+                FieldSet::from_applied(&json!({"spec": a})),
+                FieldSet::from_applied(&json!({"spec": b})),
+            );
+            prop_assert_eq!(sa.covers_fields_v1(&sb.to_fields_v1()), sb.difference(&sa).is_empty());
+            prop_assert!(sa.covers_fields_v1(&sa.to_fields_v1()));
+        }
+
+        #[test]
         fn merging_an_object_with_itself_changes_nothing(v in arb_value()) {
             let obj = json!({"spec": v});
             prop_assert_eq!(merge(&obj, &obj), obj.clone());
