@@ -14,9 +14,13 @@
 //! 2. **Re-sync** of unchanged objects, no added latency, at 1,000, 10,000 and 50,000
 //!    (each on a fresh emulator filled with 64 server-side applies in flight): requests
 //!    by verb (writes must be 0, one list per listable kind), CPU time and wall clock
-//!    per object, the median of 3 passes, and the spread against 10,000. The emulator
+//!    per object, the median of 5 passes by gitsync's CPU time (the machine's other
+//!    work moves single passes by ±20%), and the spread against 10,000. The emulator
 //!    counts requests by verb, not by kind: as a live read lists every listable kind,
 //!    as many lists as kinds means one each.
+//!
+//! The CPU targets (≤ 0.5 s at 10,000; per-object cost flat within ±25%) are judged on
+//! gitsync's CPU: the emulator stands in for the API server, whose CPU is not gitsync's.
 //!
 //! CPU time is read per thread (`/proc/self/task/*/schedstat`, nanoseconds). The
 //! emulator runs in this process on its own runtime, whose threads are named
@@ -54,7 +58,7 @@ const LATENCY_MS: u64 = 5;
 /// Name prefix of the emulator's runtime threads (a thread's comm holds 15 bytes).
 const SERVER_THREADS: &str = "lc-server";
 const FILL_IN_FLIGHT: usize = 64;
-const RESYNC_RUNS: usize = 3;
+const RESYNC_RUNS: usize = 5;
 
 fn main() {
     let apply_sizes = sizes("GITSYNC_BENCH_APPLY", &[2_000, 10_000]);
@@ -174,7 +178,7 @@ fn main() {
     }
 
     println!(
-        "\n2./3. re-sync of N unchanged objects, no added latency, median of {RESYNC_RUNS} passes \
+        "\n2./3. re-sync of N unchanged objects, no added latency, median of {RESYNC_RUNS} passes by client CPU \
          (CPU: whole process, emulator included; client: without the emulator's threads)"
     );
     println!(
@@ -276,9 +280,10 @@ fn main() {
         };
         let (cpu, client, wall) = (worst(0), worst(1), worst(2));
         println!(
-            "   re-sync cost per object vs 10000, largest gap: CPU {cpu:+.0}%, client CPU \
-             {client:+.0}%, wall {wall:+.0}% (within 25%: {})",
-            met([cpu, client, wall].iter().all(|x| x.abs() <= 25.0))
+            "   re-sync cost per object vs 10000, largest gap: gitsync CPU {client:+.0}% (within \
+             25%: {}); with the emulator's CPU {cpu:+.0}%, wall {wall:+.0}% (the emulator parses \
+             every stored object of a listed kind)",
+            met(client.abs() <= 25.0)
         );
     }
 }
@@ -293,7 +298,7 @@ struct Resync {
 }
 
 /// Fills a fresh emulator with `n` objects, then runs unchanged passes; the median by
-/// wall clock, with the requests it made.
+/// gitsync's CPU time, with the requests it made.
 fn resync(server: &Runtime, client: &Runtime, n: usize) -> Resync {
     let dir = tempfile::tempdir().expect("temp dir");
     let app = dir.path().join("app");
@@ -318,7 +323,7 @@ fn resync(server: &Runtime, client: &Runtime, n: usize) -> Resync {
         assert!(pass.outcome.is_none(), "an unchanged app executed a plan");
         passes.push((pass, requests));
     }
-    passes.sort_by_key(|(p, _)| p.wall());
+    passes.sort_by_key(|(p, _)| p.cpu().client);
     let (pass, requests) = passes.swap_remove(RESYNC_RUNS / 2);
     println!(
         "   ({n}: emulator filled in {:.1} s, {FILL_IN_FLIGHT} applies in flight; process RSS \
