@@ -19,6 +19,24 @@ pub fn of_object(object: &Value) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// Computes the object's digest and records it in its `gitsync.dev/digest` annotation
+/// (replacing a stale one); returns it.
+pub fn stamp(object: &mut Value) -> String {
+    if let Some(Value::Object(annotations)) = object.pointer_mut("/metadata/annotations") {
+        annotations.remove(ANNOTATION_DIGEST);
+    }
+    let sum = of_object(object);
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.insert(ANNOTATION_DIGEST.into(), Value::String(sum.clone()));
+        }
+    }
+    sum
+}
+
 /// Hex sha256 of a whole render: over its objects' digests, in order.
 pub fn of_render(manifests: &[crate::Manifest]) -> String {
     let mut hasher = Sha256::new();

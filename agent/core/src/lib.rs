@@ -1,6 +1,7 @@
 //! gitsync-core: the pure stages of gitsync.
 //!
-//! Render, normalize, digest, three-way diff and plan take values and return values:
+//! Render, normalize, digest, three-way diff, plan and rollout decisions take values and
+//! return values:
 //! no I/O, no clocks, no cluster. The agent and the CLI do the I/O at the edges and call
 //! into these stages. Dependencies enforce it: no tokio, git2, kube or axum here.
 
@@ -16,6 +17,7 @@ pub mod manifest;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod rollout;
 pub mod time;
 pub mod tree;
 pub mod yaml;

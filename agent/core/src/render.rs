@@ -320,7 +320,6 @@ fn finish(
     labels.insert(LABEL_MANAGED_BY.into(), Value::String(MANAGED_BY.into()));
     labels.insert(LABEL_APP.into(), Value::String(ctx.app.clone()));
     let annotations = map_field(meta, "annotations");
-    annotations.remove(ANNOTATION_DIGEST);
     match &ctx.revision {
         Some(rev) => {
             annotations.insert(ANNOTATION_REVISION.into(), Value::String(rev.clone()));
@@ -329,9 +328,7 @@ fn finish(
             annotations.remove(ANNOTATION_REVISION);
         }
     }
-    let sum = digest::of_object(object);
-    map_field(object_field(object, "metadata"), "annotations")
-        .insert(ANNOTATION_DIGEST.into(), Value::String(sum));
+    digest::stamp(object);
 }
 
 fn annotation_digest(object: &Value) -> String {

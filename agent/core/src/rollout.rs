@@ -1,0 +1,470 @@
+//! Progressive delivery as a pure state machine: what one pass of a rollout applies,
+//! given the workload as rendered, its policy, what is live, the rollout's persisted
+//! [`State`], an operator's [`Command`] and the time.
+//!
+//! A sync calls [`decide`] for every Deployment bound to a strategy policy (see
+//! [`crate::policy::select`]), between render and plan: the rendered Deployment (and the
+//! Services, Ingresses and HPA that belong to it) are replaced by the objects the
+//! strategy wants live at this point of the rollout (a canary Deployment beside the
+//! stable one, two blue/green slots with the Service switched to one of them, the
+//! Deployment's own strategy fields), and the plan diffs and applies those like any
+//! other object. Objects a step no longer wants (the canary after the last step) are
+//! pruned like any object no longer rendered. The agent calls the sync again while a
+//! rollout waits on health or time; each pass moves the machine as far as the
+//! observations allow and says what it waits for.
+//!
+//! Nothing here reads a clock or the cluster: `now` and the observations are
+//! arguments, so every transition is a unit test (`tests.rs`).
+
+mod blue_green;
+mod canary;
+mod rolling;
+mod state;
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::digest;
+use crate::health;
+use crate::manifest::{Key, Manifest, ObjectId};
+use crate::policy::{Policy, Strategy};
+use crate::time;
+
+pub use state::{Downtime, Phase, State};
+
+/// Label on the pods (and selectors) of a canary Deployment: `canary`, or `stable` on
+/// the stable pods when an Ingress splits the traffic.
+pub const LABEL_TRACK: &str = "gitsync.dev/track";
+/// Label on the pods (and selectors) of a blue/green slot: `blue` or `green`.
+pub const LABEL_SLOT: &str = "gitsync.dev/slot";
+/// Annotation on a Deployment gitsync rolls: the hash of the pod template it carries.
+pub const ANNOTATION_TEMPLATE: &str = "gitsync.dev/template";
+/// Annotation on the objects a strategy adds: the workload they belong to.
+pub const ANNOTATION_ROLLOUT_OF: &str = "gitsync.dev/rollout-of";
+
+/// Why a rollout cannot start: raised before anything changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{workload}: strategy policy {policy:?}: {message}")]
+pub struct Error {
+    pub workload: String,
+    pub policy: String,
+    pub message: String,
+}
+
+/// An operator's instruction to a rollout in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Past a manual pause (canary) or switch now (blue/green).
+    Promote,
+    /// Back to the stable version.
+    Abort,
+}
+
+/// One workload bound to a strategy, with the rendered objects that belong to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload<'a> {
+    pub policy: &'a Policy,
+    /// The rendered Deployment.
+    pub deployment: &'a Manifest,
+    /// Every rendered object of the app (Services, Ingresses and HPAs are found here).
+    pub rendered: &'a [Manifest],
+}
+
+/// What is live, as the pass read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// The live objects of the app by identity (see [`crate::manifest::index`]).
+    pub live: &'a BTreeMap<Key<'a>, &'a Value>,
+    /// Container restarts per Deployment name, summed over its pods.
+    pub restarts: &'a BTreeMap<String, u32>,
+    /// The answer of the canary's HTTP check, when the policy has one: `Ok` for 2xx.
+    pub check: Option<&'a Result<(), String>>,
+}
+
+/// What a rollout waits for before its next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// Objects to become healthy (the reason names them).
+    Health(String),
+    /// A timed pause, until this time (milliseconds since the epoch).
+    Until(u64),
+    /// `gitsync promote`.
+    Promote,
+}
+
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Health(reason) => write!(f, "health: {reason}"),
+            Self::Until(ms) => write!(f, "a pause until {}", time::rfc3339(ms / 1000)),
+            Self::Promote => f.write_str("`gitsync promote`"),
+        }
+    }
+}
+
+/// The objects one pass wants live for a workload, and the rollout's new state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Rendered objects these replace (the Deployment, and the Services, Ingresses or
+    /// HPA the strategy rewrites).
+    pub replaces: Vec<ObjectId>,
+    /// The objects to apply instead, and the objects the strategy adds.
+    pub objects: Vec<Value>,
+    pub state: State,
+    /// What happened this pass, one sentence each (history and Events).
+    pub notes: Vec<String>,
+    /// `None` when the rollout is settled (completed, aborted or rolled back).
+    pub waiting: Option<Wait>,
+}
+
+/// One pass of the workload's rollout. `state` is what the previous pass left (`None`
+/// before the first), `now` milliseconds since the epoch.
+pub fn decide(
+    workload: &Workload<'_>,
+    state: Option<&State>,
+    observed: &Observed<'_>,
+    command: Option<Command>,
+    now: u64,
+) -> Result<Decision, Error> {
+    let ctx = Context::new(workload)?;
+    match &workload.policy.strategy {
+        Strategy::Recreate | Strategy::Ramped { .. } => {
+            Ok(rolling::decide(&ctx, state, observed, now))
+        }
+        Strategy::BlueGreen { .. } => blue_green::decide(&ctx, state, observed, command, now),
+        Strategy::Canary { .. } => canary::decide(&ctx, state, observed, command, now),
+    }
+}
+
+/// The workload, read once: names, template, its hash, and the objects around it.
+struct Context<'a> {
+    policy: &'a Policy,
+    deployment: &'a Manifest,
+    name: &'a str,
+    namespace: Option<&'a str>,
+    /// The rendered pod template: the rollout's target.
+    template: &'a Value,
+    target: String,
+    /// Services in the workload's namespace whose selector picks its pods (or the one
+    /// the policy names).
+    services: Vec<&'a Manifest>,
+    /// The HPA scaling the workload, if any.
+    hpa: Option<&'a Manifest>,
+    rendered: &'a [Manifest],
+}
+
+impl<'a> Context<'a> {
+    fn new(workload: &Workload<'a>) -> Result<Self, Error> {
+        let m = workload.deployment;
+        let fail = |message: String| Error {
+            workload: m.id.short(),
+            policy: workload.policy.name.clone(),
+            message,
+        };
+        if m.id.kind != "Deployment" || m.id.group != "apps" {
+            return Err(fail(format!(
+                "strategies roll Deployments; this is a {}",
+                m.id.kind
+            )));
+        }
+        let template = m
+            .object
+            .pointer("/spec/template")
+            .filter(|t| t.is_object())
+            .ok_or_else(|| fail("the Deployment has no spec.template".into()))?;
+        let namespace = m.id.namespace.as_deref();
+        let rendered: &'a [Manifest] = workload.rendered;
+        let in_namespace = |kind: &'static str| {
+            rendered
+                .iter()
+                .filter(move |r| r.id.kind == kind && r.id.namespace.as_deref() == namespace)
+        };
+        let pod_labels = template
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
+        let named = match &workload.policy.strategy {
+            Strategy::BlueGreen { service, .. } | Strategy::Canary { service, .. } => {
+                service.as_deref()
+            }
+            _ => None,
+        };
+        let services: Vec<&Manifest> = match named {
+            Some(name) => vec![
+                in_namespace("Service")
+                    .find(|s| s.id.name == name)
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "names Service {name:?}, which the app does not render in namespace {}",
+                            namespace.unwrap_or("default")
+                        ))
+                    })?,
+            ],
+            None => in_namespace("Service")
+                .filter(|s| selects(selector(&s.object), pod_labels))
+                .collect(),
+        };
+        let hpa = in_namespace("HorizontalPodAutoscaler").find(|h| {
+            h.object.pointer("/spec/scaleTargetRef/kind") == Some(&json!("Deployment"))
+                && h.object.pointer("/spec/scaleTargetRef/name") == Some(&json!(m.id.name))
+        });
+        Ok(Self {
+            policy: workload.policy,
+            deployment: m,
+            name: &m.id.name,
+            namespace,
+            template,
+            target: template_hash(template),
+            services,
+            hpa,
+            rendered: workload.rendered,
+        })
+    }
+
+    fn fail(&self, message: impl Into<String>) -> Error {
+        Error {
+            workload: self.deployment.id.short(),
+            policy: self.policy.name.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// A live Deployment of the workload's namespace.
+    fn live<'o>(&self, observed: &Observed<'o>, name: &str) -> Option<&'o Value> {
+        observed
+            .live
+            .get(&("apps", "Deployment", self.namespace, name))
+            .copied()
+    }
+
+    /// How many pods the workload runs: its rendered replicas, or, under an HPA, what
+    /// the HPA scaled the serving Deployments to (at least its minimum).
+    fn replicas(&self, serving: &[Option<&Value>]) -> i64 {
+        if self.hpa.is_none() {
+            return self
+                .deployment
+                .object
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+        }
+        let live: i64 = serving
+            .iter()
+            .flatten()
+            .filter_map(|d| d.pointer("/spec/replicas").and_then(Value::as_i64))
+            .sum();
+        let min = self
+            .hpa
+            .and_then(|h| h.object.pointer("/spec/minReplicas"))
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        live.max(min)
+    }
+
+    /// The rendered Deployment under another name, running `template`, with `extra`
+    /// labels on its selector and pods, and `replicas` (`None`: the HPA's).
+    fn deployment(
+        &self,
+        name: &str,
+        template: &Value,
+        extra: &[(&str, &str)],
+        replicas: Option<i64>,
+    ) -> Value {
+        let mut object = self.deployment.object.clone();
+        object["metadata"]["name"] = json!(name);
+        let mut template = template.clone();
+        for (key, value) in extra {
+            set_label(&mut template, key, value);
+            if let Some(Value::Object(match_labels)) =
+                object.pointer_mut("/spec/selector/matchLabels")
+            {
+                match_labels.insert((*key).to_owned(), json!(value));
+            }
+        }
+        let hash = template_hash(&template);
+        object["spec"]["template"] = template;
+        annotate(&mut object, ANNOTATION_TEMPLATE, &hash);
+        if name != self.name {
+            annotate(&mut object, ANNOTATION_ROLLOUT_OF, self.name);
+        }
+        match replicas {
+            Some(n) => object["spec"]["replicas"] = json!(n),
+            None => {
+                if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.remove("replicas");
+                }
+            }
+        }
+        object
+    }
+
+    /// `replicas` unless an HPA owns the count.
+    fn own_replicas(&self, n: i64) -> Option<i64> {
+        self.hpa.is_none().then_some(n)
+    }
+
+    fn deadline_passed(&self, since: u64, now: u64) -> bool {
+        now.saturating_sub(since) > millis(self.policy.progress_deadline)
+    }
+
+    fn state(&self, now: u64) -> State {
+        State {
+            policy: self.policy.name.clone(),
+            strategy: self.policy.strategy.kind().to_owned(),
+            target: self.target.clone(),
+            template: self.template.clone(),
+            revision: crate::manifest::annotation(
+                &self.deployment.object,
+                crate::manifest::ANNOTATION_REVISION,
+            )
+            .map(str::to_owned),
+            phase: Phase::Progressing,
+            step: 0,
+            started_ms: now,
+            step_started_ms: now,
+            ..State::default()
+        }
+    }
+}
+
+/// The render with every decision's objects in place of the rendered objects it
+/// replaces: what the plan diffs and applies. Objects a strategy adds take the
+/// workload's source (file and line); every object a strategy wrote gets a fresh digest.
+pub fn effective(rendered: Vec<Manifest>, decisions: &[Decision]) -> Vec<Manifest> {
+    let replaced: std::collections::BTreeSet<&ObjectId> =
+        decisions.iter().flat_map(|d| &d.replaces).collect();
+    let sources: BTreeMap<&ObjectId, &crate::Source> = rendered
+        .iter()
+        .filter(|m| replaced.contains(&m.id))
+        .map(|m| (&m.id, &m.source))
+        .collect();
+    let mut added = Vec::new();
+    for decision in decisions {
+        let Some(source) = decision.replaces.first().and_then(|id| sources.get(id)) else {
+            continue;
+        };
+        for object in &decision.objects {
+            let mut object = object.clone();
+            let digest = digest::stamp(&mut object);
+            if let Some(id) = ObjectId::of(&object) {
+                added.push(Manifest {
+                    id,
+                    source: (*source).clone(),
+                    object,
+                    digest,
+                });
+            }
+        }
+    }
+    let mut out: Vec<Manifest> = rendered
+        .into_iter()
+        .filter(|m| !replaced.contains(&m.id))
+        .collect();
+    out.extend(added);
+    out
+}
+
+/// Hash of a pod template (12 hex digits of its digest), as [`ANNOTATION_TEMPLATE`]
+/// records it.
+pub fn template_hash(template: &Value) -> String {
+    let mut hash = digest::of_object(template);
+    hash.truncate(12);
+    hash
+}
+
+/// The template hash a live Deployment carries, when gitsync applied it.
+fn live_hash(live: &Value) -> Option<&str> {
+    crate::manifest::annotation(live, ANNOTATION_TEMPLATE)
+}
+
+/// True when the live Deployment runs `template`: it carries the template's hash, or,
+/// applied before a strategy was bound, applying the template would change nothing.
+fn runs(live: &Value, template: &Value) -> bool {
+    match live_hash(live) {
+        Some(hash) => hash == template_hash(template),
+        None => live
+            .pointer("/spec/template")
+            .is_some_and(|t| crate::fields::merge_keeps(t, template, "template")),
+    }
+}
+
+/// Health of a live Deployment that should run `template` with `replicas` pods.
+fn rolled(live: Option<&Value>, template_hash_wanted: &str, replicas: i64) -> Result<(), String> {
+    let Some(live) = live else {
+        return Err("not created yet".into());
+    };
+    if live_hash(live) != Some(template_hash_wanted) {
+        return Err("the new template is not applied yet".into());
+    }
+    let available = live
+        .pointer("/status/availableReplicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let health = health::assess(Some(live));
+    if !health.is_healthy() {
+        return Err(health.reason);
+    }
+    if available < replicas {
+        return Err(format!("{available} of {replicas} pods available"));
+    }
+    Ok(())
+}
+
+/// True when the live Deployment gave up: `ProgressDeadlineExceeded`.
+fn stalled(live: Option<&Value>) -> Option<String> {
+    let health = health::assess(live);
+    (live.is_some() && health.status == health::Status::Degraded).then_some(health.reason)
+}
+
+fn selector(service: &Value) -> Option<&Map<String, Value>> {
+    service
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .filter(|s| !s.is_empty())
+}
+
+/// True when a Service selector picks pods with these labels.
+fn selects(selector: Option<&Map<String, Value>>, labels: Option<&Map<String, Value>>) -> bool {
+    let Some(selector) = selector else {
+        return false;
+    };
+    selector
+        .iter()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+}
+
+fn set_label(object: &mut Value, key: &str, value: &str) {
+    if !object["metadata"]["labels"].is_object() {
+        object["metadata"]["labels"] = json!({});
+    }
+    object["metadata"]["labels"][key] = json!(value);
+}
+
+fn annotate(object: &mut Value, key: &str, value: &str) {
+    if !object["metadata"]["annotations"].is_object() {
+        object["metadata"]["annotations"] = json!({});
+    }
+    object["metadata"]["annotations"][key] = json!(value);
+}
+
+/// A Service's selector with one more label.
+fn with_selector(service: &Value, key: &str, value: &str) -> Value {
+    let mut service = service.clone();
+    service["spec"]["selector"][key] = json!(value);
+    service
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The live pod template's value for a label, for error messages.
+fn label_of<'v>(template: &'v Value, key: &str) -> Option<&'v str> {
+    template
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests;

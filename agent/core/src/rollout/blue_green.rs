@@ -1,0 +1,313 @@
+//! Blue/green: two Deployments, `<name>-blue` and `<name>-green`, whose pods (and
+//! selectors) carry `gitsync.dev/slot`. The Service selects the active slot; a new
+//! version goes to the idle one at full size, reachable through `<service>-preview`.
+//! Once the idle slot is ready, `gitsync promote` (or `autoPromoteAfter`) switches the
+//! Service; the old slot keeps running for `scaleDownAfter` (an abort then switches
+//! back at once), then scales to zero. An HPA follows the active slot.
+
+use serde_json::{Value, json};
+
+use super::{
+    ANNOTATION_ROLLOUT_OF, Command, Context, Decision, LABEL_SLOT, Observed, Phase, State, Wait,
+    millis, rolled, runs, stalled, template_hash, with_selector,
+};
+use crate::policy::{OnNewRevision, Strategy};
+
+const BLUE: &str = "blue";
+const GREEN: &str = "green";
+
+fn other(slot: &str) -> &'static str {
+    if slot == BLUE { GREEN } else { BLUE }
+}
+
+pub(super) fn decide(
+    ctx: &Context<'_>,
+    state: Option<&State>,
+    observed: &Observed<'_>,
+    command: Option<Command>,
+    now: u64,
+) -> Result<Decision, super::Error> {
+    let Strategy::BlueGreen {
+        auto_promote_after,
+        scale_down_after,
+        preview_service,
+        ..
+    } = &ctx.policy.strategy
+    else {
+        unreachable!("blue_green::decide is called for blue/green policies");
+    };
+    if ctx.services.is_empty() {
+        return Err(ctx.fail(
+            "blue/green switches the Service that selects the workload, and the app renders none",
+        ));
+    }
+    if let Some(s) = ctx
+        .services
+        .iter()
+        .find(|s| super::selector(&s.object).is_some_and(|sel| sel.contains_key(LABEL_SLOT)))
+    {
+        return Err(ctx.fail(format!(
+            "Service {} selects by {LABEL_SLOT}, the label gitsync switches",
+            s.id.name
+        )));
+    }
+    let slot_name = |slot: &str| format!("{}-{slot}", ctx.name);
+    let live = |slot: &str| ctx.live(observed, &slot_name(slot));
+
+    let mut notes = Vec::new();
+    let mut st = match state {
+        Some(s)
+            if s.in_progress()
+                && s.target != ctx.target
+                && ctx.policy.on_new_revision == OnNewRevision::Restart =>
+        {
+            notes.push("a new revision arrived mid-rollout: blue/green starts over".to_owned());
+            let mut from = s.clone();
+            if s.phase == Phase::Progressing {
+                // Not switched yet: the active slot still runs the previous template.
+                from.template = s.previous.clone();
+                from.target = template_hash(&s.previous);
+            }
+            from.phase = Phase::Completed;
+            start(ctx, Some(&from), observed, now, &mut notes)
+        }
+        Some(s) if s.in_progress() || s.target == ctx.target => s.clone(),
+        previous => start(ctx, previous, observed, now, &mut notes),
+    };
+    let active = st.active_slot.clone().unwrap_or_else(|| BLUE.to_owned());
+    let n = ctx.replicas(&[live(&active)]);
+
+    let mut waiting = None;
+    match st.phase {
+        Phase::Progressing => {
+            let idle = other(&active);
+            let hash = template_hash(&slot_template(&st.template, idle));
+            if command == Some(Command::Abort) {
+                abort(
+                    &mut st,
+                    "aborted by `gitsync abort` before the switch",
+                    now,
+                    &mut notes,
+                );
+            } else if let Err(reason) = rolled(live(idle), &hash, n) {
+                let failed = stalled(live(idle)).or_else(|| {
+                    ctx.deadline_passed(st.started_ms, now).then(|| {
+                        format!(
+                            "not ready within {} s: {reason}",
+                            ctx.policy.progress_deadline.as_secs()
+                        )
+                    })
+                });
+                match failed {
+                    Some(why) => abort(
+                        &mut st,
+                        &format!("{} {why}; the Service never switched", slot_name(idle)),
+                        now,
+                        &mut notes,
+                    ),
+                    None => {
+                        waiting = Some(Wait::Health(format!("{}: {reason}", slot_name(idle))));
+                    }
+                }
+            } else {
+                let ready = *st.ready_ms.get_or_insert_with(|| {
+                    notes.push(format!(
+                        "{} ready with {n} pods{}",
+                        slot_name(idle),
+                        if *preview_service {
+                            format!("; preview at Service {}-preview", ctx.services[0].id.name)
+                        } else {
+                            String::new()
+                        }
+                    ));
+                    now
+                });
+                let auto = auto_promote_after.map(|d| ready + millis(d));
+                if command == Some(Command::Promote) || auto.is_some_and(|t| now >= t) {
+                    st.active_slot = Some(idle.to_owned());
+                    st.switched_ms = Some(now);
+                    st.phase = Phase::Switched;
+                    notes.push(format!(
+                        "switched Service {} to {} ({}); {} stays up for {} s",
+                        ctx.services[0].id.name,
+                        slot_name(idle),
+                        if command == Some(Command::Promote) {
+                            "gitsync promote"
+                        } else {
+                            "autoPromoteAfter"
+                        },
+                        slot_name(&active),
+                        scale_down_after.as_secs()
+                    ));
+                    waiting = Some(Wait::Until(now + millis(*scale_down_after)));
+                } else {
+                    waiting = Some(auto.map_or(Wait::Promote, Wait::Until));
+                }
+            }
+        }
+        Phase::Switched => {
+            let old = other(&active);
+            if command == Some(Command::Abort) {
+                st.active_slot = Some(old.to_owned());
+                abort(
+                    &mut st,
+                    &format!(
+                        "aborted by `gitsync abort`: switched back to {}",
+                        slot_name(old)
+                    ),
+                    now,
+                    &mut notes,
+                );
+                st.switched_ms = Some(now);
+            } else {
+                let until = st.switched_ms.unwrap_or(now) + millis(*scale_down_after);
+                if now >= until {
+                    st.phase = Phase::Completed;
+                    st.finished_ms = Some(now);
+                    notes.push(format!("{} scaled to zero", slot_name(old)));
+                } else {
+                    waiting = Some(Wait::Until(until));
+                }
+            }
+        }
+        _ => {}
+    }
+    if command == Some(Command::Promote) && st.phase != Phase::Switched {
+        if waiting.is_some() {
+            notes.push("`gitsync promote`: the new slot is not ready yet".into());
+        } else if !matches!(st.phase, Phase::Switched) && notes.is_empty() {
+            notes.push("`gitsync promote`: no blue/green rollout waits for it".into());
+        }
+    }
+
+    let active = st.active_slot.clone().unwrap_or_else(|| BLUE.to_owned());
+    let idle = other(&active);
+    // Which template each slot runs, and how many pods.
+    let (active_template, idle_template, idle_pods) = match st.phase {
+        Phase::Progressing => (&st.previous, &st.template, n),
+        Phase::Switched => (&st.template, &st.previous, n),
+        Phase::Aborted => (&st.previous, &st.template, 0),
+        _ => (&st.template, &st.previous, 0),
+    };
+    let mut objects = vec![ctx.deployment(
+        &slot_name(&active),
+        active_template,
+        &[(LABEL_SLOT, active.as_str())],
+        Some(n),
+    )];
+    if !idle_template.is_null() && (idle_pods > 0 || live(idle).is_some()) {
+        objects.push(ctx.deployment(
+            &slot_name(idle),
+            idle_template,
+            &[(LABEL_SLOT, idle)],
+            Some(idle_pods),
+        ));
+    }
+    let mut replaces = vec![ctx.deployment.id.clone()];
+    for service in &ctx.services {
+        replaces.push(service.id.clone());
+        objects.push(with_selector(&service.object, LABEL_SLOT, &active));
+    }
+    if *preview_service {
+        let service = ctx.services[0];
+        let mut preview = with_selector(&service.object, LABEL_SLOT, idle);
+        preview["metadata"]["name"] = json!(format!("{}-preview", service.id.name));
+        super::annotate(&mut preview, ANNOTATION_ROLLOUT_OF, ctx.name);
+        if let Some(spec) = preview.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("clusterIP");
+            spec.remove("clusterIPs");
+            // A preview is for testing from inside: never another load balancer.
+            spec.insert("type".into(), json!("ClusterIP"));
+            spec.remove("loadBalancerIP");
+        }
+        objects.push(preview);
+    }
+    if let Some(hpa) = ctx.hpa {
+        replaces.push(hpa.id.clone());
+        let mut hpa = hpa.object.clone();
+        hpa["spec"]["scaleTargetRef"]["name"] = json!(slot_name(&active));
+        objects.push(hpa);
+    }
+    Ok(Decision {
+        replaces,
+        objects,
+        state: st,
+        notes,
+        waiting,
+    })
+}
+
+/// A new rollout: the target goes to the idle slot, or, on the first deploy, straight
+/// to blue.
+fn start(
+    ctx: &Context<'_>,
+    previous: Option<&State>,
+    observed: &Observed<'_>,
+    now: u64,
+    notes: &mut Vec<String>,
+) -> State {
+    let mut st = ctx.state(now);
+    let live = |slot: &str| ctx.live(observed, &format!("{}-{slot}", ctx.name));
+    let active = previous.and_then(|p| p.active_slot.clone()).or_else(|| {
+        // No state: the slot with pods serves.
+        [BLUE, GREEN]
+            .into_iter()
+            .find(|s| {
+                live(s)
+                    .is_some_and(|d| d.pointer("/spec/replicas").and_then(Value::as_i64) != Some(0))
+            })
+            .map(str::to_owned)
+    });
+    let Some(active) = active else {
+        st.active_slot = Some(BLUE.to_owned());
+        st.phase = Phase::Completed;
+        st.finished_ms = Some(now);
+        notes.push(format!(
+            "{}-blue deployed; the Service selects it",
+            ctx.name
+        ));
+        return st;
+    };
+    st.active_slot = Some(active.clone());
+    let serving = live(&active);
+    if serving.is_some_and(|d| runs(d, &slot_template(ctx.template, &active))) {
+        st.phase = Phase::Completed;
+        st.finished_ms = Some(now);
+        st.previous = previous.map(|p| p.previous.clone()).unwrap_or_default();
+        return st;
+    }
+    st.previous = match previous {
+        Some(p) if p.phase == Phase::Aborted => p.previous.clone(),
+        Some(p) => p.template.clone(),
+        None => serving
+            .and_then(|d| d.pointer("/spec/template").cloned())
+            .map(|mut t| {
+                if let Some(Value::Object(labels)) = t.pointer_mut("/metadata/labels") {
+                    labels.remove(LABEL_SLOT);
+                }
+                t
+            })
+            .unwrap_or_default(),
+    };
+    notes.push(format!(
+        "blue/green rollout of {} started: the new version goes to {}-{}",
+        ctx.name,
+        ctx.name,
+        other(&active)
+    ));
+    st
+}
+
+/// A template as a slot runs it.
+fn slot_template(template: &Value, slot: &str) -> Value {
+    let mut t = template.clone();
+    super::set_label(&mut t, LABEL_SLOT, slot);
+    t
+}
+
+fn abort(st: &mut State, why: &str, now: u64, notes: &mut Vec<String>) {
+    st.phase = Phase::Aborted;
+    st.finished_ms = Some(now);
+    st.reason = Some(why.to_owned());
+    notes.push(format!("blue/green aborted: {why}"));
+}

@@ -1,0 +1,167 @@
+//! Recreate and ramped: the Deployment's own strategy, set from the policy, and watched
+//! to its end. Recreate records the window without an available pod; ramped, when it
+//! misses its deadline, applies the previous template again (`rollbackOnFailure`).
+
+use serde_json::{Value, json};
+
+use super::{Context, Decision, Downtime, Observed, Phase, State, Wait, rolled, runs, stalled};
+use crate::policy::{OnNewRevision, Strategy};
+
+pub(super) fn decide(
+    ctx: &Context<'_>,
+    state: Option<&State>,
+    observed: &Observed<'_>,
+    now: u64,
+) -> Decision {
+    let live = ctx.live(observed, ctx.name);
+    let replicas = ctx.replicas(&[live]);
+    let mut notes = Vec::new();
+    let mut state = match state {
+        Some(s) if s.target == ctx.target => s.clone(),
+        Some(s) if s.in_progress() && ctx.policy.on_new_revision == OnNewRevision::Queue => {
+            s.clone()
+        }
+        previous => {
+            let mut fresh = ctx.state(now);
+            match live {
+                Some(live) if runs(live, ctx.template) => {
+                    fresh.phase = Phase::Completed;
+                    fresh.finished_ms = Some(now);
+                }
+                Some(live) => {
+                    fresh.previous = serving(previous, live);
+                    notes.push(format!(
+                        "{} rollout of {} started",
+                        ctx.policy.strategy.kind(),
+                        ctx.name
+                    ));
+                }
+                None => {}
+            }
+            fresh
+        }
+    };
+    let target_hash = super::template_hash(&state.template);
+    let mut waiting = None;
+    if state.phase == Phase::Progressing {
+        if matches!(ctx.policy.strategy, Strategy::Recreate) && !state.previous.is_null() {
+            track_downtime(&mut state, live, now);
+        }
+        match rolled(live, &target_hash, replicas) {
+            Ok(()) => {
+                state.phase = Phase::Completed;
+                state.finished_ms = Some(now);
+                notes.push(format!(
+                    "{} rolled out in {} s{}",
+                    ctx.name,
+                    now.saturating_sub(state.started_ms) / 1000,
+                    state.downtime.map_or_else(String::new, |d| format!(
+                        ", {} ms without an available pod",
+                        d.to_ms.unwrap_or(now).saturating_sub(d.from_ms)
+                    ))
+                ));
+            }
+            Err(reason) => {
+                let failed = stalled(live).or_else(|| {
+                    ctx.deadline_passed(state.started_ms, now).then(|| {
+                        format!(
+                            "not rolled out within {} s: {reason}",
+                            ctx.policy.progress_deadline.as_secs()
+                        )
+                    })
+                });
+                if let Some(why) = failed {
+                    let rollback = matches!(
+                        ctx.policy.strategy,
+                        Strategy::Ramped {
+                            rollback_on_failure: true,
+                            ..
+                        }
+                    ) && !state.previous.is_null();
+                    state.phase = if rollback {
+                        Phase::RolledBack
+                    } else {
+                        Phase::Failed
+                    };
+                    state.finished_ms = Some(now);
+                    notes.push(if rollback {
+                        format!(
+                            "{} failed ({why}); rolled back to the previous template",
+                            ctx.name
+                        )
+                    } else {
+                        format!("{} failed: {why}", ctx.name)
+                    });
+                    state.reason = Some(why);
+                } else {
+                    waiting = Some(Wait::Health(format!("{}: {reason}", ctx.name)));
+                }
+            }
+        }
+    }
+    let template = if state.phase == Phase::RolledBack {
+        &state.previous
+    } else {
+        &state.template
+    };
+    let mut object = ctx.deployment(ctx.name, template, &[], ctx.own_replicas(replicas));
+    set_strategy(ctx, &mut object);
+    Decision {
+        replaces: vec![ctx.deployment.id.clone()],
+        objects: vec![object],
+        state,
+        notes,
+        waiting,
+    }
+}
+
+/// The template serving now, to roll back to: what gitsync last completed (or went
+/// back to) when the live Deployment still carries it, else the live template.
+fn serving(previous: Option<&State>, live: &Value) -> Value {
+    let live_template = || live.pointer("/spec/template").cloned().unwrap_or_default();
+    match previous {
+        Some(p) if p.in_progress() || p.phase == Phase::RolledBack => p.previous.clone(),
+        Some(p) if super::live_hash(live) == Some(p.target.as_str()) => p.template.clone(),
+        _ => live_template(),
+    }
+}
+
+/// Notes when no pod was available, and when one was again.
+fn track_downtime(state: &mut State, live: Option<&Value>, now: u64) {
+    let available = live
+        .and_then(|l| l.pointer("/status/availableReplicas"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    match (&mut state.downtime, available) {
+        (None, 0) => {
+            state.downtime = Some(Downtime {
+                from_ms: now,
+                to_ms: None,
+            });
+        }
+        (Some(d), n) if n > 0 && d.to_ms.is_none() => d.to_ms = Some(now),
+        _ => {}
+    }
+}
+
+/// The policy's strategy fields on the Deployment.
+fn set_strategy(ctx: &Context<'_>, object: &mut Value) {
+    let deadline = ctx.policy.progress_deadline.as_secs();
+    object["spec"]["progressDeadlineSeconds"] = json!(deadline);
+    match &ctx.policy.strategy {
+        Strategy::Recreate => object["spec"]["strategy"] = json!({"type": "Recreate"}),
+        Strategy::Ramped {
+            max_surge,
+            max_unavailable,
+            min_ready,
+            ..
+        } => {
+            object["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {
+                "maxSurge": max_surge.to_value(),
+                "maxUnavailable": max_unavailable.to_value(),
+            }});
+            object["spec"]["minReadySeconds"] = json!(min_ready.as_secs());
+        }
+        _ => {}
+    }
+}
