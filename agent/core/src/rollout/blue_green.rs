@@ -162,8 +162,7 @@ pub(super) fn decide(
             } else {
                 let until = st.switched_ms.unwrap_or(now) + millis(*scale_down_after);
                 if now >= until {
-                    st.phase = Phase::Completed;
-                    st.finished_ms = Some(now);
+                    st.settle(Phase::Completed, now);
                     notes.push(format!("{} scaled to zero", slot_name(old)));
                 } else {
                     waiting = Some(Wait::Until(until));
@@ -260,8 +259,7 @@ fn start(
     });
     let Some(active) = active else {
         st.active_slot = Some(BLUE.to_owned());
-        st.phase = Phase::Completed;
-        st.finished_ms = Some(now);
+        st.settle(Phase::Completed, now);
         notes.push(format!(
             "{}-blue deployed; the Service selects it",
             ctx.name
@@ -271,8 +269,7 @@ fn start(
     st.active_slot = Some(active.clone());
     let serving = live(&active);
     if serving.is_some_and(|d| runs(d, &slot_template(ctx.template, &active))) {
-        st.phase = Phase::Completed;
-        st.finished_ms = Some(now);
+        st.settle(Phase::Completed, now);
         st.previous = previous.map(|p| p.previous.clone()).unwrap_or_default();
         return st;
     }
@@ -306,8 +303,6 @@ fn slot_template(template: &Value, slot: &str) -> Value {
 }
 
 fn abort(st: &mut State, why: &str, now: u64, notes: &mut Vec<String>) {
-    st.phase = Phase::Aborted;
-    st.finished_ms = Some(now);
-    st.reason = Some(why.to_owned());
+    st.stop(Phase::Aborted, why, now);
     notes.push(format!("blue/green aborted: {why}"));
 }

@@ -87,8 +87,7 @@ pub(super) fn decide(
             let stable_hash = template_hash(&stable_template(&st.template, by_ingress));
             match rolled(stable_live, &stable_hash, n) {
                 Ok(()) => {
-                    st.phase = Phase::Completed;
-                    st.finished_ms = Some(now);
+                    st.settle(Phase::Completed, now);
                     notes.push(format!(
                         "{stable_name} promoted: stable runs the new template; canary removed"
                     ));
@@ -275,8 +274,7 @@ fn start(
             notes.push(format!("canary rollout of {} started", ctx.name));
         }
         _ => {
-            st.phase = Phase::Completed;
-            st.finished_ms = Some(now);
+            st.settle(Phase::Completed, now);
         }
     }
     st
@@ -316,9 +314,7 @@ fn advance(st: &mut State, now: u64) {
 }
 
 fn abort(st: &mut State, why: &str, now: u64, notes: &mut Vec<String>) {
-    st.phase = Phase::Aborted;
-    st.finished_ms = Some(now);
-    st.reason = Some(why.to_owned());
+    st.stop(Phase::Aborted, why, now);
     notes.push(format!(
         "canary aborted at step {}: {why}; stable keeps serving",
         st.step + 1

@@ -25,8 +25,7 @@ pub(super) fn decide(
             let mut fresh = ctx.state(now);
             match live {
                 Some(live) if runs(live, ctx.template) => {
-                    fresh.phase = Phase::Completed;
-                    fresh.finished_ms = Some(now);
+                    fresh.settle(Phase::Completed, now);
                 }
                 Some(live) => {
                     fresh.previous = serving(previous, live);
@@ -49,8 +48,7 @@ pub(super) fn decide(
         }
         match rolled(live, &target_hash, replicas) {
             Ok(()) => {
-                state.phase = Phase::Completed;
-                state.finished_ms = Some(now);
+                state.settle(Phase::Completed, now);
                 notes.push(format!(
                     "{} rolled out in {} s{}",
                     ctx.name,
@@ -78,12 +76,12 @@ pub(super) fn decide(
                             ..
                         }
                     ) && !state.previous.is_null();
-                    state.phase = if rollback {
+                    let phase = if rollback {
                         Phase::RolledBack
                     } else {
                         Phase::Failed
                     };
-                    state.finished_ms = Some(now);
+                    state.stop(phase, &why, now);
                     notes.push(if rollback {
                         format!(
                             "{} failed ({why}); rolled back to the previous template",
@@ -92,7 +90,6 @@ pub(super) fn decide(
                     } else {
                         format!("{} failed: {why}", ctx.name)
                     });
-                    state.reason = Some(why);
                 } else {
                     waiting = Some(Wait::Health(format!("{}: {reason}", ctx.name)));
                 }

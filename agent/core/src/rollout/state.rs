@@ -92,4 +92,16 @@ impl State {
     pub fn in_progress(&self) -> bool {
         self.phase.in_progress()
     }
+
+    /// Ends the rollout in `phase` at `now`.
+    pub(super) fn settle(&mut self, phase: Phase, now: u64) {
+        self.phase = phase;
+        self.finished_ms = Some(now);
+    }
+
+    /// Ends the rollout in `phase` (aborted, rolled back, failed) for a reason.
+    pub(super) fn stop(&mut self, phase: Phase, why: &str, now: u64) {
+        self.settle(phase, now);
+        self.reason = Some(why.to_owned());
+    }
 }
