@@ -172,34 +172,19 @@ pub(crate) struct Info {
 }
 
 /// The verb, resource and name of a request to `path`; `None` for discovery, paths
-/// outside `/api` and `/apis`, and methods no verb maps to. Mirrors the server's
-/// routing (`/api/v1/namespaces/{name}` is the Namespace itself) without asking which
-/// kinds are served.
+/// outside `/api` and `/apis`, and methods no verb maps to. The path is split as the
+/// server splits it ([`crate::path`]), without asking which kinds are served.
 pub(crate) fn describe(
     method: &Method,
     path: &str,
     query: &HashMap<String, String>,
 ) -> Option<Info> {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    let (group, rest) = match parts.as_slice() {
-        ["api", "v1", rest @ ..] => ("", rest),
-        ["apis", group, _version, rest @ ..] => (*group, rest),
-        _ => return None,
+    let parsed = crate::path::parse(path)?;
+    let resource = match parsed.subresource {
+        Some(sub) => format!("{}/{sub}", parsed.plural),
+        None => parsed.plural.to_owned(),
     };
-    let (namespace, rest) = match rest {
-        ["namespaces", ns, plural, tail @ ..]
-            if !group.is_empty() || (*plural != "status" && *plural != "finalize") =>
-        {
-            (Some((*ns).to_owned()), [&[*plural][..], tail].concat())
-        }
-        other => (None, other.to_vec()),
-    };
-    let (resource, name) = match rest.as_slice() {
-        [plural] => ((*plural).to_owned(), None),
-        [plural, name] => ((*plural).to_owned(), Some((*name).to_owned())),
-        [plural, name, sub] => (format!("{plural}/{sub}"), Some((*name).to_owned())),
-        _ => return None,
-    };
+    let name = parsed.name.map(str::to_owned);
     let watching = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     let verb = match *method {
         Method::GET if watching => "watch",
@@ -214,9 +199,9 @@ pub(crate) fn describe(
     };
     Some(Info {
         verb,
-        group: group.to_owned(),
+        group: parsed.group.to_owned(),
         resource,
-        namespace,
+        namespace: parsed.namespace.map(str::to_owned),
         name,
     })
 }

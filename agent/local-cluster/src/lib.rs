@@ -47,6 +47,7 @@ pub mod faults;
 mod kinds;
 mod managed;
 mod patch;
+mod path;
 mod rollout;
 mod selector;
 mod server;

@@ -173,7 +173,7 @@ fn route(path: &str, url: &str, catalog: &Catalog) -> Result<Route, ApiError> {
         .filter(|p| !p.is_empty())
         .collect();
     let not_found = || ApiError::no_route(path);
-    let (group, version, rest) = match parts.as_slice() {
+    match parts.as_slice() {
         ["version"] => return Ok(Route::Discovery(discovery::version())),
         ["openapi", "v3"] => return Ok(Route::Discovery(discovery::openapi_index(catalog))),
         ["openapi", "v3", rest @ ..] => {
@@ -198,36 +198,16 @@ fn route(path: &str, url: &str, catalog: &Catalog) -> Result<Route, ApiError> {
                 discovery::resources(catalog, group, version).ok_or_else(not_found)?,
             ));
         }
-        ["api", "v1", rest @ ..] => ("", "v1", rest),
-        ["apis", group, version, rest @ ..] => (*group, *version, rest),
-        _ => return Err(not_found()),
-    };
-    // namespaces/{ns}/{plural}[/{name}[/{sub}]] or {plural}[/{name}[/{sub}]]
-    let (namespace, rest) = match rest {
-        ["namespaces", ns, plural, tail @ ..]
-            if group.is_empty() && *plural != "status" && *plural != "finalize" =>
-        {
-            (
-                Some((*ns).to_owned()),
-                std::iter::once(*plural)
-                    .chain(tail.iter().copied())
-                    .collect::<Vec<_>>(),
-            )
-        }
-        ["namespaces", ns, plural, tail @ ..] if !group.is_empty() => (
-            Some((*ns).to_owned()),
-            std::iter::once(*plural)
-                .chain(tail.iter().copied())
-                .collect::<Vec<_>>(),
-        ),
-        other => (None, other.to_vec()),
-    };
-    let (plural, name, subresource) = match rest.as_slice() {
-        [plural] => (*plural, None, None),
-        [plural, name] => (*plural, Some((*name).to_owned()), None),
-        [plural, name, sub] => (*plural, Some((*name).to_owned()), Some((*sub).to_owned())),
-        _ => return Err(not_found()),
-    };
+        _ => {}
+    }
+    let crate::path::ResourcePath {
+        group,
+        version,
+        namespace,
+        plural,
+        name,
+        subresource,
+    } = crate::path::parse(path).ok_or_else(not_found)?;
     let resource = catalog
         .by_plural(group, version, plural)
         .ok_or_else(not_found)?;
@@ -235,7 +215,7 @@ fn route(path: &str, url: &str, catalog: &Catalog) -> Result<Route, ApiError> {
         (s == "status" && resource.has_status)
             || (s == "scale" && crate::kinds::has_scale(resource.kind))
     };
-    if subresource.as_deref().is_some_and(|s| !served(s)) {
+    if subresource.is_some_and(|s| !served(s)) {
         return Err(not_found());
     }
     if namespace.is_some() && !resource.namespaced {
@@ -243,9 +223,9 @@ fn route(path: &str, url: &str, catalog: &Catalog) -> Result<Route, ApiError> {
     }
     Ok(Route::Resource(Target {
         resource,
-        namespace,
-        name,
-        subresource,
+        namespace: namespace.map(str::to_owned),
+        name: name.map(str::to_owned),
+        subresource: subresource.map(str::to_owned),
     }))
 }
 
