@@ -180,10 +180,7 @@ fn owns_only_applied(desired: &Value, live: &Value) -> bool {
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice)
         .iter()
-        .filter(|entry| {
-            entry.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
-                && entry.get("operation").and_then(Value::as_str) == Some("Apply")
-        })
+        .filter(|entry| is_ours(entry))
         .peekable();
     if ours.peek().is_none() {
         return true;
@@ -211,6 +208,12 @@ pub fn predict(desired: &Value, live: &Value) -> Value {
     merged
 }
 
+/// True for a `managedFields` entry of gitsync's server-side applies.
+fn is_ours(entry: &Value) -> bool {
+    entry.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
+        && entry.get("operation").and_then(Value::as_str) == Some("Apply")
+}
+
 /// gitsync's applied fields and everyone else's, from the live `managedFields`.
 fn ownership(live: &Value) -> (FieldSet, FieldSet) {
     let mut ours = FieldSet::default();
@@ -226,9 +229,7 @@ fn ownership(live: &Value) -> (FieldSet, FieldSet) {
         else {
             continue;
         };
-        let manager = entry.get("manager").and_then(Value::as_str);
-        let operation = entry.get("operation").and_then(Value::as_str);
-        if manager == Some(FIELD_MANAGER) && operation == Some("Apply") {
+        if is_ours(entry) {
             ours = ours.union(&set);
         } else {
             others = others.union(&set);

@@ -157,11 +157,7 @@ struct Context<'a> {
 impl<'a> Context<'a> {
     fn new(workload: &Workload<'a>) -> Result<Self, Error> {
         let m = workload.deployment;
-        let fail = |message: String| Error {
-            workload: m.id.short(),
-            policy: workload.policy.name.clone(),
-            message,
-        };
+        let fail = |message: String| error(m, workload.policy, message);
         if m.id.kind != "Deployment" || m.id.group != "apps" {
             return Err(fail(format!(
                 "strategies roll Deployments; this is a {}",
@@ -204,9 +200,15 @@ impl<'a> Context<'a> {
                 .filter(|s| selects(selector(&s.object), pod_labels))
                 .collect(),
         };
+        let target = |h: &Manifest, field: &str| {
+            h.object
+                .pointer(&format!("/spec/scaleTargetRef/{field}"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         let hpa = in_namespace("HorizontalPodAutoscaler").find(|h| {
-            h.object.pointer("/spec/scaleTargetRef/kind") == Some(&json!("Deployment"))
-                && h.object.pointer("/spec/scaleTargetRef/name") == Some(&json!(m.id.name))
+            target(h, "kind").as_deref() == Some("Deployment")
+                && target(h, "name").as_deref() == Some(m.id.name.as_str())
         });
         Ok(Self {
             policy: workload.policy,
@@ -222,11 +224,7 @@ impl<'a> Context<'a> {
     }
 
     fn fail(&self, message: impl Into<String>) -> Error {
-        Error {
-            workload: self.deployment.id.short(),
-            policy: self.policy.name.clone(),
-            message: message.into(),
-        }
+        error(self.deployment, self.policy, message.into())
     }
 
     /// A live Deployment of the workload's namespace.
@@ -324,6 +322,14 @@ impl<'a> Context<'a> {
             step_started_ms: now,
             ..State::default()
         }
+    }
+}
+
+fn error(deployment: &Manifest, policy: &Policy, message: String) -> Error {
+    Error {
+        workload: deployment.id.short(),
+        policy: policy.name.clone(),
+        message,
     }
 }
 
@@ -445,6 +451,43 @@ fn annotate(object: &mut Value, key: &str, value: &str) {
         object["metadata"]["annotations"] = json!({});
     }
     object["metadata"]["annotations"][key] = json!(value);
+}
+
+/// A template with one more pod label.
+fn labelled(template: &Value, key: &str, value: &str) -> Value {
+    let mut t = template.clone();
+    set_label(&mut t, key, value);
+    t
+}
+
+/// The live Deployment's pod template without a label the strategy sets (its track or
+/// slot is the strategy's, not the app's).
+fn live_template_without(live: &Value, key: &str) -> Value {
+    let mut t = live.pointer("/spec/template").cloned().unwrap_or_default();
+    if let Some(Value::Object(labels)) = t.pointer_mut("/metadata/labels") {
+        labels.remove(key);
+    }
+    t
+}
+
+/// A Service a strategy adds beside `service` (a canary or preview Service): named
+/// `name`, selecting one more label, with an address of its own.
+fn derived_service(
+    service: &Manifest,
+    name: &str,
+    key: &str,
+    value: &str,
+    workload: &str,
+) -> Value {
+    let mut object = with_selector(&service.object, key, value);
+    object["metadata"]["name"] = json!(name);
+    annotate(&mut object, ANNOTATION_ROLLOUT_OF, workload);
+    if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+        // The server assigns the new Service its own address.
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    object
 }
 
 /// A Service's selector with one more label.

@@ -8,8 +8,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    ANNOTATION_ROLLOUT_OF, Command, Context, Decision, LABEL_SLOT, Observed, Phase, State, Wait,
-    millis, rolled, runs, stalled, template_hash, with_selector,
+    Command, Context, Decision, LABEL_SLOT, Observed, Phase, State, Wait, derived_service,
+    labelled, live_template_without, millis, rolled, runs, stalled, template_hash, with_selector,
 };
 use crate::policy::{OnNewRevision, Strategy};
 
@@ -81,7 +81,7 @@ pub(super) fn decide(
     match st.phase {
         Phase::Progressing => {
             let idle = other(&active);
-            let hash = template_hash(&slot_template(&st.template, idle));
+            let hash = template_hash(&labelled(&st.template, LABEL_SLOT, idle));
             if command == Some(Command::Abort) {
                 abort(
                     &mut st,
@@ -174,7 +174,7 @@ pub(super) fn decide(
     if command == Some(Command::Promote) && st.phase != Phase::Switched {
         if waiting.is_some() {
             notes.push("`gitsync promote`: the new slot is not ready yet".into());
-        } else if !matches!(st.phase, Phase::Switched) && notes.is_empty() {
+        } else if notes.is_empty() {
             notes.push("`gitsync promote`: no blue/green rollout waits for it".into());
         }
     }
@@ -209,12 +209,14 @@ pub(super) fn decide(
     }
     if *preview_service {
         let service = ctx.services[0];
-        let mut preview = with_selector(&service.object, LABEL_SLOT, idle);
-        preview["metadata"]["name"] = json!(format!("{}-preview", service.id.name));
-        super::annotate(&mut preview, ANNOTATION_ROLLOUT_OF, ctx.name);
+        let mut preview = derived_service(
+            service,
+            &format!("{}-preview", service.id.name),
+            LABEL_SLOT,
+            idle,
+            ctx.name,
+        );
         if let Some(spec) = preview.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.remove("clusterIP");
-            spec.remove("clusterIPs");
             // A preview is for testing from inside: never another load balancer.
             spec.insert("type".into(), json!("ClusterIP"));
             spec.remove("loadBalancerIP");
@@ -268,7 +270,7 @@ fn start(
     };
     st.active_slot = Some(active.clone());
     let serving = live(&active);
-    if serving.is_some_and(|d| runs(d, &slot_template(ctx.template, &active))) {
+    if serving.is_some_and(|d| runs(d, &labelled(ctx.template, LABEL_SLOT, &active))) {
         st.settle(Phase::Completed, now);
         st.previous = previous.map(|p| p.previous.clone()).unwrap_or_default();
         return st;
@@ -277,13 +279,7 @@ fn start(
         Some(p) if p.phase == Phase::Aborted => p.previous.clone(),
         Some(p) => p.template.clone(),
         None => serving
-            .and_then(|d| d.pointer("/spec/template").cloned())
-            .map(|mut t| {
-                if let Some(Value::Object(labels)) = t.pointer_mut("/metadata/labels") {
-                    labels.remove(LABEL_SLOT);
-                }
-                t
-            })
+            .map(|d| live_template_without(d, LABEL_SLOT))
             .unwrap_or_default(),
     };
     notes.push(format!(
@@ -293,13 +289,6 @@ fn start(
         other(&active)
     ));
     st
-}
-
-/// A template as a slot runs it.
-fn slot_template(template: &Value, slot: &str) -> Value {
-    let mut t = template.clone();
-    super::set_label(&mut t, LABEL_SLOT, slot);
-    t
 }
 
 fn abort(st: &mut State, why: &str, now: u64, notes: &mut Vec<String>) {

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use super::{
     ANNOTATION_ROLLOUT_OF, Command, Context, Decision, LABEL_TRACK, Observed, Phase, State, Wait,
-    label_of, millis, rolled, runs, set_label, stalled, template_hash, with_selector,
+    derived_service, label_of, labelled, live_template_without, millis, rolled, runs, stalled,
+    template_hash, with_selector,
 };
 use crate::Manifest;
 use crate::policy::{CanaryStep, OnNewRevision, Strategy, Traffic};
@@ -187,49 +188,53 @@ pub(super) fn decide(
         .and_then(|l| l.pointer("/spec/template"))
         .and_then(|t| label_of(t, LABEL_TRACK))
         == Some("stable");
-    match st.phase {
-        Phase::Completed => objects.push(ctx.deployment(
+    let settled = match st.phase {
+        Phase::Completed => Some(&st.template),
+        Phase::Aborted | Phase::RolledBack | Phase::Failed => Some(&st.previous),
+        Phase::Progressing | Phase::Paused | Phase::Switched => None,
+    };
+    if let Some(template) = settled {
+        objects.push(ctx.deployment(
             stable_name,
-            &stable_template(&st.template, by_ingress),
+            &stable_template(template, by_ingress),
             &[],
             ctx.own_replicas(n),
-        )),
-        Phase::Aborted | Phase::RolledBack | Phase::Failed => objects.push(ctx.deployment(
+        ));
+    } else {
+        let pods = if st.weight == 0 {
+            0
+        } else {
+            canary_replicas(n, st.weight)
+        };
+        let promoting = st.step >= steps.len();
+        let (template, stable_pods) = if promoting {
+            (&st.template, n)
+        } else {
+            (&st.previous, (n - pods).max(0))
+        };
+        objects.push(ctx.deployment(
             stable_name,
-            &stable_template(&st.previous, by_ingress),
+            &stable_template(template, by_ingress),
             &[],
-            ctx.own_replicas(n),
-        )),
-        Phase::Progressing | Phase::Paused | Phase::Switched => {
-            let pods = if st.weight == 0 {
-                0
-            } else {
-                canary_replicas(n, st.weight)
-            };
-            let promoting = st.step >= steps.len();
-            let (template, stable_pods) = if promoting {
-                (&st.template, n)
-            } else {
-                (&st.previous, (n - pods).max(0))
-            };
+            ctx.own_replicas(stable_pods),
+        ));
+        if pods > 0 {
             objects.push(ctx.deployment(
-                stable_name,
-                &stable_template(template, by_ingress),
-                &[],
-                ctx.own_replicas(stable_pods),
+                &canary_name,
+                &st.template,
+                &[(LABEL_TRACK, "canary")],
+                Some(pods),
             ));
-            if pods > 0 {
-                objects.push(ctx.deployment(
-                    &canary_name,
-                    &st.template,
-                    &[(LABEL_TRACK, "canary")],
-                    Some(pods),
+            if by_ingress {
+                objects.push(derived_service(
+                    service,
+                    &format!("{}-canary", service.id.name),
+                    LABEL_TRACK,
+                    "canary",
+                    ctx.name,
                 ));
-                if by_ingress {
-                    objects.push(canary_service(service, ctx.name));
-                    for ingress in &ingresses {
-                        objects.push(canary_ingress(ingress, service, st.weight, ctx.name));
-                    }
+                for ingress in &ingresses {
+                    objects.push(canary_ingress(ingress, service, st.weight, ctx.name));
                 }
             }
         }
@@ -262,14 +267,7 @@ fn start(
             st.previous = match previous {
                 Some(p) if p.in_progress() || p.phase != Phase::Completed => p.previous.clone(),
                 Some(p) => p.template.clone(),
-                None => {
-                    let mut t = live.pointer("/spec/template").cloned().unwrap_or_default();
-                    // The track label is the strategy's, not the template's.
-                    if let Some(Value::Object(labels)) = t.pointer_mut("/metadata/labels") {
-                        labels.remove(LABEL_TRACK);
-                    }
-                    t
-                }
+                None => live_template_without(live, LABEL_TRACK),
             };
             notes.push(format!("canary rollout of {} started", ctx.name));
         }
@@ -300,12 +298,6 @@ fn stable_template(template: &Value, by_ingress: bool) -> Value {
     } else {
         template.clone()
     }
-}
-
-fn labelled(template: &Value, key: &str, value: &str) -> Value {
-    let mut t = template.clone();
-    set_label(&mut t, key, value);
-    t
 }
 
 fn advance(st: &mut State, now: u64) {
@@ -412,19 +404,6 @@ fn routes_to(ingress: &Value, service: &str) -> bool {
             .filter_map(|r| r.pointer("/http/paths").and_then(Value::as_array))
             .flatten()
             .any(|p| p.get("backend").is_some_and(|b| name(b) == Some(service)))
-}
-
-/// `<service>-canary`: the Service selecting only canary pods.
-fn canary_service(service: &Manifest, workload: &str) -> Value {
-    let mut object = with_selector(&service.object, LABEL_TRACK, "canary");
-    object["metadata"]["name"] = json!(format!("{}-canary", service.id.name));
-    super::annotate(&mut object, ANNOTATION_ROLLOUT_OF, workload);
-    if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
-        // The server assigns the new Service its own address.
-        spec.remove("clusterIP");
-        spec.remove("clusterIPs");
-    }
-    object
 }
 
 /// `<ingress>-canary`: the same routes to the canary Service, with ingress-nginx's
