@@ -34,7 +34,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Sub;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use tokio::runtime::Runtime;
+
+#[path = "common/rss.rs"]
+mod rss;
+use rss::rss_mib;
 
 #[global_allocator]
 static ALLOCATOR: gitsync_agent::Allocator = gitsync_agent::Allocator;
@@ -92,13 +96,7 @@ fn main() {
     let mut peer_rates: BTreeMap<&str, f64> = BTreeMap::new();
     let mut stage_lines = Vec::new();
     for &n in &apply_sizes {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let app = dir.path().join("app");
-        write_tree(&app, n, 1);
-
-        let local = server
-            .block_on(LocalCluster::ephemeral())
-            .expect("local cluster");
+        let (dir, app, local) = fresh(&server, n);
         client
             .block_on(local.set_faults(latency(LATENCY_MS)))
             .expect("faults");
@@ -300,12 +298,7 @@ struct Resync {
 /// Fills a fresh emulator with `n` objects, then runs unchanged passes; the median by
 /// gitsync's CPU time, with the requests it made.
 fn resync(server: &Runtime, client: &Runtime, n: usize) -> Resync {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = dir.path().join("app");
-    write_tree(&app, n, 1);
-    let local = server
-        .block_on(LocalCluster::ephemeral())
-        .expect("local cluster");
+    let (_dir, app, local) = fresh(server, n);
     let filled = client.block_on(fill(&local, &app));
     let filled_rss = rss_mib();
     let cluster = client.block_on(connect(&local));
@@ -509,6 +502,18 @@ fn kubectl_apply(kubeconfig: &Path, app: &Path, scratch: &Path) -> Duration {
 /// `app/00-namespace.yaml` (first, so kubectl creates it before its contents) and
 /// `app/cm-NNNNN.yaml`; `round` is in every ConfigMap's data, so a new round changes
 /// all of them.
+/// An app directory of `n` ConfigMaps (in a temporary directory, kept while the first
+/// value lives) and a fresh emulator.
+fn fresh(server: &Runtime, n: usize) -> (tempfile::TempDir, PathBuf, LocalCluster) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = dir.path().join("app");
+    write_tree(&app, n, 1);
+    let local = server
+        .block_on(LocalCluster::ephemeral())
+        .expect("local cluster");
+    (dir, app, local)
+}
+
 fn write_tree(app: &Path, n: usize, round: usize) {
     std::fs::create_dir_all(app).expect("mkdir");
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace",
@@ -673,15 +678,4 @@ fn sizes(var: &str, default: &[usize]) -> Vec<usize> {
         || default.to_vec(),
         |s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
     )
-}
-
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }

@@ -14,20 +14,13 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
+#[path = "../../benches/common/rss.rs"]
+mod rss;
+use rss::rss_mib;
+
 const APPLIES: usize = 2_000;
 const IN_FLIGHT: usize = 16;
 const STORED: usize = 10_000;
-
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
 
 async fn apply_many(api: &Api<ConfigMap>, range: std::ops::Range<usize>, round: usize) -> f64 {
     let params = PatchParams::apply("bench").force();
