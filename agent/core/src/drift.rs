@@ -157,6 +157,11 @@ mod tests {
             "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}}})
     }
 
+    /// The plan of [`desired`] against `live`.
+    fn plan_against(live: &[Value]) -> Plan {
+        plan("demo", &[manifest(desired())], live, Options::default()).expect("plan")
+    }
+
     #[test]
     fn names_the_field_and_the_manager_that_changed_it() {
         let mut live = desired();
@@ -166,14 +171,7 @@ mod tests {
                 "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}},
             {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
         ]);
-        let m = manifest(desired());
-        let p = plan(
-            "demo",
-            std::slice::from_ref(&m),
-            std::slice::from_ref(&live),
-            Options::default(),
-        )
-        .expect("plan");
+        let p = plan_against(std::slice::from_ref(&live));
         let drift = detect(&p, std::slice::from_ref(&live));
         assert_eq!(drift.len(), 1);
         assert_eq!(
@@ -191,17 +189,10 @@ mod tests {
 
     #[test]
     fn no_drift_when_live_matches_and_a_deleted_object_is_reported() {
-        let m = manifest(desired());
         let live = desired();
-        let p = plan(
-            "demo",
-            std::slice::from_ref(&m),
-            std::slice::from_ref(&live),
-            Options::default(),
-        )
-        .expect("plan");
+        let p = plan_against(std::slice::from_ref(&live));
         assert!(detect(&p, &[live]).is_empty());
-        let p = plan("demo", std::slice::from_ref(&m), &[], Options::default()).expect("plan");
+        let p = plan_against(&[]);
         let drift = detect(&p, &[]);
         assert_eq!(drift[0].summary(), "Deployment/demo/web: deleted");
     }
