@@ -147,10 +147,9 @@ impl Cluster {
     /// Every object of `id`'s kind in `namespace` (all namespaces when `None`); none
     /// when the kind is not served yet.
     async fn list_in(&self, id: &ObjectId, namespace: Option<&str>) -> Result<Vec<Value>> {
-        let Ok((ar, caps)) = self.resolve(id).await else {
+        let Ok((ar, api)) = self.api(id, namespace).await else {
             return Ok(Vec::new());
         };
-        let api = api_for(&self.client, &ar, &caps, namespace);
         list_values(&api, &ar, &ListParams::default())
             .await
             .map_err(|source| Error::List {
@@ -162,10 +161,9 @@ impl Cluster {
     /// The live object, if it exists. A kind the cluster does not serve yet (a CRD
     /// applied in the same sync) reads as absent.
     pub async fn get(&self, id: &ObjectId) -> Result<Option<Value>> {
-        let Ok((ar, caps)) = self.resolve(id).await else {
+        let Ok((ar, api)) = self.api(id, id.namespace.as_deref()).await else {
             return Ok(None);
         };
-        let api = api_for(&self.client, &ar, &caps, id.namespace.as_deref());
         let object = retry(&Cancel::default(), || api.get_opt(&id.name))
             .await
             .map_err(|source| Error::Get {
@@ -279,6 +277,17 @@ impl Cluster {
         rx
     }
 
+    /// The resource of `id`'s kind, and an `Api` for it in `namespace`.
+    pub(crate) async fn api(
+        &self,
+        id: &ObjectId,
+        namespace: Option<&str>,
+    ) -> Result<(ApiResource, Api<DynamicObject>)> {
+        let (ar, caps) = self.resolve(id).await?;
+        let api = api_for(&self.client, &ar, &caps, namespace);
+        Ok((ar, api))
+    }
+
     /// The API resource serving `id`'s kind; re-runs discovery once on a miss (a CRD
     /// may just have been created).
     pub(crate) async fn resolve(&self, id: &ObjectId) -> Result<(ApiResource, ApiCapabilities)> {
@@ -287,6 +296,10 @@ impl Cluster {
             return Ok(found);
         }
         let mut discovery = self.discovery.write().await;
+        // Another caller may have refreshed it while this one waited for the lock.
+        if let Some(found) = discovery.resolve_gvk(&gvk) {
+            return Ok(found);
+        }
         if let Ok(fresh) = Discovery::new(self.client.clone()).run().await {
             *discovery = fresh;
         }
@@ -300,7 +313,7 @@ impl Cluster {
 }
 
 /// An `Api` for one object's resource and namespace.
-pub(crate) fn api_for(
+fn api_for(
     client: &Client,
     ar: &ApiResource,
     caps: &ApiCapabilities,

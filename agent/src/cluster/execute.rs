@@ -34,7 +34,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Cluster, api_for};
+use super::Cluster;
 
 /// How an execution runs.
 #[derive(Debug, Clone)]
@@ -177,6 +177,15 @@ impl Outcome {
     }
 }
 
+/// The objects the plan keeps (everything but prunes), of one wave or of all.
+fn kept(plan: &Plan, wave: Option<i32>) -> Vec<&ObjectId> {
+    plan.steps
+        .iter()
+        .filter(|s| s.diff.action != Action::Prune && wave.is_none_or(|w| s.wave == w))
+        .map(|s| &s.diff.id)
+        .collect()
+}
+
 /// How often health is polled while waiting.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -265,12 +274,7 @@ impl Cluster {
                 }
             }
             if Some(wave[0].wave) != last_wave {
-                let ids: Vec<&ObjectId> = plan
-                    .steps
-                    .iter()
-                    .filter(|s| s.wave == wave[0].wave && s.diff.action != Action::Prune)
-                    .map(|s| &s.diff.id)
-                    .collect();
+                let ids = kept(plan, Some(wave[0].wave));
                 let timeout = options.health_timeout.unwrap_or(DEFAULT_HEALTH_TIMEOUT);
                 if !self
                     .settle(plan, &ids, timeout, options, on_event, &mut outcome)
@@ -304,12 +308,7 @@ impl Cluster {
         if outcome.failed.is_empty()
             && let Some(timeout) = options.health_timeout
         {
-            let ids: Vec<&ObjectId> = plan
-                .steps
-                .iter()
-                .filter(|s| s.diff.action != Action::Prune)
-                .map(|s| &s.diff.id)
-                .collect();
+            let ids = kept(plan, None);
             self.settle(plan, &ids, timeout, options, on_event, &mut outcome)
                 .await;
         }
@@ -402,8 +401,10 @@ impl Cluster {
             return Ok(());
         };
         let id = &manifest.id;
-        let (ar, caps) = self.resolve(id).await.map_err(|e| e.to_string())?;
-        let api = api_for(&self.client, &ar, &caps, id.namespace.as_deref());
+        let (_, api) = self
+            .api(id, id.namespace.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.force = options.force;
         params.dry_run = dry_run;
@@ -433,8 +434,10 @@ impl Cluster {
 
     /// Deletes one object (background propagation); already gone is success.
     async fn delete(&self, id: &ObjectId, options: &Options) -> Result<(), String> {
-        let (ar, caps) = self.resolve(id).await.map_err(|e| e.to_string())?;
-        let api = api_for(&self.client, &ar, &caps, id.namespace.as_deref());
+        let (_, api) = self
+            .api(id, id.namespace.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
         let params = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
             ..DeleteParams::default()
