@@ -100,7 +100,7 @@ fn render_dir(app: &Path, n: usize) {
         revision: Some("0".repeat(40)),
         vars: BTreeMap::new(),
     };
-    let manifests = render::render(&tree, &context).expect("render");
+    let manifests = render::render(&tree, &context).expect("render").manifests;
     assert_eq!(manifests.len(), n);
     let out = render::to_yaml_stream(&manifests);
     std::hint::black_box(out);
@@ -177,7 +177,7 @@ fn diff_fixture(n: usize, percent: usize) -> (Vec<gitsync_core::Manifest>, Vec<V
         revision: None,
         vars: BTreeMap::new(),
     };
-    let desired = render::render(&tree, &context).expect("render");
+    let desired = render::render(&tree, &context).expect("render").manifests;
     // Live = what the previous render applied, plus server-populated fields.
     let previous_tree = {
         let mut t = gitsync_core::tree::AppTree::new();
@@ -189,7 +189,9 @@ fn diff_fixture(n: usize, percent: usize) -> (Vec<gitsync_core::Manifest>, Vec<V
         }
         t
     };
-    let previous = render::render(&previous_tree, &context).expect("render");
+    let previous = render::render(&previous_tree, &context)
+        .expect("render")
+        .manifests;
     let live = previous
         .into_iter()
         .map(|m| {

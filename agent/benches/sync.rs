@@ -388,7 +388,7 @@ async fn sync_pass(cluster: &Cluster, app: &Path) -> Pass {
     let mut lap = Lap::start();
     let tree = gitsync_agent::tree_fs::load_app(app, app).expect("load");
     let loaded = lap.next();
-    let desired = render::render(&tree, &context()).expect("render");
+    let desired = render::render(&tree, &context()).expect("render").manifests;
     let rendered = lap.next();
     let live = cluster
         .live_objects(APP, &desired)
@@ -422,7 +422,7 @@ async fn sync_pass(cluster: &Cluster, app: &Path) -> Pass {
 async fn fill(local: &LocalCluster, app: &Path) -> Duration {
     let started = Instant::now();
     let tree = gitsync_agent::tree_fs::load_app(app, app).expect("load");
-    let desired = render::render(&tree, &context()).expect("render");
+    let desired = render::render(&tree, &context()).expect("render").manifests;
     let client = local.client().expect("client");
     let params = PatchParams::apply(FIELD_MANAGER);
     let (namespaces, config_maps): (Vec<&Manifest>, Vec<&Manifest>) =

@@ -1,6 +1,8 @@
 //! The `gitsync-agent` daemon: fetch the tracked ref every interval, and when the tree
-//! of the app's path changed, render, plan and sync it. One pass at a time; an error in
-//! a pass is logged and retried on the next tick, never fatal.
+//! of the app's path changed, render, plan and sync it. While a rollout is in progress
+//! the synced revision is passed again every [`ROLLOUT_TICK`] (to move it on, and to
+//! carry out `gitsync promote` and `gitsync abort`). One pass at a time; an error in a
+//! pass is logged and retried on the next tick, never fatal.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,12 +16,14 @@ use std::collections::BTreeSet;
 
 use gitsync_core::Manifest;
 use gitsync_core::drift::Drift;
+use gitsync_core::rollout::Phase;
 use gitsync_core::tree::AppTree;
 
 use crate::cluster::{Cancel, Cluster, Event, EventType, Outcome, SyncResult, Target};
 use crate::git::{self, Mirror, Revision};
 use crate::history::History;
 use crate::reconcile::{self, App, Record};
+use crate::rollouts::{Rollout, Rollouts};
 use crate::server;
 
 /// Errors that stop the daemon before its loop starts.
@@ -54,13 +58,31 @@ pub struct Config {
     pub once: bool,
 }
 
-/// What the last successful sync left, for drift checks.
+/// What the last successful sync left, for drift checks and rollout passes.
 struct Synced {
     revision: Revision,
     tree: AppTree,
-    /// The revision's render: drift checks compare with it without rendering again.
+    /// What the sync applied: drift checks compare with it without rendering again.
     desired: Vec<Manifest>,
+    /// The app's rollouts after the last pass.
+    rollouts: Vec<Rollout>,
 }
+
+impl Synced {
+    fn rolling(&self) -> bool {
+        self.rollouts.iter().any(Rollout::in_progress)
+    }
+}
+
+/// The stores of the agent's namespace.
+#[derive(Clone, Copy)]
+struct Stores<'a> {
+    history: &'a History,
+    rollouts: &'a Rollouts,
+}
+
+/// How often a rollout in progress is passed again.
+pub const ROLLOUT_TICK: Duration = Duration::from_secs(2);
 
 /// Changes seen by the watches are checked this long after the first one (a rollout
 /// or a burst of edits makes many).
@@ -86,6 +108,11 @@ pub async fn run(
         .map_err(Error::Git)?;
     let mirror = Arc::new(std::sync::Mutex::new(mirror));
     let history = History::new(cluster.client().clone(), &config.history_namespace);
+    let rollouts = Rollouts::new(cluster.client().clone(), &config.history_namespace);
+    let stores = Stores {
+        history: &history,
+        rollouts: &rollouts,
+    };
     match history.interrupt_stale(&config.app.name).await {
         Ok(0) => {}
         Ok(n) => warn!(count = n, "an earlier sync was interrupted; syncing again"),
@@ -105,6 +132,7 @@ pub async fn run(
     let mut changes: Option<tokio::sync::mpsc::Receiver<()>> = None;
     let mut drift_due: Option<tokio::time::Instant> = None;
     let mut reported: BTreeSet<String> = BTreeSet::new();
+    let mut rollout_due: Option<tokio::time::Instant> = None;
     loop {
         let next_change = async {
             match changes.as_mut() {
@@ -112,12 +140,8 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         };
-        let due = async {
-            match drift_due {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let due = sleep_until(drift_due);
+        let rollout_tick = sleep_until(rollout_due);
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
@@ -126,13 +150,17 @@ pub async fn run(
             }
             _ = ticker.tick() => {
                 let last = synced.as_ref().map(|s| &s.revision);
-                let result = pass(&cluster, &mirror, &history, &config.app, last, config.interval)
+                let result = pass(&cluster, &mirror, stores, &config.app, last, config.interval)
                     .instrument(info_span!("reconcile", app = %config.app.name))
                     .await;
-                record(&status, &result);
+                record(
+                    &status,
+                    result.as_ref().map(|r| r.as_ref().map(|(d, o)| (d, o))).map_err(String::as_str),
+                );
                 match result {
                     Ok(Some((done, _))) => {
                         changes = Some(cluster.watch_app(&config.app.name, &done.desired).await);
+                        rollout_due = done.rolling().then(|| tokio::time::Instant::now() + ROLLOUT_TICK);
                         synced = Some(done);
                         drift_due = None;
                         reported.clear();
@@ -144,6 +172,19 @@ pub async fn run(
                     return Ok(());
                 }
             }
+            () = rollout_tick => {
+                rollout_due = None;
+                if let Some(done) = synced.as_mut() {
+                    let result = roll_on(&cluster, stores, &config.app, done)
+                        .instrument(info_span!("rollout", app = %config.app.name))
+                        .await;
+                    record(&status, result.as_ref().map(|o| Some((&*done, o))).map_err(String::as_str));
+                    if let Err(message) = result {
+                        error!(error = %message, "rollout pass failed; retrying");
+                    }
+                    rollout_due = done.rolling().then(|| tokio::time::Instant::now() + ROLLOUT_TICK);
+                }
+            }
             _ = drift_ticker.tick() => drift_due = Some(tokio::time::Instant::now()),
             Some(()) = next_change => {
                 drift_due.get_or_insert_with(|| tokio::time::Instant::now() + DRIFT_DEBOUNCE);
@@ -151,7 +192,7 @@ pub async fn run(
             () = due => {
                 drift_due = None;
                 if let Some(done) = &synced {
-                    check_drift(&cluster, &history, &config, done, &status, &mut reported)
+                    check_drift(&cluster, stores, &config, done, &status, &mut reported)
                         .instrument(info_span!("drift", app = %config.app.name))
                         .await;
                 }
@@ -164,7 +205,7 @@ pub async fn run(
 /// an Event per newly drifted object) and, with self-heal, re-applies the revision.
 async fn check_drift(
     cluster: &Cluster,
-    history: &History,
+    stores: Stores<'_>,
     config: &Config,
     done: &Synced,
     status: &server::Shared,
@@ -211,7 +252,8 @@ async fn check_drift(
     // Git wins over whoever changed the fields.
     healing.execute.force = true;
     let record = Record {
-        history: Some(history),
+        history: Some(stores.history),
+        rollouts: Some(stores.rollouts),
         trigger: "self-heal",
     };
     match reconcile::sync(
@@ -251,7 +293,7 @@ async fn check_drift(
 }
 
 /// Folds one pass's result into the server's status.
-fn record(status: &server::Shared, result: &Result<Option<(Synced, Outcome)>, String>) {
+fn record(status: &server::Shared, result: Result<Option<(&Synced, &Outcome)>, &str>) {
     let Ok(mut s) = status.write() else {
         return;
     };
@@ -260,15 +302,99 @@ fn record(status: &server::Shared, result: &Result<Option<(Synced, Outcome)>, St
         Ok(Some((done, outcome))) => {
             s.syncs_total += 1;
             s.synced_commit = Some(done.revision.commit.clone());
-            s.last_error = None;
             s.objects_applied_total += (outcome.created + outcome.updated) as u64;
             s.objects_pruned_total += outcome.pruned as u64;
+            s.rollouts.clone_from(&done.rollouts);
+            // A rollout that gave up is the app's error until the next one.
+            s.last_error = done
+                .rollouts
+                .iter()
+                .find(|r| {
+                    matches!(
+                        r.state.phase,
+                        Phase::Aborted | Phase::RolledBack | Phase::Failed
+                    )
+                })
+                .map(|r| {
+                    format!(
+                        "rollout of {} {:?}: {}",
+                        r.workload,
+                        r.state.phase,
+                        r.state.reason.as_deref().unwrap_or_default()
+                    )
+                });
         }
-        Ok(None) => s.last_error = None,
+        Ok(None) => {}
         Err(message) => {
             s.failures_total += 1;
-            s.last_error = Some(message.clone());
+            s.last_error = Some(message.to_owned());
         }
+    }
+}
+
+/// Passes the synced revision again to move its rollouts on; the result is what that
+/// pass applied.
+async fn roll_on(
+    cluster: &Cluster,
+    stores: Stores<'_>,
+    app: &App,
+    done: &mut Synced,
+) -> Result<Outcome, String> {
+    let record = Record {
+        history: Some(stores.history),
+        rollouts: Some(stores.rollouts),
+        trigger: reconcile::ROLLOUT,
+    };
+    let synced = reconcile::sync(
+        cluster,
+        app,
+        &done.tree,
+        Some(&done.revision),
+        record,
+        &log_failures,
+    )
+    .await
+    .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+    for progress in &synced.rollouts {
+        for note in &progress.notes {
+            info!(workload = %progress.rollout.workload, "{note}");
+        }
+    }
+    done.desired = synced.desired;
+    done.rollouts = synced.rollouts.into_iter().map(|p| p.rollout).collect();
+    if synced.outcome.failed.is_empty() {
+        Ok(synced.outcome)
+    } else {
+        Err(failures(&synced.outcome, &done.revision.commit))
+    }
+}
+
+/// Logs every write that failed.
+fn log_failures(event: Event<'_>) {
+    if let Event::Failed(step, message) = event {
+        warn!(object = %step.diff.id.short(), error = message, "write failed");
+    }
+}
+
+/// The failed writes of an outcome, in one line.
+fn failures(outcome: &Outcome, commit: &str) -> String {
+    format!(
+        "{} object(s) failed at commit {commit}: {}",
+        outcome.failed.len(),
+        outcome
+            .failed
+            .iter()
+            .map(|f| format!("{}: {}", f.object, f.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
+}
+
+/// Sleeps until `at`, forever when `None`.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -277,7 +403,7 @@ fn record(status: &server::Shared, result: &Result<Option<(Synced, Outcome)>, St
 async fn pass(
     cluster: &Cluster,
     mirror: &Arc<std::sync::Mutex<Mirror>>,
-    history: &History,
+    stores: Stores<'_>,
     app: &App,
     last: Option<&Revision>,
     interval: Duration,
@@ -307,13 +433,9 @@ async fn pass(
     .await
     .map_err(|e| e.to_string())??;
 
-    let on_event = |event: Event<'_>| {
-        if let Event::Failed(step, message) = event {
-            warn!(object = %step.diff.id.short(), error = message, "write failed");
-        }
-    };
     let record = Record {
-        history: Some(history),
+        history: Some(stores.history),
+        rollouts: Some(stores.rollouts),
         trigger: "agent",
     };
     // A newer commit of the app supersedes this sync (it may be retrying for a long
@@ -326,13 +448,19 @@ async fn pass(
         app.execute.cancel.clone(),
         interval,
     ));
-    let synced = reconcile::sync(cluster, &app, &tree, Some(&fetched), record, &on_event).await;
+    let synced = reconcile::sync(cluster, &app, &tree, Some(&fetched), record, &log_failures).await;
     watcher.abort();
     let reconcile::Synced {
         desired,
         plan,
         outcome,
+        rollouts,
     } = synced.map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+    for progress in &rollouts {
+        for note in &progress.notes {
+            info!(workload = %progress.rollout.workload, "{note}");
+        }
+    }
     if outcome.result == SyncResult::Superseded {
         return Err(format!(
             "the sync of commit {} was superseded by a newer commit",
@@ -347,6 +475,7 @@ async fn pass(
             revision: fetched,
             tree,
             desired,
+            rollouts: rollouts.into_iter().map(|p| p.rollout).collect(),
         };
         Ok(Some((done, outcome)))
     } else if outcome.failed.is_empty() {
@@ -357,17 +486,7 @@ async fn pass(
             outcome.health.map(|h| h.reason).unwrap_or_default()
         ))
     } else {
-        Err(format!(
-            "{} object(s) failed at commit {}: {}",
-            outcome.failed.len(),
-            fetched.commit,
-            outcome
-                .failed
-                .iter()
-                .map(|f| format!("{}: {}", f.object, f.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
+        Err(failures(&outcome, &fetched.commit))
     }
 }
 

@@ -9,19 +9,17 @@
 //! Concurrent writers are serialized by the ConfigMap's resourceVersion.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Client;
-use kube::api::{Api, ObjectMeta, PostParams};
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{Cancel, Outcome, retry};
+use crate::cluster::Outcome;
+use crate::now_ms;
+use crate::store::{self, Data, Store};
 
 /// Entries kept per app (oldest dropped first).
 pub const LIMIT: usize = 50;
-/// The agent's namespace when none is configured (as in `deploy/`).
-pub const DEFAULT_NAMESPACE: &str = "gitsync-system";
+pub use crate::store::DEFAULT_NAMESPACE;
 /// Label on history ConfigMaps naming their app (not `gitsync.dev/app`: a history
 /// is not one of the app's objects and must never be pruned with them).
 pub const LABEL_HISTORY_OF: &str = "gitsync.dev/history-of";
@@ -30,20 +28,8 @@ const KEY: &str = "history.json";
 /// Errors reading or writing history.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read the history of {app} in namespace {namespace}")]
-    Read {
-        app: String,
-        namespace: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("cannot write the history of {app} in namespace {namespace}")]
-    Write {
-        app: String,
-        namespace: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Store(#[from] store::Error),
     #[error("the history of {app} is not valid JSON: {message}")]
     Corrupt { app: String, message: String },
 }
@@ -97,6 +83,9 @@ pub struct Entry {
     pub unchanged: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the sync's rollouts did (`<workload>: <note>`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollout: Vec<String>,
 }
 
 impl Entry {
@@ -122,6 +111,7 @@ impl Entry {
             pruned: 0,
             unchanged: 0,
             reason: None,
+            rollout: Vec::new(),
         }
     }
 
@@ -172,87 +162,40 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
     out
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// The history store of one namespace.
 #[derive(Clone)]
 pub struct History {
-    client: Client,
-    namespace: String,
+    store: Store,
 }
 
 impl History {
     pub fn new(client: Client, namespace: &str) -> Self {
         Self {
-            client,
-            namespace: namespace.to_owned(),
+            store: Store::new(client, namespace),
         }
-    }
-
-    fn api(&self) -> Api<ConfigMap> {
-        Api::namespaced(self.client.clone(), &self.namespace)
     }
 
     /// The app's entries, newest first (empty when it has none).
     pub async fn list(&self, app: &str) -> std::result::Result<Vec<Entry>, Error> {
-        let (api, name) = (self.api(), name(app));
-        let found = retry(&Cancel::default(), || api.get_opt(&name))
-            .await
-            .map_err(|source| Error::Read {
-                app: app.to_owned(),
-                namespace: self.namespace.clone(),
-                source,
-            })?;
-        found.map_or(Ok(Vec::new()), |cm| entries(app, &cm))
+        let data = self.store.read(&name(app)).await?;
+        data.map_or(Ok(Vec::new()), |d| entries(app, &d))
     }
 
     /// Adds `entry`, or replaces the entry with its id; keeps the newest [`LIMIT`].
     pub async fn record(&self, entry: &Entry) -> std::result::Result<(), Error> {
-        let write_error = |source| Error::Write {
-            app: entry.app.clone(),
-            namespace: self.namespace.clone(),
-            source,
-        };
-        let (api, cm_name) = (self.api(), name(&entry.app));
-        for _ in 0..10 {
-            let current = retry(&Cancel::default(), || api.get_opt(&cm_name))
-                .await
-                .map_err(write_error)?;
-            let mut list = match &current {
-                Some(cm) => entries(&entry.app, cm).unwrap_or_default(),
-                None => Vec::new(),
-            };
-            list.retain(|e| e.id != entry.id);
-            list.insert(0, entry.clone());
-            list.sort_by(|a, b| b.started.cmp(&a.started).then(b.id.cmp(&a.id)));
-            list.truncate(LIMIT);
-            let text = serde_json::to_string_pretty(&list).unwrap_or_default();
-            let result = if let Some(mut cm) = current {
-                cm.data = Some(BTreeMap::from([(KEY.to_owned(), text)]));
-                api.replace(&cm_name, &PostParams::default(), &cm).await
-            } else {
-                self.ensure_namespace().await.map_err(write_error)?;
-                api.create(
-                    &PostParams::default(),
-                    &self.new_config_map(&entry.app, text),
-                )
-                .await
-            };
-            match result {
-                Ok(_) => return Ok(()),
-                // Someone wrote in between (409 on resourceVersion or AlreadyExists).
-                Err(kube::Error::Api(status)) if status.code == 409 => {}
-                Err(source) => return Err(write_error(source)),
-            }
-        }
-        Err(Error::Corrupt {
-            app: entry.app.clone(),
-            message: "too many concurrent writers".into(),
-        })
+        let label = (LABEL_HISTORY_OF, entry.app.as_str());
+        self.store
+            .update(&name(&entry.app), label, |data| {
+                let mut list = entries(&entry.app, &data).unwrap_or_default();
+                list.retain(|e| e.id != entry.id);
+                list.insert(0, entry.clone());
+                list.sort_by(|a, b| b.started.cmp(&a.started).then(b.id.cmp(&a.id)));
+                list.truncate(LIMIT);
+                let text = serde_json::to_string_pretty(&list).unwrap_or_default();
+                BTreeMap::from([(KEY.to_owned(), text)])
+            })
+            .await?;
+        Ok(())
     }
 
     /// Marks the app's `Running` entries written by other processes as `Interrupted`
@@ -276,49 +219,14 @@ impl History {
         }
         Ok(count)
     }
-
-    fn new_config_map(&self, app: &str, text: String) -> ConfigMap {
-        ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(name(app)),
-                namespace: Some(self.namespace.clone()),
-                // Not `managed-by: gitsync`: that marks the objects of apps.
-                labels: Some(BTreeMap::from([(
-                    LABEL_HISTORY_OF.to_owned(),
-                    app.to_owned(),
-                )])),
-                ..ObjectMeta::default()
-            },
-            data: Some(BTreeMap::from([(KEY.to_owned(), text)])),
-            ..ConfigMap::default()
-        }
-    }
-
-    async fn ensure_namespace(&self) -> std::result::Result<(), kube::Error> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        if api.get_opt(&self.namespace).await?.is_some() {
-            return Ok(());
-        }
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(self.namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        match api.create(&PostParams::default(), &ns).await {
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-            other => other.map(|_| ()),
-        }
-    }
 }
 
 fn name(app: &str) -> String {
     format!("gitsync-history-{app}")
 }
 
-fn entries(app: &str, cm: &ConfigMap) -> std::result::Result<Vec<Entry>, Error> {
-    let Some(text) = cm.data.as_ref().and_then(|d| d.get(KEY)) else {
+fn entries(app: &str, data: &Data) -> std::result::Result<Vec<Entry>, Error> {
+    let Some(text) = data.get(KEY) else {
         return Ok(Vec::new());
     };
     serde_json::from_str(text).map_err(|e| Error::Corrupt {

@@ -8,8 +8,11 @@ pub mod config;
 pub mod daemon;
 pub mod git;
 pub mod history;
+pub mod probe;
 pub mod reconcile;
+pub mod rollouts;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod tree_fs;
 
@@ -17,6 +20,13 @@ pub mod tree_fs;
 /// sync builds and frees many small JSON trees, where mimalloc costs about half of
 /// glibc's malloc.
 pub use mimalloc::MiMalloc as Allocator;
+
+/// Milliseconds since the epoch, as history entries and rollout states record time.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// An error with its sources, `a: b: c`.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {

@@ -1,21 +1,25 @@
 //! One reconcile pass of one app, reading like the data flow: render (pure), read the
-//! live objects (I/O), plan (pure), execute (I/O), record (I/O). The CLI's `diff` stops
-//! after the plan; `sync` and the agent loop go on to execute the same plan and record
-//! it in the app's history.
+//! live objects (I/O), move the rollouts (their state is I/O, the decision pure), plan
+//! (pure), execute (I/O), record (I/O). The CLI's `diff` stops after the plan; `sync`
+//! and the agent loop go on to execute the same plan and record it in the app's
+//! history. A pass moves each rollout one stretch; while one waits on health or time,
+//! the caller runs the pass again (see [`Synced::waiting`]).
 
 use std::collections::BTreeMap;
 
 use gitsync_core::plan::{self, Plan};
-use gitsync_core::render::{self, Context};
+use gitsync_core::render::{self, Context, Rendered};
+use gitsync_core::rollout::{Phase, Wait};
 use gitsync_core::tree::AppTree;
 use gitsync_core::{Manifest, diff, digest, health, manifest};
 use serde_json::Value;
-use tracing::warn;
+use tracing::{debug, warn};
 
-use crate::cluster::{self, Cluster, Event, ExecuteOptions, Outcome};
+use crate::cluster::{self, Cluster, Event, EventType, ExecuteOptions, Outcome};
 use crate::error_chain;
 use crate::git::Revision;
 use crate::history::{Entry, History, Result as HistoryResult};
+use crate::rollouts::{self, Mode, Pass, Rollouts};
 
 /// Why a pass failed before writing anything.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +28,8 @@ pub enum Error {
     Render(#[source] render::Error),
     #[error("cannot read the live state")]
     Live(#[source] cluster::Error),
+    #[error(transparent)]
+    Rollout(rollouts::Error),
     #[error(transparent)]
     Plan(plan::Error),
 }
@@ -39,20 +45,30 @@ pub struct App {
     pub execute: ExecuteOptions,
 }
 
-/// Renders `tree` at `revision` and plans its sync against the cluster.
+/// What a plan was made of: the rollouts' pass (its `desired` is what the plan
+/// applies) and the live objects it was made against.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    pub pass: Pass,
+    pub live: Vec<Value>,
+}
+
+/// Renders `tree` at `revision` and plans its sync against the cluster: what the next
+/// `sync` would apply, rollouts included (their state read from `rollouts`; a pending
+/// promote or abort is not carried out), and the steps each rollout will go through.
 pub async fn plan(
     cluster: &Cluster,
     app: &App,
     tree: &AppTree,
     revision: Option<&str>,
-) -> Result<Plan, Error> {
-    let desired = render(app, tree, revision)?;
-    plan_rendered(cluster, app, &desired)
-        .await
-        .map(|(plan, _)| plan)
+    rollouts: Option<&Rollouts>,
+) -> Result<Planned, Error> {
+    let rendered = render(app, tree, revision)?;
+    prepare(cluster, app, rendered, rollouts, Mode::Preview).await
 }
 
-fn render(app: &App, tree: &AppTree, revision: Option<&str>) -> Result<Vec<Manifest>, Error> {
+fn render(app: &App, tree: &AppTree, revision: Option<&str>) -> Result<Rendered, Error> {
     let context = Context {
         app: app.name.clone(),
         revision: revision.map(str::to_owned),
@@ -61,7 +77,27 @@ fn render(app: &App, tree: &AppTree, revision: Option<&str>) -> Result<Vec<Manif
     render::render(tree, &context).map_err(Error::Render)
 }
 
-/// The plan, and the live objects it was made against.
+/// Reads the live state, moves the rollouts and plans.
+async fn prepare(
+    cluster: &Cluster,
+    app: &App,
+    rendered: Rendered,
+    rollouts: Option<&Rollouts>,
+    mode: Mode,
+) -> Result<Planned, Error> {
+    let live = cluster
+        .live_objects(&app.name, &rendered.manifests)
+        .await
+        .map_err(Error::Live)?;
+    let pass = rollouts::pass(cluster, rollouts, &app.name, rendered, &live, mode)
+        .await
+        .map_err(Error::Rollout)?;
+    let plan = plan::plan(&app.name, &pass.desired, &live, app.options).map_err(Error::Plan)?;
+    Ok(Planned { plan, pass, live })
+}
+
+/// The plan of `desired` as it is (no rollout moves), and the live objects it was made
+/// against.
 async fn plan_rendered(
     cluster: &Cluster,
     app: &App,
@@ -76,16 +112,17 @@ async fn plan_rendered(
 }
 
 /// True when every desired object is live and healthy, judged on the objects the
-/// plan already read (no request).
+/// plan already read (no request). Deployments a rollout moves are its to judge.
 fn all_healthy(desired: &[Manifest], live: &[Value]) -> bool {
     let live = manifest::index(live);
     desired
         .iter()
+        .filter(|m| !gitsync_core::rollout::is_rolled(&m.object))
         .all(|m| health::assess(live.get(&m.id.group_kind_key()).copied()).is_healthy())
 }
 
-/// The drift of the live objects from `desired`, the render of the revision last
-/// synced (kept from that sync: a drift check reads and compares, it does not render).
+/// The drift of the live objects from `desired`, what the last sync applied (kept from
+/// that sync: a drift check reads and compares, it does not render).
 pub async fn drift(
     cluster: &Cluster,
     app: &App,
@@ -99,21 +136,56 @@ pub async fn drift(
 #[derive(Clone, Copy)]
 pub struct Record<'a> {
     pub history: Option<&'a History>,
-    /// `cli`, `agent`, `self-heal`.
+    /// Where rollout states are kept (`None`: every rollout starts afresh).
+    pub rollouts: Option<&'a Rollouts>,
+    /// `cli`, `agent`, `self-heal`, or [`ROLLOUT`].
     pub trigger: &'a str,
 }
+
+/// The trigger of a pass that only moves rollouts on: recorded in the history only
+/// when it changes something.
+pub const ROLLOUT: &str = "rollout";
 
 /// What one sync rendered, planned and did.
 #[derive(Debug)]
 pub struct Synced {
+    /// What the sync applied: the render with the rollouts' objects in place.
     pub desired: Vec<Manifest>,
     pub plan: Plan,
     pub outcome: Outcome,
+    /// The app's rollouts after this pass.
+    pub rollouts: Vec<rollouts::Progress>,
+}
+
+impl Synced {
+    /// What the app's rollouts wait for before the next pass can move them (`None`:
+    /// none in progress). A pass after a health or timed wait moves them on; a
+    /// `Promote` wait needs `gitsync promote` first.
+    pub fn waiting(&self) -> Option<&Wait> {
+        let waits = self.rollouts.iter().filter_map(|p| p.wait.as_ref());
+        waits.min_by_key(|w| match w {
+            Wait::Health(_) => 0,
+            Wait::Until(_) => 1,
+            Wait::Promote => 2,
+        })
+    }
+
+    /// The first rollout that ended without rolling out (aborted, rolled back,
+    /// failed) in this pass, with its reason.
+    pub fn failed_rollout(&self) -> Option<&rollouts::Progress> {
+        self.rollouts.iter().find(|p| {
+            !p.notes.is_empty()
+                && matches!(
+                    p.rollout.state.phase,
+                    Phase::Aborted | Phase::RolledBack | Phase::Failed
+                )
+        })
+    }
 }
 
 /// Renders, plans and executes one sync, recording it in the app's history (a
-/// `Running` entry first, the outcome at the end). A plan without changes executes
-/// nothing.
+/// `Running` entry first, the outcome at the end) and each rollout step as a Kubernetes
+/// Event on its Deployment. A plan without changes executes nothing.
 pub async fn sync(
     cluster: &Cluster,
     app: &App,
@@ -130,8 +202,11 @@ pub async fn sync(
             warn!(error = %error_chain(&e), "cannot record the sync in the history");
         }
     };
-    save(&entry).await;
-    let desired = match render(app, tree, revision.map(|r| r.commit.as_str())) {
+    let quiet = record.trigger == ROLLOUT;
+    if !quiet {
+        save(&entry).await;
+    }
+    let rendered = match render(app, tree, revision.map(|r| r.commit.as_str())) {
         Ok(d) => d,
         Err(e) => {
             entry.fail(HistoryResult::RenderFailed, &error_chain(&e), &[]);
@@ -139,29 +214,55 @@ pub async fn sync(
             return Err(e);
         }
     };
-    entry.digest = digest::of_render(&desired);
-    let secrets: Vec<String> = desired
+    let secrets: Vec<String> = rendered
+        .manifests
         .iter()
         .flat_map(|m| diff::secret_values(&m.object))
         .collect();
-    let (plan, live) = match plan_rendered(cluster, app, &desired).await {
-        Ok(p) => p,
-        Err(e) => {
-            let result = match &e {
-                Error::Plan(plan::Error::EmptyRender { .. } | plan::Error::PruneShare { .. }) => {
-                    HistoryResult::PruneRefused
-                }
-                _ => HistoryResult::Failed,
-            };
-            entry.fail(result, &error_chain(&e), &secrets);
-            save(&entry).await;
-            return Err(e);
-        }
-    };
+    let Planned { plan, pass, live } =
+        match prepare(cluster, app, rendered, record.rollouts, Mode::Sync).await {
+            Ok(p) => p,
+            Err(e) => {
+                let result = match &e {
+                    Error::Plan(
+                        plan::Error::EmptyRender { .. } | plan::Error::PruneShare { .. },
+                    ) => HistoryResult::PruneRefused,
+                    _ => HistoryResult::Failed,
+                };
+                entry.fail(result, &error_chain(&e), &secrets);
+                save(&entry).await;
+                return Err(e);
+            }
+        };
+    entry.digest = digest::of_render(&pass.desired);
+    entry.rollout = pass
+        .rollouts
+        .iter()
+        .flat_map(|p| {
+            p.notes
+                .iter()
+                .map(|n| format!("{}: {n}", p.rollout.workload))
+        })
+        .collect();
+    let record_it = !quiet || plan.has_changes() || !entry.rollout.is_empty();
+    if quiet && record_it {
+        save(&entry).await;
+    }
+    // The rollouts' new state is stored before anything is applied: a pass cut off
+    // after applying resumes from it.
+    if let Some(store) = record.rollouts
+        && !pass.rollouts.is_empty()
+        && let Err(e) = store.save(&app.name, &pass).await
+    {
+        let e = Error::Rollout(e);
+        entry.fail(HistoryResult::Failed, &error_chain(&e), &secrets);
+        save(&entry).await;
+        return Err(e);
+    }
     // Nothing to change and everything healthy: done without another request.
     // Otherwise execute (for an unchanged plan that only waits for health).
     let must_run = plan.has_changes()
-        || (app.execute.health_timeout.is_some() && !all_healthy(&desired, &live));
+        || (app.execute.health_timeout.is_some() && !all_healthy(&pass.desired, &live));
     let outcome = if must_run {
         cluster.execute(&plan, &app.execute, on_event).await
     } else {
@@ -172,10 +273,37 @@ pub async fn sync(
         }
     };
     entry.finish(&outcome, &secrets);
-    save(&entry).await;
+    if record_it {
+        save(&entry).await;
+    }
+    report_rollouts(cluster, &pass).await;
     Ok(Synced {
-        desired,
+        desired: pass.desired,
         plan,
         outcome,
+        rollouts: pass.rollouts,
     })
+}
+
+/// One Kubernetes Event per rollout note, on the rolled Deployment.
+async fn report_rollouts(cluster: &Cluster, pass: &Pass) {
+    for progress in &pass.rollouts {
+        let (kind, reason) = match progress.rollout.state.phase {
+            Phase::Progressing | Phase::Paused | Phase::Switched => {
+                (EventType::Normal, "RolloutStep")
+            }
+            Phase::Completed => (EventType::Normal, "RolloutCompleted"),
+            Phase::Aborted => (EventType::Warning, "RolloutAborted"),
+            Phase::RolledBack => (EventType::Warning, "RolledBack"),
+            Phase::Failed => (EventType::Warning, "RolloutFailed"),
+        };
+        for note in &progress.notes {
+            if let Err(e) = cluster
+                .event(&progress.deployment, kind, reason, note)
+                .await
+            {
+                debug!(error = %e, "cannot record the rollout event");
+            }
+        }
+    }
 }

@@ -29,6 +29,8 @@ pub struct Status {
     pub drift: Vec<String>,
     pub drift_checks_total: u64,
     pub self_heals_total: u64,
+    /// The app's rollouts after the last pass.
+    pub rollouts: Vec<crate::rollouts::Rollout>,
 }
 
 /// Shared, updated by the loop, read by the handlers.

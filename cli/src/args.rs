@@ -28,6 +28,11 @@ pub enum Command {
     ///
     /// Exit code 0: nothing would change; 1: something would; 2: error.
     Diff(PlanArgs),
+    /// Show the steps each rollout of a change will go through (recreate, ramped,
+    /// blue/green, canary), then its diff: `gitsync diff --strategy`.
+    ///
+    /// Exit code 0: nothing would change; 1: something would; 2: error.
+    Plan(PlanArgs),
     /// Apply an app to the cluster (server-side apply), then prune what it no longer
     /// renders.
     Sync(SyncArgs),
@@ -35,6 +40,18 @@ pub enum Command {
     Status(StatusArgs),
     /// Show the recorded syncs of an app, newest first (kept in the cluster).
     History(HistoryArgs),
+    /// Move an app's rollouts past a manual pause (canary `pause: {}`), or switch a
+    /// blue/green Service to the new slot now.
+    ///
+    /// The request is kept in the cluster; the agent carries it out on its next pass
+    /// (within seconds), or the next `gitsync sync` of the app does.
+    Promote(CommandArgs),
+    /// Stop an app's rollouts: remove the canary (stable keeps serving) or switch a
+    /// blue/green Service back to the old slot.
+    ///
+    /// The request is kept in the cluster; the agent carries it out on its next pass
+    /// (within seconds), or the next `gitsync sync` of the app does.
+    Abort(CommandArgs),
     /// Run the embedded local cluster as a background process.
     #[command(subcommand)]
     LocalCluster(LocalClusterCommand),
@@ -74,6 +91,12 @@ pub struct PlanArgs {
     pub color: Color,
     #[command(flatten)]
     pub prune: PruneFlags,
+    #[command(flatten)]
+    pub history: HistoryNamespace,
+    /// Also show, for each workload bound to a strategy policy, the steps its rollout
+    /// will go through (what `gitsync plan` shows).
+    #[arg(long)]
+    pub strategy: bool,
 }
 
 /// Sync options.
@@ -83,16 +106,29 @@ pub struct SyncArgs {
     pub plan: PlanArgs,
     #[command(flatten)]
     pub execute: ExecuteFlags,
-    #[command(flatten)]
-    pub history: HistoryNamespace,
+    /// Return after the first pass instead of following rollouts to their end (the
+    /// agent, or the next `sync`, moves them on).
+    #[arg(long)]
+    pub detach: bool,
 }
 
-/// Where sync history is kept.
+/// Where sync history and rollout state are kept.
 #[derive(Debug, Args)]
 pub struct HistoryNamespace {
-    /// Namespace of the sync history (the agent's namespace).
+    /// Namespace of the sync history and rollout state (the agent's namespace).
     #[arg(long = "history-namespace", env = "GITSYNC_NAMESPACE", default_value = gitsync_agent::history::DEFAULT_NAMESPACE)]
     pub namespace: String,
+}
+
+/// `promote` and `abort` options.
+#[derive(Debug, Args)]
+pub struct CommandArgs {
+    /// The app's name.
+    pub app: String,
+    #[command(flatten)]
+    pub history: HistoryNamespace,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// History options.
@@ -113,7 +149,8 @@ pub struct HistoryArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// An app directory: compare each object with its render (Synced / OutOfSync /
-    /// Missing / Orphan). Without it, list everything gitsync manages in the cluster.
+    /// Missing / Orphan), and show the app's rollouts. An app name (not a directory):
+    /// its objects and rollouts. Without it, list everything gitsync manages.
     pub path: Option<PathBuf>,
     /// Only this app.
     #[arg(long)]
@@ -123,6 +160,8 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "text")]
     pub output: Format,
+    #[command(flatten)]
+    pub history: HistoryNamespace,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,9 +4,12 @@ mod history;
 mod local_cluster;
 mod plan;
 mod render;
+mod rollout;
 mod status;
 
 use std::process::ExitCode;
+
+use gitsync_core::rollout::Command as Rollout;
 
 use crate::args::{Cli, Command, LocalClusterCommand};
 
@@ -15,9 +18,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Render(args) => render::run(&args),
         Command::Diff(args) => plan::diff(&args).await,
+        Command::Plan(mut args) => {
+            args.strategy = true;
+            plan::diff(&args).await
+        }
         Command::Sync(args) => plan::sync(&args).await,
         Command::Status(args) => status::run(&args).await,
         Command::History(args) => history::run(&args).await,
+        Command::Promote(args) => rollout::request(&args, Rollout::Promote).await,
+        Command::Abort(args) => rollout::request(&args, Rollout::Abort).await,
         Command::LocalCluster(cmd) => match cmd {
             LocalClusterCommand::Start(a) => local_cluster::start(&a).await,
             LocalClusterCommand::Stop(a) => local_cluster::stop(&a).await,

@@ -44,6 +44,11 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// True when stdout is a terminal (progress bars are drawn only then).
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
 /// Whether to color stdout.
 pub fn use_color(choice: Color) -> bool {
     match choice {

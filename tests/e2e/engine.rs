@@ -327,7 +327,7 @@ fn an_api_server_that_goes_away_mid_sync_fails_clearly_and_the_next_sync_finishe
         .gitsync(&["status", "--app", "eng", "-o", "json"])
         .json();
     assert!(
-        status
+        status["objects"]
             .as_array()
             .expect("rows")
             .iter()

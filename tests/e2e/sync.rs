@@ -111,7 +111,7 @@ fn sync_creates_every_object_with_tracking_metadata_then_changes_nothing() {
     let status = cluster.gitsync(&["status", "-o", "json"]);
     assert_eq!(status.code, 0, "{status:?}");
     let rows = status.json();
-    let rows = rows.as_array().expect("rows");
+    let rows = rows["objects"].as_array().expect("rows");
     assert!(rows.len() >= 10, "{rows:?}");
     assert!(rows.iter().all(|r| r["state"] == "Synced"), "{rows:?}");
 }
@@ -271,7 +271,8 @@ fn drift_made_by_hand_is_reported_and_reverted() {
     // The status row of the front-end Deployment, with or without the app directory.
     let front_row = |args: &[&str]| -> Value {
         let rows: Value = cluster.gitsync(args).json();
-        rows.as_array()
+        rows["objects"]
+            .as_array()
             .expect("rows")
             .iter()
             .find(|r| r["object"]["name"] == "pgk-front-deployment")

@@ -91,6 +91,9 @@ pub struct Step {
     /// a blocked step fails before writing anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
+    /// A Deployment a strategy rolls: its rollout judges its health, not the sync.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rolled: bool,
     /// What to apply: creates, updates and replaces (`None` for unchanged objects and
     /// prunes).
     #[serde(skip)]
@@ -200,6 +203,7 @@ pub fn plan(
             diff,
             wave: wave(m)?,
             blocked,
+            rolled: crate::rollout::is_rolled(&m.object),
         });
     }
     applies.sort_by(|a, b| order(a).cmp(&order(b)));
@@ -229,6 +233,7 @@ pub fn plan(
                         .and_then(|w| w.trim().parse().ok())
                         .unwrap_or(0),
                     blocked: None,
+                    rolled: false,
                     manifest: None,
                 });
             }

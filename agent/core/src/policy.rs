@@ -181,19 +181,30 @@ pub fn with_built_in(app: Vec<Policy>) -> Vec<Policy> {
 /// Parses every policy document of one file.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Policy>, Error> {
     yaml::parse_documents(file, text)?
-        .into_iter()
-        .map(|doc| {
-            let invalid = |message: String| Error::Invalid {
-                file: file.to_owned(),
-                line: doc.line,
-                column: doc.column,
-                message,
-            };
-            let raw: raw::Policy = serde_json::from_value(doc.value.clone())
-                .map_err(|e| invalid(format!("not a valid StrategyPolicy: {e}")))?;
-            raw.validate().map_err(invalid)
-        })
+        .iter()
+        .map(|doc| from_document(file, doc))
         .collect()
+}
+
+/// True for a document that is a strategy policy (by apiVersion group and kind), not
+/// a Kubernetes object: render keeps these apart from the manifests.
+pub fn is_policy(document: &Value) -> bool {
+    let field = |k: &str| document.get(k).and_then(Value::as_str);
+    field("kind") == Some(KIND)
+        && field("apiVersion").is_some_and(|v| v.split('/').next() == Some("gitsync.dev"))
+}
+
+/// Parses one policy document of `file`; errors name the document's line and column.
+pub fn from_document(file: &str, doc: &yaml::Document) -> Result<Policy, Error> {
+    let invalid = |message: String| Error::Invalid {
+        file: file.to_owned(),
+        line: doc.line,
+        column: doc.column,
+        message,
+    };
+    let raw: raw::Policy = serde_json::from_value(doc.value.clone())
+        .map_err(|e| invalid(format!("not a valid StrategyPolicy: {e}")))?;
+    raw.validate().map_err(invalid)
 }
 
 /// The policy for a workload: the one its `gitsync.dev/strategy` annotation names, else

@@ -22,6 +22,7 @@ use crate::manifest::{
     ANNOTATION_DIGEST, ANNOTATION_REVISION, LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY, Manifest,
     ObjectId, Source,
 };
+use crate::policy::{self, Policy};
 use crate::tree::{AppTree, MAX_FILE_BYTES};
 use crate::{digest, kinds, yaml};
 
@@ -91,6 +92,14 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// What a render produces: the manifests to apply, and the app's own strategy policies
+/// (documents of `kind: StrategyPolicy`, which are never applied).
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    pub manifests: Vec<Manifest>,
+    pub policies: Vec<Policy>,
+}
+
 /// A parsed object before tracking metadata, with where it came from.
 struct Parsed {
     object: Value,
@@ -98,7 +107,7 @@ struct Parsed {
 }
 
 /// Renders an app tree.
-pub fn render(tree: &AppTree, ctx: &Context) -> Result<Vec<Manifest>, Error> {
+pub fn render(tree: &AppTree, ctx: &Context) -> Result<Rendered, Error> {
     let mut problems = Vec::new();
     let options = match options::load(tree) {
         Ok(o) => o,
@@ -117,12 +126,19 @@ pub fn render(tree: &AppTree, ctx: &Context) -> Result<Vec<Manifest>, Error> {
     };
     let skip = options.generator_files();
 
+    let mut policies = Vec::new();
     for (path, bytes) in tree.files() {
         if !is_manifest(path) || path == OPTIONS_FILE || skip.contains(path) {
             continue;
         }
-        parse_file(path, bytes, &vars, &mut objects, &mut problems);
+        let mut found = Found {
+            objects: &mut objects,
+            policies: &mut policies,
+            problems: &mut problems,
+        };
+        parse_file(path, bytes, &vars, &mut found);
     }
+    check_policy_names(&policies, &mut problems);
 
     let namespace_of = |o: &Value| {
         o.pointer("/metadata/namespace")
@@ -140,7 +156,7 @@ pub fn render(tree: &AppTree, ctx: &Context) -> Result<Vec<Manifest>, Error> {
     if !problems.is_empty() {
         return Err(Error { problems });
     }
-    Ok(objects
+    let manifests = objects
         .into_iter()
         .filter_map(|p| {
             let id = ObjectId::of(&p.object)?;
@@ -152,7 +168,37 @@ pub fn render(tree: &AppTree, ctx: &Context) -> Result<Vec<Manifest>, Error> {
                 digest,
             })
         })
-        .collect())
+        .collect();
+    Ok(Rendered {
+        manifests,
+        policies: policies.into_iter().map(|(_, p)| p).collect(),
+    })
+}
+
+/// Where [`parse_file`] puts what it finds.
+struct Found<'a> {
+    objects: &'a mut Vec<Parsed>,
+    /// The app's policies, with where each is defined.
+    policies: &'a mut Vec<(Source, Policy)>,
+    problems: &'a mut Vec<Problem>,
+}
+
+/// Two policies of one app with the same name: both named.
+fn check_policy_names(policies: &[(Source, Policy)], problems: &mut Vec<Problem>) {
+    let mut seen: HashMap<&str, &Source> = HashMap::new();
+    for (source, policy) in policies {
+        if let Some(first) = seen.insert(&policy.name, source) {
+            problems.push(Problem {
+                file: source.file.clone(),
+                line: source.line,
+                column: source.column,
+                message: format!(
+                    "duplicate StrategyPolicy {:?} (also defined at {first})",
+                    policy.name
+                ),
+            });
+        }
+    }
 }
 
 /// The rendered manifests as one YAML stream, as `gitsync render` prints it.
@@ -175,13 +221,8 @@ fn is_manifest(path: &str) -> bool {
     visible && matches!(ext, "yaml" | "yml" | "json")
 }
 
-fn parse_file(
-    path: &str,
-    bytes: &[u8],
-    vars: &BTreeMap<String, String>,
-    objects: &mut Vec<Parsed>,
-    problems: &mut Vec<Problem>,
-) {
+fn parse_file(path: &str, bytes: &[u8], vars: &BTreeMap<String, String>, found: &mut Found<'_>) {
+    let problems = &mut *found.problems;
     let at = |line, column, message: String| Problem {
         file: path.to_owned(),
         line,
@@ -218,17 +259,43 @@ fn parse_file(
         }
     };
     for doc in documents {
+        let source = Source {
+            file: path.to_owned(),
+            line: doc.line,
+            column: doc.column,
+        };
+        if policy::is_policy(&doc.value) {
+            match policy::from_document(path, &doc) {
+                Ok(p) => found.policies.push((source, p)),
+                Err(e) => problems.push(policy_problem(e)),
+            }
+            continue;
+        }
         match validate(&doc.value) {
-            Ok(()) => objects.push(Parsed {
+            Ok(()) => found.objects.push(Parsed {
                 object: doc.value,
-                source: Source {
-                    file: path.to_owned(),
-                    line: doc.line,
-                    column: doc.column,
-                },
+                source,
             }),
             Err(message) => problems.push(at(doc.line, doc.column, message)),
         }
+    }
+}
+
+/// A policy error as a render problem (a parse error has its own position).
+fn policy_problem(error: policy::Error) -> Problem {
+    match error {
+        policy::Error::Parse(e) => e.into(),
+        policy::Error::Invalid {
+            file,
+            line,
+            column,
+            message,
+        } => Problem {
+            file,
+            line,
+            column,
+            message,
+        },
     }
 }
 

@@ -18,6 +18,7 @@
 
 mod blue_green;
 mod canary;
+mod preview;
 mod rolling;
 mod state;
 
@@ -31,6 +32,7 @@ use crate::manifest::{Key, Manifest, ObjectId};
 use crate::policy::{Policy, Strategy};
 use crate::time;
 
+pub use preview::{Preview, preview};
 pub use state::{Downtime, Phase, State};
 
 /// Label on the pods (and selectors) of a canary Deployment: `canary`, or `stable` on
@@ -116,6 +118,47 @@ pub struct Decision {
     pub notes: Vec<String>,
     /// `None` when the rollout is settled (completed, aborted or rolled back).
     pub waiting: Option<Wait>,
+}
+
+/// The rendered Deployments bound to a strategy policy (see [`crate::policy::select`]),
+/// in render order. A workload whose annotation names an unknown policy, or names a
+/// policy when it is not a Deployment, is an error naming the workload.
+pub fn bound<'a>(
+    manifests: &'a [Manifest],
+    policies: &'a [Policy],
+) -> Result<Vec<(&'a Manifest, &'a Policy)>, Error> {
+    let mut out = Vec::new();
+    for m in manifests
+        .iter()
+        .filter(|m| crate::kinds::is_workload(&m.id.kind))
+    {
+        let policy = crate::policy::select(policies, &m.object).map_err(|message| Error {
+            workload: m.id.short(),
+            policy: crate::manifest::annotation(&m.object, crate::manifest::ANNOTATION_STRATEGY)
+                .unwrap_or_default()
+                .to_owned(),
+            message,
+        })?;
+        if let Some(policy) = policy {
+            let named =
+                crate::manifest::annotation(&m.object, crate::manifest::ANNOTATION_STRATEGY)
+                    .is_some();
+            if m.id.kind != "Deployment" {
+                if !named {
+                    // A label selector that also matches a StatefulSet or a Job: those
+                    // keep their native update.
+                    continue;
+                }
+                return Err(error(
+                    m,
+                    policy,
+                    format!("strategies roll Deployments; this is a {}", m.id.kind),
+                ));
+            }
+            out.push((m, policy));
+        }
+    }
+    Ok(out)
 }
 
 /// One pass of the workload's rollout. `state` is what the previous pass left (`None`
@@ -376,6 +419,12 @@ pub fn template_hash(template: &Value) -> String {
     let mut hash = digest::of_object(template);
     hash.truncate(12);
     hash
+}
+
+/// True for a Deployment a strategy rolls (it carries [`ANNOTATION_TEMPLATE`]): the
+/// rollout judges its health, step by step, not the sync.
+pub fn is_rolled(object: &Value) -> bool {
+    live_hash(object).is_some()
 }
 
 /// The template hash a live Deployment carries, when gitsync applied it.

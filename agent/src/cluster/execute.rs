@@ -177,11 +177,14 @@ impl Outcome {
     }
 }
 
-/// The objects the plan keeps (everything but prunes), of one wave or of all.
+/// The objects the plan keeps (everything but prunes), of one wave or of all, whose
+/// health the sync waits for: not the Deployments a rollout moves (it judges them, step
+/// by step, within its policy's deadline).
 fn kept(plan: &Plan, wave: Option<i32>) -> Vec<&ObjectId> {
     plan.steps
         .iter()
         .filter(|s| s.diff.action != Action::Prune && wave.is_none_or(|w| s.wave == w))
+        .filter(|s| !s.rolled)
         .map(|s| &s.diff.id)
         .collect()
 }

@@ -1,42 +1,72 @@
-//! `gitsync diff` and `gitsync sync`: render, read the live state, plan; diff prints the
-//! plan, sync executes it.
+//! `gitsync diff` (and `gitsync plan`) and `gitsync sync`: render, read the live state,
+//! move the rollouts, plan; diff prints the plan (and the steps of each rollout), sync
+//! executes it, and follows rollouts in progress until they end or wait for
+//! `gitsync promote`.
 
 use std::process::ExitCode;
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use gitsync_agent::cluster::{Cluster, Event, SyncResult};
 use gitsync_agent::history::History;
-use gitsync_agent::reconcile::{self, App, Record};
+use gitsync_agent::reconcile::{self, App, Planned, Record};
+use gitsync_agent::rollouts::{Progress, Rollouts};
 use gitsync_core::diff::Action;
 use gitsync_core::plan::{self, Plan};
+use gitsync_core::rollout::{Preview, Wait};
 use serde::Serialize;
 
-use super::render::{load, load_and_render, vars};
+use super::render::{Loaded, load, vars};
 use crate::args::{Format, PlanArgs, SyncArgs};
 use crate::output;
 
-/// Renders, connects and plans.
-async fn prepare(args: &PlanArgs) -> anyhow::Result<(Cluster, Plan)> {
-    let (app, desired) = load_and_render(&args.render)?;
+/// The app to reconcile, as the flags describe it.
+fn app(args: &PlanArgs, loaded: &Loaded, sync: Option<&SyncArgs>) -> App {
+    App {
+        name: loaded.app.clone(),
+        vars: vars(&args.render),
+        options: args.prune.plan_options(),
+        execute: sync
+            .map(|s| s.execute.execute_options())
+            .unwrap_or_default(),
+    }
+}
+
+#[derive(Serialize)]
+struct DiffReport<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    rollouts: &'a [Preview],
+}
+
+/// `gitsync diff` and `gitsync plan`: exit 0 when nothing would change, 1 when
+/// something would.
+pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load(&args.render)?;
     let cluster = Cluster::connect(&args.cluster.target())
         .await
         .context("cannot connect to the cluster")?;
-    let live = cluster
-        .live_objects(&app, &desired)
-        .await
-        .context("cannot read the live state")?;
-    let plan = plan::plan(&app, &desired, &live, args.prune.plan_options())?;
-    Ok((cluster, plan))
-}
-
-/// `gitsync diff`: exit 0 when nothing would change, 1 when something would.
-pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let (_cluster, plan) = prepare(args).await?;
+    let rollouts = Rollouts::new(cluster.client().clone(), &args.history.namespace);
+    let app = app(args, &loaded, None);
+    let commit = loaded.revision.as_ref().map(|r| r.commit.as_str());
+    let Planned { plan, pass, .. } =
+        reconcile::plan(&cluster, &app, &loaded.tree, commit, Some(&rollouts))
+            .await
+            .with_context(|| format!("cannot plan {}", app.name))?;
+    let previews: &[Preview] = if args.strategy { &pass.previews } else { &[] };
     match args.output {
-        Format::Json => output::json(&plan),
+        Format::Json => output::json(&DiffReport {
+            plan: &plan,
+            rollouts: previews,
+        }),
         Format::Text => {
             let color = output::use_color(args.color);
             let mut text = String::new();
+            for preview in previews {
+                text.push_str(&preview_text(preview));
+            }
             for step in &plan.steps {
                 text.push_str(&output::object_diff(&step.diff, color));
             }
@@ -65,28 +95,45 @@ pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A rollout's steps, numbered.
+fn preview_text(preview: &Preview) -> String {
+    let mut text = format!(
+        "=== rollout {} (policy {}, {})\n",
+        preview.workload, preview.policy, preview.strategy
+    );
+    if !preview.changes {
+        text.push_str("  the pod template does not change: nothing to roll out\n");
+    }
+    for (i, step) in preview.steps.iter().enumerate() {
+        text.push_str(&format!("  {:>2}. {step}\n", i + 1));
+    }
+    text
+}
+
 #[derive(Serialize)]
 struct SyncReport<'a> {
     app: &'a str,
     plan: plan::Summary,
     outcome: &'a gitsync_agent::cluster::Outcome,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    rollouts: &'a [gitsync_agent::rollouts::Rollout],
 }
 
-/// `gitsync sync`: apply the plan; exit 0 on success, 2 when any object failed or the
-/// app did not become healthy.
+/// How often `sync` passes a rollout in progress again.
+const ROLLOUT_POLL: Duration = Duration::from_secs(1);
+
+/// `gitsync sync`: apply the plan, then follow the app's rollouts until they end (or
+/// wait for `gitsync promote`, or `--detach`); exit 0 on success, 2 when any object
+/// failed, the app did not become healthy, or a rollout was aborted or rolled back.
 pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let args = &sync_args.plan;
     let loaded = load(&args.render)?;
     let cluster = Cluster::connect(&args.cluster.target())
         .await
         .context("cannot connect to the cluster")?;
-    let history = History::new(cluster.client().clone(), &sync_args.history.namespace);
-    let app = App {
-        name: loaded.app.clone(),
-        vars: vars(&args.render),
-        options: args.prune.plan_options(),
-        execute: sync_args.execute.execute_options(),
-    };
+    let history = History::new(cluster.client().clone(), &args.history.namespace);
+    let rollouts = Rollouts::new(cluster.client().clone(), &args.history.namespace);
+    let app = app(args, &loaded, Some(sync_args));
     let progress = args.output == Format::Text && output::stderr_is_terminal();
     let on_event = |event: Event<'_>| match event {
         Event::Done(step) if progress => {
@@ -104,52 +151,115 @@ pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     };
-    let record = Record {
-        history: Some(&history),
-        trigger: "cli",
-    };
-    let reconcile::Synced { plan, outcome, .. } = reconcile::sync(
-        &cluster,
-        &app,
-        &loaded.tree,
-        loaded.revision.as_ref(),
-        record,
-        &on_event,
-    )
-    .await
-    .with_context(|| format!("sync of {} failed", app.name))?;
-    match args.output {
-        Format::Json => output::json(&SyncReport {
-            app: &plan.app,
-            plan: plan.summary(),
-            outcome: &outcome,
-        }),
-        Format::Text => {
-            if !plan.has_changes() {
-                output::line(&format!(
-                    "{}: in sync, nothing to do ({} objects unchanged)",
-                    plan.app, outcome.unchanged
-                ));
-            } else if outcome.failed.is_empty() {
-                let verb = if outcome.is_success() {
-                    "synced"
-                } else {
-                    "applied"
-                };
-                output::line(&format!(
-                    "{}: {verb}: {} created, {} updated, {} replaced, {} pruned, {} unchanged",
-                    plan.app,
-                    outcome.created,
-                    outcome.updated,
-                    outcome.replaced,
-                    outcome.pruned,
-                    outcome.unchanged
-                ));
+    let mut trigger = "cli";
+    let mut last_wait = String::new();
+    let synced = loop {
+        let record = Record {
+            history: Some(&history),
+            rollouts: Some(&rollouts),
+            trigger,
+        };
+        let synced = reconcile::sync(
+            &cluster,
+            &app,
+            &loaded.tree,
+            loaded.revision.as_ref(),
+            record,
+            &on_event,
+        )
+        .await
+        .with_context(|| format!("sync of {} failed", app.name))?;
+        if args.output == Format::Text {
+            if trigger == "cli" {
+                report_first(&synced);
             }
-            for kept in &plan.kept {
-                output::line(&format!("kept {} ({})", kept.id.short(), kept.reason));
-            }
+            print_rollout_notes(&synced.rollouts);
         }
+        // The first pass is the sync; later passes only move its rollouts on.
+        trigger = reconcile::ROLLOUT;
+        let wait = match synced.waiting() {
+            Some(w)
+                if *w != Wait::Promote && !sync_args.detach && synced.outcome.failed.is_empty() =>
+            {
+                w.to_string()
+            }
+            _ => break synced,
+        };
+        if args.output == Format::Text && wait != last_wait {
+            output::note(&format!("  rollout waits for {wait}"));
+            last_wait = wait;
+        }
+        tokio::time::sleep(ROLLOUT_POLL).await;
+    };
+    if args.output == Format::Json {
+        let states: Vec<_> = synced.rollouts.iter().map(|p| p.rollout.clone()).collect();
+        output::json(&SyncReport {
+            app: &synced.plan.app,
+            plan: synced.plan.summary(),
+            outcome: &synced.outcome,
+            rollouts: &states,
+        });
+    }
+    finish(&app.name, &synced)
+}
+
+/// The summary of the first pass (the sync proper).
+fn report_first(synced: &reconcile::Synced) {
+    let (plan, outcome) = (&synced.plan, &synced.outcome);
+    if !plan.has_changes() {
+        output::line(&format!(
+            "{}: in sync, nothing to do ({} objects unchanged)",
+            plan.app, outcome.unchanged
+        ));
+    } else if outcome.failed.is_empty() {
+        let verb = if outcome.is_success() {
+            "synced"
+        } else {
+            "applied"
+        };
+        output::line(&format!(
+            "{}: {verb}: {} created, {} updated, {} replaced, {} pruned, {} unchanged",
+            plan.app,
+            outcome.created,
+            outcome.updated,
+            outcome.replaced,
+            outcome.pruned,
+            outcome.unchanged
+        ));
+    }
+    for kept in &plan.kept {
+        output::line(&format!("kept {} ({})", kept.id.short(), kept.reason));
+    }
+}
+
+/// One line per rollout note of a pass.
+fn print_rollout_notes(rollouts: &[Progress]) {
+    for p in rollouts {
+        for note in &p.notes {
+            output::line(&format!("rollout {}: {note}", p.rollout.workload));
+        }
+    }
+}
+
+/// The exit code of a sync, and its error.
+fn finish(app: &str, synced: &reconcile::Synced) -> anyhow::Result<ExitCode> {
+    let outcome = &synced.outcome;
+    if outcome.failed.is_empty()
+        && let Some(failed) = synced.failed_rollout()
+    {
+        let state = &failed.rollout.state;
+        anyhow::bail!(
+            "rollout of {} ended {:?}: {}",
+            failed.rollout.workload,
+            state.phase,
+            state.reason.as_deref().unwrap_or_default()
+        );
+    }
+    if let Some(p) = synced.rollouts.iter().find(|p| p.rollout.awaiting_promote) {
+        output::line(&format!(
+            "rollout {}: paused; run `gitsync promote {app}` to go on, `gitsync abort {app}` to stop",
+            p.rollout.workload
+        ));
     }
     if outcome.is_success() {
         return Ok(ExitCode::SUCCESS);
@@ -165,7 +275,7 @@ pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
             SyncResult::Degraded => format!("is degraded: {health}"),
             _ => format!("is not healthy: {health}"),
         };
-        anyhow::bail!("{} applied, but the app {what}", plan.app);
+        anyhow::bail!("{app} applied, but the app {what}");
     }
     let details: Vec<String> = outcome
         .failed
@@ -181,8 +291,7 @@ pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
         ""
     };
     anyhow::bail!(
-        "sync of {} failed for {} object(s){nothing}:\n{}",
-        plan.app,
+        "sync of {app} failed for {} object(s){nothing}:\n{}",
         outcome.failed.len(),
         details.join("\n")
     )

@@ -27,7 +27,8 @@ pub fn load_and_render(args: &RenderArgs) -> anyhow::Result<(String, Vec<Manifes
         vars: vars(args),
     };
     let manifests = render::render(&loaded.tree, &context)
-        .with_context(|| format!("cannot render {}", args.path.display()))?;
+        .with_context(|| format!("cannot render {}", args.path.display()))?
+        .manifests;
     Ok((loaded.app, manifests))
 }
 

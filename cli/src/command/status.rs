@@ -5,21 +5,26 @@
 //! (rendered, not live) or Orphan (live, no longer rendered). Without one, every
 //! object labelled `app.kubernetes.io/managed-by: gitsync` is listed, with the app and
 //! revision it came from and whether someone else changed fields since (Drifted).
+//! For one app (a directory, an app name, or `--app`), its rollouts follow: strategy,
+//! step, weight, gates, what it waits for, with a progress bar on a terminal.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use gitsync_agent::cluster::Cluster;
+use gitsync_agent::reconcile::{self, App, Planned};
+use gitsync_agent::rollouts::{Rollout, Rollouts};
 use gitsync_core::diff::Action;
 use gitsync_core::manifest::{
     ANNOTATION_REVISION, FIELD_MANAGER, LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY, ObjectId,
     annotation, label,
 };
 use gitsync_core::plan;
+use gitsync_core::rollout::Phase;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::render::load_and_render;
+use super::render::load;
 use crate::args::{Format, RenderArgs, StatusArgs};
 use crate::output;
 
@@ -34,40 +39,133 @@ struct Row {
     detail: String,
 }
 
+#[derive(Debug, Serialize)]
+struct Report {
+    objects: Vec<Row>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rollouts: Vec<Rollout>,
+}
+
 pub async fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let cluster = Cluster::connect(&args.cluster.target())
         .await
         .context("cannot connect to the cluster")?;
-    let rows = match &args.path {
+    let store = Rollouts::new(cluster.client().clone(), &args.history.namespace);
+    // A positional argument that is not a directory names an app.
+    let (dir, name) = match &args.path {
+        Some(path) if !path.is_dir() => (None, Some(path.to_string_lossy().into_owned())),
+        Some(path) => (Some(path), args.app.clone()),
+        None => (None, args.app.clone()),
+    };
+    let (rows, app) = match dir {
         Some(path) => {
             let render = RenderArgs {
                 path: path.clone(),
-                app: args.app.clone(),
+                app: name,
                 vars: Vec::new(),
                 revision: None,
             };
-            app_rows(&cluster, &render).await?
+            let (rows, app) = app_rows(&cluster, &store, &render).await?;
+            (rows, Some(app))
         }
-        None => managed_rows(&cluster, args.app.as_deref()).await?,
+        None => (managed_rows(&cluster, name.as_deref()).await?, name),
+    };
+    let rollouts = match &app {
+        Some(app) => store.list(app).await?,
+        None => Vec::new(),
     };
     match args.output {
-        Format::Json => output::json(&rows),
-        Format::Text => print_table(&rows),
+        Format::Json => output::json(&Report {
+            objects: rows,
+            rollouts,
+        }),
+        Format::Text => {
+            print_table(&rows);
+            let bar = output::stdout_is_terminal();
+            for r in &rollouts {
+                output::text(&rollout_text(r, bar));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn app_rows(cluster: &Cluster, render: &RenderArgs) -> anyhow::Result<Vec<Row>> {
-    let (app, desired) = load_and_render(render)?;
-    let live = cluster.live_objects(&app, &desired).await?;
-    let options = plan::Options {
-        force_prune: true,
-        ..plan::Options::default()
+/// A rollout in a few lines: strategy and phase, step and weight, progress, what it
+/// waits for, its gates, its last notes.
+fn rollout_text(r: &Rollout, bar: bool) -> String {
+    let st = &r.state;
+    let mut text = format!(
+        "\nrollout {}: {} (policy {}), {:?}",
+        r.workload, st.strategy, st.policy, st.phase
+    );
+    if st.strategy == "canary" && r.steps > 0 {
+        text.push_str(&format!(
+            ", step {} of {}, weight {}%",
+            (st.step + 1).min(r.steps),
+            r.steps,
+            st.weight
+        ));
+    }
+    if let Some(slot) = &st.active_slot {
+        text.push_str(&format!(", serving {slot}"));
+    }
+    text.push('\n');
+    if st.in_progress() {
+        if bar {
+            let filled = usize::from(r.progress) / 5;
+            text.push_str(&format!(
+                "  [{}{}] {}%\n",
+                "#".repeat(filled),
+                "-".repeat(20 - filled),
+                r.progress
+            ));
+        } else {
+            text.push_str(&format!("  progress: {}%\n", r.progress));
+        }
+    }
+    if let Some(waiting) = &r.waiting {
+        text.push_str(&format!("  waiting for: {waiting}\n"));
+    }
+    if let Some(reason) = st
+        .reason
+        .as_deref()
+        .filter(|_| matches!(st.phase, Phase::Aborted | Phase::RolledBack | Phase::Failed))
+    {
+        text.push_str(&format!("  reason: {reason}\n"));
+    }
+    for g in &r.gates {
+        let mark = if g.passed { "ok  " } else { "wait" };
+        text.push_str(&format!("  gate {mark} {}: {}\n", g.name, g.detail));
+    }
+    for line in r.log.iter().rev().take(5).rev() {
+        text.push_str(&format!("  {line}\n"));
+    }
+    text
+}
+
+async fn app_rows(
+    cluster: &Cluster,
+    store: &Rollouts,
+    render: &RenderArgs,
+) -> anyhow::Result<(Vec<Row>, String)> {
+    let loaded = load(render)?;
+    let app = App {
+        name: loaded.app.clone(),
+        vars: std::collections::BTreeMap::new(),
+        options: plan::Options {
+            force_prune: true,
+            ..plan::Options::default()
+        },
+        execute: gitsync_agent::cluster::ExecuteOptions::default(),
     };
-    let plan = plan::plan(&app, &desired, &live, options)?;
+    let commit = loaded.revision.as_ref().map(|r| r.commit.as_str());
+    // What the next sync would apply (rollouts' objects included), against live.
+    let Planned { plan, live, .. } =
+        reconcile::plan(cluster, &app, &loaded.tree, commit, Some(store)).await?;
+    let app = app.name;
     // Which fields differ, and who changed them, for each out-of-sync object.
     let drift: Vec<gitsync_core::drift::Drift> = gitsync_core::drift::detect(&plan, &live);
-    Ok(plan
+    let rows = plan
         .steps
         .iter()
         .map(|step| Row {
@@ -87,7 +185,8 @@ async fn app_rows(cluster: &Cluster, render: &RenderArgs) -> anyhow::Result<Vec<
                 .or_else(|| step.diff.source.as_ref().map(ToString::to_string))
                 .unwrap_or_default(),
         })
-        .collect())
+        .collect();
+    Ok((rows, app))
 }
 
 async fn managed_rows(cluster: &Cluster, app: Option<&str>) -> anyhow::Result<Vec<Row>> {

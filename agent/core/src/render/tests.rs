@@ -45,7 +45,7 @@ fn example() -> AppTree {
 
 #[test]
 fn renders_with_options_generators_and_tracking() {
-    let out = render(&example(), &ctx()).expect("render");
+    let out = render(&example(), &ctx()).expect("render").manifests;
     let names: Vec<String> = out.iter().map(|m| m.id.short()).collect();
     assert_eq!(names.len(), 4, "{names:?}");
     assert!(
@@ -102,10 +102,10 @@ fn renders_with_options_generators_and_tracking() {
 
 #[test]
 fn config_change_renames_the_generated_map_and_changes_the_workload() {
-    let a = render(&example(), &ctx()).expect("render");
+    let a = render(&example(), &ctx()).expect("render").manifests;
     let mut changed = example();
     changed.insert("config/VERSION", b"2.0".to_vec());
-    let b = render(&changed, &ctx()).expect("render");
+    let b = render(&changed, &ctx()).expect("render").manifests;
     assert_ne!(a[0].id.name, b[0].id.name);
     assert_ne!(a[2].digest, b[2].digest, "the pod template changed");
     assert_eq!(a[3].digest, b[3].digest, "the service did not");
@@ -113,10 +113,10 @@ fn config_change_renames_the_generated_map_and_changes_the_workload() {
 
 #[test]
 fn revision_does_not_change_digests() {
-    let a = render(&example(), &ctx()).expect("render");
+    let a = render(&example(), &ctx()).expect("render").manifests;
     let mut other = ctx();
     other.revision = Some("def".into());
-    let b = render(&example(), &other).expect("render");
+    let b = render(&example(), &other).expect("render").manifests;
     assert!(a.iter().zip(&b).all(|(x, y)| x.digest == y.digest));
 }
 
@@ -124,7 +124,7 @@ fn revision_does_not_change_digests() {
 fn cli_vars_override_file_vars() {
     let mut c = ctx();
     c.vars.insert("TAG".into(), "9".into());
-    let out = render(&example(), &c).expect("render");
+    let out = render(&example(), &c).expect("render").manifests;
     assert_eq!(
         out[2]
             .object
@@ -213,7 +213,7 @@ fn secrets_generate_base64_data() {
         "gitsync.yaml",
         "namespace: demo\nsecretGenerator:\n  - name: s\n    literals: [\"PASSWORD=${PW:-dev}\"]\n",
     )]);
-    let out = render(&t, &ctx()).expect("render");
+    let out = render(&t, &ctx()).expect("render").manifests;
     assert_eq!(out[0].id.kind, "Secret");
     assert_eq!(
         out[0].object.pointer("/data/PASSWORD"),
@@ -241,9 +241,9 @@ mod laws {
             for (p, c) in &files { forward.insert(p.clone(), c.clone().into_bytes()); }
             let mut backward = AppTree::new();
             for (p, c) in files.iter().rev() { backward.insert(p.clone(), c.clone().into_bytes()); }
-            let a = to_yaml_stream(&render(&forward, &ctx()).expect("render"));
-            let b = to_yaml_stream(&render(&backward, &ctx()).expect("render"));
-            let c = to_yaml_stream(&render(&forward, &ctx()).expect("render"));
+            let a = to_yaml_stream(&render(&forward, &ctx()).expect("render").manifests);
+            let b = to_yaml_stream(&render(&backward, &ctx()).expect("render").manifests);
+            let c = to_yaml_stream(&render(&forward, &ctx()).expect("render").manifests);
             prop_assert_eq!(&a, &b);
             prop_assert_eq!(&a, &c);
         }
@@ -276,7 +276,7 @@ fn a_workload_scaled_by_an_hpa_leaves_replicas_to_it() {
             "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 1\n  maxReplicas: 5\n",
         ),
     ]);
-    let out = render(&t, &ctx()).expect("render");
+    let out = render(&t, &ctx()).expect("render").manifests;
     let replicas = |name: &str| {
         out.iter()
             .find(|m| m.id.kind == "Deployment" && m.id.name == name)
@@ -284,4 +284,45 @@ fn a_workload_scaled_by_an_hpa_leaves_replicas_to_it() {
     };
     assert_eq!(replicas("web"), None);
     assert_eq!(replicas("api"), Some(json!(2)));
+}
+
+const POLICY: &str = "apiVersion: gitsync.dev/v1alpha1\nkind: StrategyPolicy\nmetadata: {name: slow}\nspec:\n  strategy:\n    type: ramped\n    ramped: {maxSurge: 1, maxUnavailable: 0}\n";
+
+#[test]
+fn strategy_policies_are_kept_apart_from_the_manifests() {
+    let mut t = example();
+    t.insert(
+        "policies/slow.yaml",
+        format!("{POLICY}---\n{}", POLICY.replace("slow", "fast")).into_bytes(),
+    );
+    let out = render(&t, &ctx()).expect("render");
+    let names: Vec<&str> = out.policies.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["slow", "fast"]);
+    assert!(
+        out.manifests.iter().all(|m| m.id.kind != "StrategyPolicy"),
+        "a policy is never applied"
+    );
+}
+
+#[test]
+fn a_bad_or_duplicate_policy_fails_the_render_with_its_file_and_line() {
+    let mut t = example();
+    t.insert(
+        "policies/bad.yaml",
+        format!(
+            "{POLICY}---\n{}",
+            POLICY.replace("maxSurge: 1", "maxSurge: 1, surge: 2")
+        )
+        .into_bytes(),
+    );
+    t.insert("policies/again.yaml", POLICY.as_bytes().to_vec());
+    let text = render(&t, &ctx()).expect_err("invalid").to_string();
+    assert!(
+        text.contains("policies/bad.yaml:9:1:") && text.contains("unknown field `surge`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("policies/bad.yaml:1:1: duplicate StrategyPolicy \"slow\" (also defined at policies/again.yaml:1:1)"),
+        "{text}"
+    );
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::preview::{Simulation, available};
 use super::*;
 use crate::manifest::Source;
 use crate::policy;
@@ -82,10 +83,22 @@ const BLUE_GREEN: &str = "  strategy:\n    type: blueGreen\n    blueGreen: {scal
 /// controls.
 #[derive(Default)]
 struct Sim {
-    live: Vec<Value>,
+    inner: Simulation,
     restarts: BTreeMap<String, u32>,
     check: Option<Result<(), String>>,
-    state: Option<State>,
+}
+
+impl std::ops::Deref for Sim {
+    type Target = Simulation;
+    fn deref(&self) -> &Simulation {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Sim {
+    fn deref_mut(&mut self) -> &mut Simulation {
+        &mut self.inner
+    }
 }
 
 impl Sim {
@@ -114,47 +127,8 @@ impl Sim {
                 .expect("a Deployment"),
             rendered,
         };
-        let live = crate::manifest::index(&self.live);
-        let observed = Observed {
-            live: &live,
-            restarts: &self.restarts,
-            check: self.check.as_ref(),
-        };
-        let decision = decide(&workload, self.state.as_ref(), &observed, command, now)?;
-        self.state = Some(decision.state.clone());
-        // Apply the effective render; prune what it no longer has, as a sync does.
-        let applied: Vec<Value> = effective(rendered.to_vec(), std::slice::from_ref(&decision))
-            .into_iter()
-            .map(|m| m.object)
-            .collect();
-        self.live.retain(|l| {
-            applied
-                .iter()
-                .any(|a| kind(a) == kind(l) && name(a) == name(l))
-        });
-        for object in &applied {
-            let previous = self.find(kind(object), name(object)).cloned();
-            self.live
-                .retain(|l| !(kind(l) == kind(object) && name(l) == name(object)));
-            let mut object = object.clone();
-            if let Some(previous) = &previous
-                && object.pointer("/spec/replicas").is_none()
-                && let Some(n) = previous.pointer("/spec/replicas")
-            {
-                object["spec"]["replicas"] = n.clone();
-            }
-            // The server keeps the status until the controller moves it.
-            let same_template = previous
-                .as_ref()
-                .is_some_and(|p| live_hash(p) == live_hash(&object));
-            if let Some(status) = previous.and_then(|p| p.get("status").cloned())
-                && same_template
-            {
-                object["status"] = status;
-            }
-            self.live.push(object);
-        }
-        Ok(decision)
+        self.inner
+            .pass(&workload, command, now, &self.restarts, self.check.as_ref())
     }
 
     fn find(&self, kind_: &str, name_: &str) -> Option<&Value> {
@@ -216,15 +190,6 @@ fn kind(object: &Value) -> &str {
 
 fn name(object: &Value) -> &str {
     object["metadata"]["name"].as_str().unwrap_or_default()
-}
-
-fn available(mut live: Value, n: i64) -> Value {
-    live["metadata"]["generation"] = json!(1);
-    live["status"] = json!({"observedGeneration": 1, "replicas": n, "updatedReplicas": n,
-        "readyReplicas": n, "availableReplicas": n,
-        "conditions": [{"type": "Available", "status": "True"},
-            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]});
-    live
 }
 
 #[test]
@@ -792,4 +757,77 @@ fn effective_replaces_the_workload_and_adds_the_strategys_objects() {
         );
         assert_eq!(m.source.file, "web.yaml");
     }
+}
+
+#[test]
+fn preview_walks_a_canary_through_every_step_and_leaves_nothing_behind() {
+    let p = policy(CANARY);
+    let rendered = [deployment("web:2", Some(4)), service()];
+    let workload = Workload {
+        policy: &p,
+        deployment: &rendered[0],
+        rendered: &rendered,
+    };
+    let live = Sim::with_stable("web:1", 4).live.clone();
+    let walked = preview(&workload, &live, None, T0).expect("preview");
+    assert!(walked.changes);
+    assert_eq!(walked.strategy, "canary");
+    let steps = walked.steps.join("\n");
+    for expected in [
+        "canary rollout of web started",
+        "apply Deployment web-canary: 1 pod, image web:2",
+        "step 1: weight 25%: canary healthy (1 of 4 pods)",
+        "pause 60 s",
+        "apply Deployment web-canary: 2 pods, image web:2",
+        "wait for `gitsync promote`",
+        "step 4: pause ended by `gitsync promote`",
+        "apply Deployment web: 4 pods, image web:2",
+        "web promoted: stable runs the new template; canary removed",
+    ] {
+        assert!(
+            steps.contains(expected),
+            "{expected:?} missing from:\n{steps}"
+        );
+    }
+    let order = |s: &str| steps.find(s).expect("present");
+    assert!(
+        order("pause 60 s") < order("wait for `gitsync promote`"),
+        "{steps}"
+    );
+
+    // Nothing to roll out when the template is what runs.
+    let same = [deployment("web:1", Some(4)), service()];
+    let workload = Workload {
+        policy: &p,
+        deployment: &same[0],
+        rendered: &same,
+    };
+    let unchanged = preview(&workload, &live, None, T0).expect("preview");
+    assert!(!unchanged.changes, "{unchanged:?}");
+}
+
+#[test]
+fn preview_shows_the_blue_green_switch_and_reports_bad_input() {
+    let p = policy(BLUE_GREEN);
+    let rendered = [deployment("web:2", Some(3)), service()];
+    let workload = Workload {
+        policy: &p,
+        deployment: &rendered[0],
+        rendered: &rendered,
+    };
+    let steps = preview(&workload, &[], None, T0).expect("preview").steps;
+    let text = steps.join("\n");
+    assert!(
+        text.contains("Service web: selects app=web,gitsync.dev/slot=blue"),
+        "{text}"
+    );
+
+    let alone = [deployment("web:2", Some(3))];
+    let workload = Workload {
+        policy: &p,
+        deployment: &alone[0],
+        rendered: &alone,
+    };
+    let err = preview(&workload, &[], None, T0).expect_err("no service");
+    assert!(err.message.contains("Service"), "{err}");
 }
