@@ -9,5 +9,6 @@ mod engine;
 mod history;
 mod kubectl;
 mod real_cluster;
+mod rollouts;
 mod support;
 mod sync;

@@ -1,0 +1,416 @@
+//! Rollout strategies end to end: `gitsync sync`, `plan`, `promote`, `abort` and
+//! `status` against the local cluster's rollout simulator, each strategy's happy path,
+//! a new version that never becomes ready, and bad policies refused before anything
+//! changes.
+
+use serde_json::Value;
+
+use crate::support::{Cluster, app_dir, history, write_files};
+
+pub const NS: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ro\n";
+
+/// The app's Service: selects `app: web` on port 80.
+pub const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: ro\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
+
+/// Deployment `web` with `replicas` pods of `image`, rolled by `policy`; `pod` adds
+/// pod-template annotations (the simulator's failure injection).
+pub fn web(image: &str, replicas: u32, policy: &str, pod: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: ro\n  annotations: {{gitsync.dev/strategy: {policy}}}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n      annotations: {{{pod}}}\n    spec:\n      containers:\n        - name: web\n          image: {image}\n"
+    )
+}
+
+/// An app policy named `name` with this `strategy:` body (indented under `spec:`).
+pub fn policy(name: &str, strategy: &str) -> String {
+    format!(
+        "apiVersion: gitsync.dev/v1alpha1\nkind: StrategyPolicy\nmetadata:\n  name: {name}\nspec:\n{strategy}"
+    )
+}
+
+pub const CANARY: &str = "  strategy:\n    type: canary\n    canary:\n      steps: [{weight: 25}, {pause: 1s}, {weight: 50}, {pause: {}}, {weight: 100}]\n      health: {maxRestarts: 1}\n      progressDeadlineSeconds: 6\n";
+const BLUE_GREEN: &str = "  strategy:\n    type: blueGreen\n    blueGreen: {scaleDownAfter: 1s, progressDeadlineSeconds: 6}\n";
+const RAMPED: &str = "  strategy:\n    type: ramped\n    ramped: {maxSurge: 1, maxUnavailable: 0, progressDeadlineSeconds: 6, rollbackOnFailure: true}\n";
+const RECREATE: &str = "  strategy:\n    type: recreate\n";
+
+const NEVER_READY: &str = "local-cluster.gitsync.dev/never-ready: \"true\"";
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/ro/deployments";
+
+fn path(dir: &tempfile::TempDir) -> &str {
+    dir.path().to_str().expect("utf-8")
+}
+
+/// An app at image `web:1`, synced (a first deploy has nothing to roll).
+fn deployed(cluster: &Cluster, name: &str, strategy: &str) -> tempfile::TempDir {
+    let app = app_dir(&[
+        ("ns.yaml", NS),
+        ("svc.yaml", SERVICE),
+        ("policy.yaml", &policy(name, strategy)),
+        ("web.yaml", &web("web:1", 4, name, "")),
+    ]);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    app
+}
+
+fn deployment(cluster: &Cluster, name: &str) -> Option<Value> {
+    cluster.get(&format!("{DEPLOYMENTS}/{name}"))
+}
+
+fn image(cluster: &Cluster, name: &str) -> String {
+    let d = deployment(cluster, name).unwrap_or_else(|| panic!("no Deployment {name}"));
+    d["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn replicas(cluster: &Cluster, name: &str) -> i64 {
+    deployment(cluster, name).expect("deployment")["spec"]["replicas"]
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+fn selector(cluster: &Cluster, service: &str) -> Value {
+    cluster
+        .get(&format!("/api/v1/namespaces/ro/services/{service}"))
+        .unwrap_or_else(|| panic!("no Service {service}"))["spec"]["selector"]
+        .clone()
+}
+
+/// Reasons of the Events recorded on a Deployment.
+fn event_reasons(cluster: &Cluster, deployment: &str) -> Vec<String> {
+    let events = cluster.get("/api/v1/namespaces/ro/events").expect("events");
+    events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["involvedObject"]["name"] == deployment)
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn bump(app: &tempfile::TempDir, name: &str, image: &str, pod: &str) {
+    write_files(app.path(), &[("web.yaml", &web(image, 4, name, pod))]);
+}
+
+#[test]
+fn canary_walks_its_steps_pauses_for_promote_and_completes() {
+    let cluster = Cluster::start();
+    let app = deployed(&cluster, "careful", CANARY);
+    bump(&app, "careful", "web:2", "");
+
+    // The plan shows the steps before anything changes.
+    let plan = cluster.gitsync(&["plan", path(&app), "--app", "ro"]);
+    assert_eq!(plan.code, 1, "{plan:?}");
+    for step in [
+        "=== rollout Deployment/ro/web (policy careful, canary)",
+        "apply Deployment web-canary: 1 pod, image web:2",
+        "pause 1 s",
+        "wait for `gitsync promote`",
+        "web promoted: stable runs the new template; canary removed",
+    ] {
+        assert!(plan.stdout.contains(step), "{step:?} missing: {plan:?}");
+    }
+    assert!(deployment(&cluster, "web-canary").is_none(), "plan wrote");
+
+    // sync follows the rollout to the manual pause.
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for line in [
+        "canary rollout of web started",
+        "step 1: weight 25%: canary healthy (1 of 4 pods)",
+        "step 3: weight 50%: canary healthy (2 of 4 pods)",
+        "paused; run `gitsync promote ro`",
+    ] {
+        assert!(run.stdout.contains(line), "{line:?} missing: {run:?}");
+    }
+    assert_eq!(image(&cluster, "web"), "web:1", "stable untouched");
+    assert_eq!(image(&cluster, "web-canary"), "web:2");
+    assert_eq!(replicas(&cluster, "web-canary"), 2);
+    assert_eq!(replicas(&cluster, "web"), 2, "4 pods in all");
+
+    let status = cluster.gitsync(&["status", "ro"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    for text in [
+        "rollout Deployment/ro/web: canary (policy careful), Paused, step 4 of 5, weight 50%",
+        "waiting for: `gitsync promote`",
+    ] {
+        assert!(status.stdout.contains(text), "{text:?} missing: {status:?}");
+    }
+    let json: Value = cluster.gitsync(&["status", "ro", "-o", "json"]).json();
+    assert_eq!(json["rollouts"][0]["phase"], "Paused", "{json}");
+    assert_eq!(json["rollouts"][0]["awaitingPromote"], true, "{json}");
+
+    let promote = cluster.gitsync(&["promote", "ro"]);
+    assert_eq!(promote.code, 0, "{promote:?}");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("step 4: pause ended by `gitsync promote`")
+            && run.stdout.contains("web promoted"),
+        "{run:?}"
+    );
+    assert_eq!(image(&cluster, "web"), "web:2");
+    assert_eq!(replicas(&cluster, "web"), 4);
+    assert!(
+        deployment(&cluster, "web-canary").is_none(),
+        "canary pruned"
+    );
+
+    // Every step is in the history and in Events; a sync after changes nothing.
+    let notes: Vec<String> = history(&cluster, "ro")
+        .iter()
+        .flat_map(|e| e["rollout"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("weight 25%"))
+            && notes.iter().any(|n| n.contains("promoted")),
+        "{notes:?}"
+    );
+    let reasons = event_reasons(&cluster, "web");
+    assert!(
+        reasons.contains(&"RolloutStep".to_owned())
+            && reasons.contains(&"RolloutCompleted".to_owned()),
+        "{reasons:?}"
+    );
+    let again = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert!(again.stdout.contains("in sync, nothing to do"), "{again:?}");
+    let nothing = cluster.gitsync(&["promote", "ro"]);
+    assert_eq!(nothing.code, 2, "{nothing:?}");
+    assert!(
+        nothing.stderr.contains("no rollout in progress"),
+        "{nothing:?}"
+    );
+}
+
+#[test]
+fn a_canary_that_never_becomes_ready_is_aborted_and_abort_removes_one() {
+    let cluster = Cluster::start();
+    let app = deployed(&cluster, "careful", CANARY);
+    bump(&app, "careful", "web:2", NEVER_READY);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("rollout of Deployment/ro/web ended Aborted")
+            && run.stderr.contains("canary not healthy within 6 s"),
+        "{run:?}"
+    );
+    assert!(
+        deployment(&cluster, "web-canary").is_none(),
+        "canary removed"
+    );
+    assert_eq!(image(&cluster, "web"), "web:1");
+    assert_eq!(replicas(&cluster, "web"), 4, "stable serves alone");
+    assert!(event_reasons(&cluster, "web").contains(&"RolloutAborted".to_owned()));
+
+    // A healthy version that an operator stops at the manual pause.
+    bump(&app, "careful", "web:3", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(image(&cluster, "web-canary"), "web:3");
+    assert_eq!(cluster.gitsync(&["abort", "ro"]).code, 0);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("aborted by `gitsync abort`"), "{run:?}");
+    assert!(deployment(&cluster, "web-canary").is_none());
+    assert_eq!(image(&cluster, "web"), "web:1");
+}
+
+#[test]
+fn blue_green_switches_on_promote_and_never_to_a_slot_that_is_not_ready() {
+    let cluster = Cluster::start();
+    let app = deployed(&cluster, "bg", BLUE_GREEN);
+    assert_eq!(image(&cluster, "web-blue"), "web:1");
+    assert!(
+        deployment(&cluster, "web").is_none(),
+        "the slots replace web"
+    );
+    assert_eq!(selector(&cluster, "web")["gitsync.dev/slot"], "blue");
+
+    bump(&app, "bg", "web:2", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("paused; run `gitsync promote ro`"),
+        "{run:?}"
+    );
+    assert_eq!(image(&cluster, "web-green"), "web:2");
+    assert_eq!(
+        replicas(&cluster, "web-green"),
+        4,
+        "the idle slot at full size"
+    );
+    assert_eq!(
+        selector(&cluster, "web")["gitsync.dev/slot"],
+        "blue",
+        "not yet"
+    );
+    assert_eq!(
+        selector(&cluster, "web-preview")["gitsync.dev/slot"],
+        "green"
+    );
+
+    assert_eq!(cluster.gitsync(&["promote", "ro"]).code, 0);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(selector(&cluster, "web")["gitsync.dev/slot"], "green");
+    assert_eq!(
+        replicas(&cluster, "web-blue"),
+        0,
+        "old slot scaled down after 1s"
+    );
+
+    // A version that never becomes ready: the Service never moves.
+    bump(&app, "bg", "web:3", NEVER_READY);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("ended Aborted") && run.stderr.contains("the Service never switched"),
+        "{run:?}"
+    );
+    assert_eq!(selector(&cluster, "web")["gitsync.dev/slot"], "green");
+    assert_eq!(image(&cluster, "web-green"), "web:2");
+}
+
+#[test]
+fn ramped_rolls_back_a_version_that_never_becomes_ready() {
+    let cluster = Cluster::start();
+    let app = deployed(&cluster, "steady", RAMPED);
+    let live = deployment(&cluster, "web").expect("web");
+    assert_eq!(
+        live["spec"]["strategy"]["rollingUpdate"]["maxSurge"], 1,
+        "{live}"
+    );
+
+    bump(&app, "steady", "web:2", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("ramped rollout of web started"),
+        "{run:?}"
+    );
+    assert_eq!(image(&cluster, "web"), "web:2");
+
+    bump(&app, "steady", "web:3", NEVER_READY);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("ended RolledBack"), "{run:?}");
+    assert_eq!(
+        image(&cluster, "web"),
+        "web:2",
+        "the previous template is back"
+    );
+    assert!(event_reasons(&cluster, "web").contains(&"RolledBack".to_owned()));
+}
+
+#[test]
+fn recreate_records_the_downtime_it_observed() {
+    let cluster = Cluster::start();
+    let app = deployed(&cluster, "stop-start", RECREATE);
+    assert_eq!(
+        deployment(&cluster, "web").expect("web")["spec"]["strategy"]["type"],
+        "Recreate"
+    );
+    bump(&app, "stop-start", "web:2", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("without an available pod"), "{run:?}");
+    let json: Value = cluster.gitsync(&["status", "ro", "-o", "json"]).json();
+    let downtime = &json["rollouts"][0]["downtime"];
+    assert!(
+        downtime["toMs"].as_u64() >= downtime["fromMs"].as_u64(),
+        "{json}"
+    );
+}
+
+#[test]
+fn bad_policies_and_workloads_are_refused_before_anything_changes() {
+    let cluster = Cluster::start();
+    let app = deployed(&cluster, "careful", CANARY);
+    // The controller moves status (and so resourceVersion); spec and generation are ours.
+    let before = deployment(&cluster, "web").expect("web")["spec"].clone();
+    let refused = |files: &[(&str, &str)], expected: &[&str]| {
+        write_files(app.path(), files);
+        let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+        assert_eq!(run.code, 2, "{run:?}");
+        for text in expected {
+            assert!(run.stderr.contains(text), "{text:?} missing: {run:?}");
+        }
+        let now = deployment(&cluster, "web").expect("web");
+        assert_eq!(now["spec"], before, "something changed");
+        assert!(
+            deployment(&cluster, "web-canary").is_none(),
+            "a canary started"
+        );
+    };
+    let web2 = web("web:2", 4, "careful", "");
+    refused(
+        &[
+            ("web.yaml", &web2),
+            (
+                "policy.yaml",
+                &policy(
+                    "careful",
+                    &CANARY.replace("canary:\n", "canary:\n      service: nope\n"),
+                ),
+            ),
+        ],
+        &["web.yaml:1:1", "names Service \"nope\""],
+    );
+    refused(
+        &[(
+            "policy.yaml",
+            &policy("careful", &CANARY.replace("{weight: 50}", "{weight: 20}")),
+        )],
+        &["policy.yaml:1:1", "weight 20 goes down from 25"],
+    );
+    refused(
+        &[(
+            "policy.yaml",
+            &policy("careful", &CANARY.replace("{weight: 100}", "{weight: 120}")),
+        )],
+        &["policy.yaml:1:1", "weight 120 must be between 1 and 100"],
+    );
+    // The Service selects a version label: the canary's pods and stable's differ.
+    let versioned = web2.replace("labels: {app: web}", "labels: {app: web, version: \"2\"}");
+    refused(
+        &[
+            ("policy.yaml", &policy("careful", CANARY)),
+            ("web.yaml", &versioned),
+            (
+                "svc.yaml",
+                &SERVICE.replace("{app: web}", "{app: web, version: \"2\"}"),
+            ),
+        ],
+        &[
+            "web.yaml:1:1",
+            "selects by label version, which the canary cannot share",
+        ],
+    );
+    write_files(app.path(), &[("web.yaml", &web2), ("svc.yaml", SERVICE)]);
+    refused(
+        &[
+            ("svc.yaml", ""),
+            ("policy.yaml", &policy("careful", BLUE_GREEN)),
+        ],
+        &["web.yaml:1:1", "the app renders none"],
+    );
+    refused(
+        &[("web.yaml", &web("web:2", 4, "nonexistent", ""))],
+        &["web.yaml:1:1", "no strategy policy named \"nonexistent\""],
+    );
+    refused(
+        &[(
+            "policy.yaml",
+            &policy(
+                "careful",
+                &CANARY.replace("maxRestarts: 1", "maxRestarts: 1, colour: red"),
+            ),
+        )],
+        &["policy.yaml:1:1", "unknown field `colour`"],
+    );
+}
