@@ -66,12 +66,9 @@ struct Synced {
     desired: Vec<Manifest>,
     /// The app's rollouts after the last pass.
     rollouts: Vec<Rollout>,
-}
-
-impl Synced {
-    fn rolling(&self) -> bool {
-        self.rollouts.iter().any(Rollout::in_progress)
-    }
+    /// True while a rollout waits for anything (health, time, `gitsync promote`, a
+    /// queued revision): the revision is passed again every [`ROLLOUT_TICK`].
+    waiting: bool,
 }
 
 /// The stores of the agent's namespace.
@@ -160,7 +157,7 @@ pub async fn run(
                 match result {
                     Ok(Some((done, _))) => {
                         changes = Some(cluster.watch_app(&config.app.name, &done.desired).await);
-                        rollout_due = done.rolling().then(|| tokio::time::Instant::now() + ROLLOUT_TICK);
+                        rollout_due = done.waiting.then(|| tokio::time::Instant::now() + ROLLOUT_TICK);
                         synced = Some(done);
                         drift_due = None;
                         reported.clear();
@@ -182,7 +179,7 @@ pub async fn run(
                     if let Err(message) = result {
                         error!(error = %message, "rollout pass failed; retrying");
                     }
-                    rollout_due = done.rolling().then(|| tokio::time::Instant::now() + ROLLOUT_TICK);
+                    rollout_due = done.waiting.then(|| tokio::time::Instant::now() + ROLLOUT_TICK);
                 }
             }
             _ = drift_ticker.tick() => drift_due = Some(tokio::time::Instant::now()),
@@ -360,6 +357,7 @@ async fn roll_on(
             info!(workload = %progress.rollout.workload, "{note}");
         }
     }
+    done.waiting = synced.waiting().is_some();
     done.desired = synced.desired;
     done.rollouts = synced.rollouts.into_iter().map(|p| p.rollout).collect();
     if synced.outcome.failed.is_empty() {
@@ -450,12 +448,14 @@ async fn pass(
     ));
     let synced = reconcile::sync(cluster, &app, &tree, Some(&fetched), record, &log_failures).await;
     watcher.abort();
+    let synced = synced.map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+    let waiting = synced.waiting().is_some();
     let reconcile::Synced {
         desired,
         plan,
         outcome,
         rollouts,
-    } = synced.map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+    } = synced;
     for progress in &rollouts {
         for note in &progress.notes {
             info!(workload = %progress.rollout.workload, "{note}");
@@ -476,6 +476,7 @@ async fn pass(
             tree,
             desired,
             rollouts: rollouts.into_iter().map(|p| p.rollout).collect(),
+            waiting,
         };
         Ok(Some((done, outcome)))
     } else if outcome.failed.is_empty() {

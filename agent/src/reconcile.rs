@@ -164,7 +164,7 @@ impl Synced {
     pub fn waiting(&self) -> Option<&Wait> {
         let waits = self.rollouts.iter().filter_map(|p| p.wait.as_ref());
         waits.min_by_key(|w| match w {
-            Wait::Health(_) => 0,
+            Wait::Health(_) | Wait::Queued => 0,
             Wait::Until(_) => 1,
             Wait::Promote => 2,
         })

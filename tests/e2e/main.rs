@@ -9,6 +9,7 @@ mod engine;
 mod history;
 mod kubectl;
 mod real_cluster;
+mod rollout_agent;
 mod rollouts;
 mod support;
 mod sync;

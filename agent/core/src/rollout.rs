@@ -93,6 +93,9 @@ pub enum Wait {
     Until(u64),
     /// `gitsync promote`.
     Promote,
+    /// The next pass: the rollout just settled and a revision queued behind it
+    /// (`onNewRevision: queue`) starts then.
+    Queued,
 }
 
 impl std::fmt::Display for Wait {
@@ -101,6 +104,7 @@ impl std::fmt::Display for Wait {
             Self::Health(reason) => write!(f, "health: {reason}"),
             Self::Until(ms) => write!(f, "a pause until {}", time::rfc3339(ms / 1000)),
             Self::Promote => f.write_str("`gitsync promote`"),
+            Self::Queued => f.write_str("the queued revision to start"),
         }
     }
 }
@@ -171,13 +175,18 @@ pub fn decide(
     now: u64,
 ) -> Result<Decision, Error> {
     let ctx = Context::new(workload)?;
-    match &workload.policy.strategy {
-        Strategy::Recreate | Strategy::Ramped { .. } => {
-            Ok(rolling::decide(&ctx, state, observed, now))
-        }
-        Strategy::BlueGreen { .. } => blue_green::decide(&ctx, state, observed, command, now),
-        Strategy::Canary { .. } => canary::decide(&ctx, state, observed, command, now),
+    let mut decision = match &workload.policy.strategy {
+        Strategy::Recreate | Strategy::Ramped { .. } => rolling::decide(&ctx, state, observed, now),
+        Strategy::BlueGreen { .. } => blue_green::decide(&ctx, state, observed, command, now)?,
+        Strategy::Canary { .. } => canary::decide(&ctx, state, observed, command, now)?,
+    };
+    // A rollout that settled in this pass while git moved on: the next pass starts the
+    // revision it queued.
+    let settled_now = state.is_some_and(State::in_progress) && !decision.state.in_progress();
+    if decision.waiting.is_none() && settled_now && decision.state.target != ctx.target {
+        decision.waiting = Some(Wait::Queued);
     }
+    Ok(decision)
 }
 
 /// The workload, read once: names, template, its hash, and the objects around it.

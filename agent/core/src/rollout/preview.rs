@@ -60,7 +60,7 @@ pub fn preview(
                 steps.push(format!("pause {} s", ms.saturating_sub(t).div_ceil(1000)));
                 t = ms;
             }
-            Some(Wait::Health(_)) => {
+            Some(Wait::Health(_) | Wait::Queued) => {
                 sim.ready_all();
                 t += 1000;
             }
