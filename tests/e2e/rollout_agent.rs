@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::rollouts::{CANARY, NS, SERVICE, policy, web};
 use crate::support::{Agent, Cluster, commit_all, eventually, history, write_files};
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_mins(1);
 
 /// The app's rollouts as the agent stored them.
 fn rollouts(cluster: &Cluster) -> Vec<Value> {
