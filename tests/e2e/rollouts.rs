@@ -414,3 +414,98 @@ fn bad_policies_and_workloads_are_refused_before_anything_changes() {
         &["policy.yaml:1:1", "unknown field `colour`"],
     );
 }
+
+/// Answers every HTTP request on loopback with `status`; returns the URL.
+fn http_server(status: &'static str) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/healthz", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let answer =
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn canary_gates_on_restarts_and_on_its_http_check() {
+    let cluster = Cluster::start();
+    let app = deployed(&cluster, "careful", CANARY);
+
+    // Crash-looping canary pods: the restart gate fails before the deadline.
+    bump(
+        &app,
+        "careful",
+        "web:2",
+        "local-cluster.gitsync.dev/crash-loop: \"true\"",
+    );
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("canary containers restarted")
+            && run.stderr.contains("(maxRestarts 1)"),
+        "{run:?}"
+    );
+    assert!(deployment(&cluster, "web-canary").is_none());
+
+    // A healthy canary whose HTTP check answers 500.
+    let url = http_server("500 Internal Server Error");
+    let checked = CANARY.replace(
+        "{maxRestarts: 1}",
+        &format!("{{maxRestarts: 1, url: \"{url}\"}}"),
+    );
+    write_files(app.path(), &[("policy.yaml", &policy("careful", &checked))]);
+    bump(&app, "careful", "web:3", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("HTTP check failed: GET http://127.0.0.1:")
+            && run.stderr.contains("500 Internal Server Error"),
+        "{run:?}"
+    );
+    assert!(deployment(&cluster, "web-canary").is_none());
+    assert_eq!(image(&cluster, "web"), "web:1");
+
+    // The same check answering 200 lets it through to the manual pause.
+    let url = http_server("200 OK");
+    let checked = CANARY.replace(
+        "{maxRestarts: 1}",
+        &format!("{{maxRestarts: 1, url: \"{url}\"}}"),
+    );
+    write_files(app.path(), &[("policy.yaml", &policy("careful", &checked))]);
+    bump(&app, "careful", "web:4", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let status = cluster.gitsync(&["status", "ro"]);
+    assert!(
+        status.stdout.contains("waiting for: `gitsync promote`"),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn a_second_commit_mid_canary_restarts_it_when_the_policy_says_so() {
+    let cluster = Cluster::start();
+    let restart = CANARY.replace("  strategy:", "  onNewRevision: restart\n  strategy:");
+    let app = deployed(&cluster, "eager", &restart);
+    bump(&app, "eager", "web:2", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(image(&cluster, "web-canary"), "web:2");
+
+    bump(&app, "eager", "web:3", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("the canary of") && run.stdout.contains("starts over"),
+        "{run:?}"
+    );
+    assert_eq!(image(&cluster, "web-canary"), "web:3");
+    assert_eq!(image(&cluster, "web"), "web:1", "stable never ran web:2");
+}
