@@ -509,3 +509,47 @@ fn a_second_commit_mid_canary_restarts_it_when_the_policy_says_so() {
     assert_eq!(image(&cluster, "web-canary"), "web:3");
     assert_eq!(image(&cluster, "web"), "web:1", "stable never ran web:2");
 }
+
+#[test]
+fn an_ingress_nginx_canary_gets_an_exact_weight() {
+    let cluster = Cluster::start();
+    let ingress = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\n  namespace: ro\nspec:\n  ingressClassName: nginx\n  rules:\n    - host: pgk.example.com\n      http:\n        paths:\n          - path: /demo\n            pathType: Prefix\n            backend: {service: {name: web, port: {number: 80}}}\n";
+    let app = deployed(&cluster, "careful", CANARY);
+    write_files(app.path(), &[("ingress.yaml", ingress)]);
+    assert_eq!(
+        cluster.gitsync(&["sync", path(&app), "--app", "ro"]).code,
+        0
+    );
+    bump(&app, "careful", "web:2", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let canary = cluster
+        .get("/apis/networking.k8s.io/v1/namespaces/ro/ingresses/web-canary")
+        .expect("canary Ingress");
+    let annotations = &canary["metadata"]["annotations"];
+    assert_eq!(annotations["nginx.ingress.kubernetes.io/canary"], "true");
+    assert_eq!(
+        annotations["nginx.ingress.kubernetes.io/canary-weight"],
+        "50"
+    );
+    assert_eq!(
+        canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "web-canary"
+    );
+    assert_eq!(
+        selector(&cluster, "web-canary")["gitsync.dev/track"],
+        "canary"
+    );
+    assert_eq!(selector(&cluster, "web")["gitsync.dev/track"], "stable");
+
+    assert_eq!(cluster.gitsync(&["promote", "ro"]).code, 0);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        cluster
+            .get("/apis/networking.k8s.io/v1/namespaces/ro/ingresses/web-canary")
+            .is_none(),
+        "canary Ingress removed"
+    );
+    assert_eq!(image(&cluster, "web"), "web:2");
+}

@@ -406,6 +406,17 @@ fn a_new_revision_mid_canary_queues_or_restarts_as_the_policy_says() {
         "web:2",
         "queue: the rollout in progress goes on"
     );
+    // Aborted with web:3 queued: the next pass is due at once, and starts web:3.
+    let d = sim
+        .pass(&queue, &next, Some(Command::Abort), T0 + 2_000)
+        .expect("pass");
+    assert_eq!(
+        (d.state.phase, d.waiting.clone()),
+        (Phase::Aborted, Some(Wait::Queued))
+    );
+    let d = sim.pass(&queue, &next, None, T0 + 3_000).expect("pass");
+    assert_eq!(d.state.phase, Phase::Progressing, "{:?}", d.notes);
+    assert_eq!(sim.image("web-canary"), "web:3");
 
     let restart = policy(&format!("  onNewRevision: restart\n{CANARY}"));
     let mut sim = Sim::with_stable("web:1", 4);
