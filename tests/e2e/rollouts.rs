@@ -553,3 +553,35 @@ fn an_ingress_nginx_canary_gets_an_exact_weight() {
     );
     assert_eq!(image(&cluster, "web"), "web:2");
 }
+
+#[test]
+fn an_hpa_keeps_scaling_stable_while_the_canary_takes_its_share() {
+    let cluster = Cluster::start();
+    let hpa = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: web\n  namespace: ro\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 2\n  maxReplicas: 10\n  metrics:\n    - type: Resource\n      resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}\n";
+    let app = deployed(&cluster, "careful", CANARY);
+    write_files(app.path(), &[("hpa.yaml", hpa)]);
+    assert_eq!(
+        cluster.gitsync(&["sync", path(&app), "--app", "ro"]).code,
+        0
+    );
+    // The HPA scales the workload to 6 (through the scale subresource, as it does).
+    let scaled = crate::support::http_patch(
+        &cluster.url,
+        &format!("{DEPLOYMENTS}/web/scale?fieldManager=horizontal-pod-autoscaler"),
+        r#"{"spec":{"replicas":6}}"#,
+    );
+    assert_eq!(scaled, 200);
+
+    bump(&app, "careful", "web:2", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("weight 25%: canary healthy (2 of 8 pods)"),
+        "{run:?}"
+    );
+    assert_eq!(replicas(&cluster, "web"), 6, "stable stays the HPA's");
+    assert_eq!(replicas(&cluster, "web-canary"), 3, "50% of 6, rounded up");
+    let diff = cluster.gitsync(&["diff", path(&app), "--app", "ro"]);
+    assert_eq!(diff.code, 0, "no fight over replicas: {diff:?}");
+}
