@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use gitsync_core::Manifest;
 use gitsync_core::drift::Drift;
-use gitsync_core::rollout::Phase;
+use gitsync_core::plan::Plan;
 use gitsync_core::tree::AppTree;
 
 use crate::cluster::{Cancel, Cluster, Event, EventType, Outcome, SyncResult, Target};
@@ -69,6 +69,22 @@ struct Synced {
     /// True while a rollout waits for anything (health, time, `gitsync promote`, a
     /// queued revision): the revision is passed again every [`ROLLOUT_TICK`].
     waiting: bool,
+}
+
+impl Synced {
+    /// Keeps what a sync of this revision applied and where its rollouts are, and logs
+    /// what they did; returns the sync's plan and outcome.
+    fn absorb(&mut self, synced: reconcile::Synced) -> (Plan, Outcome) {
+        self.waiting = synced.waiting().is_some();
+        for progress in &synced.rollouts {
+            for note in &progress.notes {
+                info!(workload = %progress.rollout.workload, "{note}");
+            }
+        }
+        self.desired = synced.desired;
+        self.rollouts = synced.rollouts.into_iter().map(|p| p.rollout).collect();
+        (synced.plan, synced.outcome)
+    }
 }
 
 /// The stores of the agent's namespace.
@@ -303,23 +319,7 @@ fn record(status: &server::Shared, result: Result<Option<(&Synced, &Outcome)>, &
             s.objects_pruned_total += outcome.pruned as u64;
             s.rollouts.clone_from(&done.rollouts);
             // A rollout that gave up is the app's error until the next one.
-            s.last_error = done
-                .rollouts
-                .iter()
-                .find(|r| {
-                    matches!(
-                        r.state.phase,
-                        Phase::Aborted | Phase::RolledBack | Phase::Failed
-                    )
-                })
-                .map(|r| {
-                    format!(
-                        "rollout of {} {:?}: {}",
-                        r.workload,
-                        r.state.phase,
-                        r.state.reason.as_deref().unwrap_or_default()
-                    )
-                });
+            s.last_error = done.rollouts.iter().find_map(Rollout::failure);
         }
         Ok(None) => {}
         Err(message) => {
@@ -352,18 +352,11 @@ async fn roll_on(
     )
     .await
     .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
-    for progress in &synced.rollouts {
-        for note in &progress.notes {
-            info!(workload = %progress.rollout.workload, "{note}");
-        }
-    }
-    done.waiting = synced.waiting().is_some();
-    done.desired = synced.desired;
-    done.rollouts = synced.rollouts.into_iter().map(|p| p.rollout).collect();
-    if synced.outcome.failed.is_empty() {
-        Ok(synced.outcome)
+    let (_, outcome) = done.absorb(synced);
+    if outcome.failed.is_empty() {
+        Ok(outcome)
     } else {
-        Err(failures(&synced.outcome, &done.revision.commit))
+        Err(failures(&outcome, &done.revision.commit))
     }
 }
 
@@ -449,45 +442,32 @@ async fn pass(
     let synced = reconcile::sync(cluster, &app, &tree, Some(&fetched), record, &log_failures).await;
     watcher.abort();
     let synced = synced.map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
-    let waiting = synced.waiting().is_some();
-    let reconcile::Synced {
-        desired,
-        plan,
-        outcome,
-        rollouts,
-    } = synced;
-    for progress in &rollouts {
-        for note in &progress.notes {
-            info!(workload = %progress.rollout.workload, "{note}");
-        }
-    }
+    let mut done = Synced {
+        revision: fetched,
+        tree,
+        desired: Vec::new(),
+        rollouts: Vec::new(),
+        waiting: false,
+    };
+    let (plan, outcome) = done.absorb(synced);
+    let commit = &done.revision.commit;
     if outcome.result == SyncResult::Superseded {
         return Err(format!(
-            "the sync of commit {} was superseded by a newer commit",
-            fetched.commit
+            "the sync of commit {commit} was superseded by a newer commit"
         ));
     }
-    let summary = plan.summary();
     if outcome.is_success() {
-        info!(commit = %fetched.commit, created = outcome.created, updated = outcome.updated,
-            pruned = outcome.pruned, unchanged = summary.unchanged, "synced");
-        let done = Synced {
-            revision: fetched,
-            tree,
-            desired,
-            rollouts: rollouts.into_iter().map(|p| p.rollout).collect(),
-            waiting,
-        };
+        info!(%commit, created = outcome.created, updated = outcome.updated,
+            pruned = outcome.pruned, unchanged = plan.summary().unchanged, "synced");
         Ok(Some((done, outcome)))
     } else if outcome.failed.is_empty() {
         Err(format!(
-            "commit {} applied, but the app is not healthy ({:?}): {}",
-            fetched.commit,
+            "commit {commit} applied, but the app is not healthy ({:?}): {}",
             outcome.result,
             outcome.health.map(|h| h.reason).unwrap_or_default()
         ))
     } else {
-        Err(failures(&outcome, &fetched.commit))
+        Err(failures(&outcome, commit))
     }
 }
 

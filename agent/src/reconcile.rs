@@ -56,16 +56,19 @@ pub struct Planned {
 
 /// Renders `tree` at `revision` and plans its sync against the cluster: what the next
 /// `sync` would apply, rollouts included (their state read from `rollouts`; a pending
-/// promote or abort is not carried out), and the steps each rollout will go through.
+/// promote or abort is not carried out), and with `steps` the steps each rollout will
+/// go through ([`Mode::Plan`]).
 pub async fn plan(
     cluster: &Cluster,
     app: &App,
     tree: &AppTree,
     revision: Option<&str>,
     rollouts: Option<&Rollouts>,
+    steps: bool,
 ) -> Result<Planned, Error> {
     let rendered = render(app, tree, revision)?;
-    prepare(cluster, app, rendered, rollouts, Mode::Preview).await
+    let mode = if steps { Mode::Plan } else { Mode::Diff };
+    prepare(cluster, app, rendered, rollouts, mode).await
 }
 
 fn render(app: &App, tree: &AppTree, revision: Option<&str>) -> Result<Rendered, Error> {
@@ -173,13 +176,9 @@ impl Synced {
     /// The first rollout that ended without rolling out (aborted, rolled back,
     /// failed) in this pass, with its reason.
     pub fn failed_rollout(&self) -> Option<&rollouts::Progress> {
-        self.rollouts.iter().find(|p| {
-            !p.notes.is_empty()
-                && matches!(
-                    p.rollout.state.phase,
-                    Phase::Aborted | Phase::RolledBack | Phase::Failed
-                )
-        })
+        self.rollouts
+            .iter()
+            .find(|p| !p.notes.is_empty() && p.rollout.state.phase.gave_up())
     }
 }
 

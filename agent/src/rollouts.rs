@@ -37,13 +37,9 @@ const LOG_LIMIT: usize = 30;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A workload cannot be rolled as its policy says (an unknown policy, a missing
-    /// Service…): found before anything changes.
-    #[error("{at}: {error}")]
-    Invalid {
-        /// Where the workload is defined (file:line:column).
-        at: String,
-        error: rollout::Error,
-    },
+    /// Service…): found before anything changes, named with its file and line.
+    #[error(transparent)]
+    Invalid(rollout::Error),
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error("the rollout state of {app} is not valid JSON: {message}")]
@@ -84,14 +80,36 @@ pub struct Rollout {
     /// What happened so far, oldest first: `<time> <note>`.
     #[serde(default)]
     pub log: Vec<String>,
-    /// When the last pass ran (RFC 3339).
+    /// When a pass last changed it (RFC 3339).
     #[serde(default)]
     pub updated: String,
 }
 
 impl Rollout {
+    /// Equal but for when it was written.
+    fn same_as(&self, other: &Self) -> bool {
+        Self {
+            updated: other.updated.clone(),
+            ..self.clone()
+        } == *other
+    }
+
     pub fn in_progress(&self) -> bool {
         self.state.in_progress()
+    }
+
+    /// Why the rollout gave up (aborted, rolled back, failed), in one line; `None`
+    /// while it runs or once it completed.
+    pub fn failure(&self) -> Option<String> {
+        let st = &self.state;
+        st.phase.gave_up().then(|| {
+            format!(
+                "rollout of {} ended {:?}: {}",
+                self.workload,
+                st.phase,
+                st.reason.as_deref().unwrap_or_default()
+            )
+        })
     }
 }
 
@@ -175,8 +193,12 @@ impl Rollouts {
     }
 
     /// Stores a pass's rollouts (replacing the app's earlier ones) and drops the request
-    /// it carried out, unless a newer one arrived meanwhile.
+    /// it carried out, unless a newer one arrived meanwhile. A pass that changed
+    /// nothing writes nothing.
     pub async fn save(&self, app: &str, pass: &Pass) -> Result<(), Error> {
+        if !pass.changed {
+            return Ok(());
+        }
         let text = serde_json::to_string_pretty(
             &pass.rollouts.iter().map(|p| &p.rollout).collect::<Vec<_>>(),
         )
@@ -236,8 +258,11 @@ pub struct Pass {
     /// plan applies.
     pub desired: Vec<Manifest>,
     pub rollouts: Vec<Progress>,
-    /// A preview pass: the steps each rollout will go through from here.
+    /// A [`Mode::Plan`] pass: the steps each rollout will go through from here.
     pub previews: Vec<rollout::Preview>,
+    /// True when the rollouts differ from the stored ones (or a request was carried
+    /// out): only then does [`Rollouts::save`] write.
+    changed: bool,
     /// The request this pass carried out.
     consumed: Option<String>,
 }
@@ -247,8 +272,10 @@ pub struct Pass {
 pub enum Mode {
     /// A sync: carries out a pending promote or abort.
     Sync,
-    /// A diff or plan: leaves requests alone, and walks each rollout to its end.
-    Preview,
+    /// A diff: leaves requests alone.
+    Diff,
+    /// `gitsync plan`: a diff that also walks each rollout to its end.
+    Plan,
 }
 
 /// Binds, observes and decides every rollout of the rendered app against `live` (the
@@ -264,14 +291,7 @@ pub async fn pass(
 ) -> Result<Pass, Error> {
     let policies = policy::with_built_in(rendered.policies);
     let manifests = rendered.manifests;
-    let bound = rollout::bound(&manifests, &policies).map_err(|error| {
-        let at = manifests
-            .iter()
-            .find(|m| m.id.short() == error.workload)
-            .map(|m| m.source.to_string())
-            .unwrap_or_default();
-        Error::Invalid { at, error }
-    })?;
+    let bound = rollout::bound(&manifests, &policies).map_err(Error::Invalid)?;
     if bound.is_empty() {
         return Ok(Pass {
             desired: manifests,
@@ -291,6 +311,8 @@ pub async fn pass(
     let mut decisions: Vec<Decision> = Vec::new();
     let mut rollouts = Vec::new();
     let mut previews = Vec::new();
+    // Workloads no longer bound drop out of the stored list.
+    let mut changed = stored.len() != bound.len();
     for (deployment, policy) in bound {
         let workload = deployment.id.short();
         let previous = stored.iter().find(|r| r.workload == workload);
@@ -307,12 +329,9 @@ pub async fn pass(
             deployment,
             rendered: &manifests,
         };
-        let invalid = |error| Error::Invalid {
-            at: deployment.source.to_string(),
-            error,
-        };
-        if mode == Mode::Preview {
-            previews.push(rollout::preview(&workload_ref, live, state, now).map_err(invalid)?);
+        if mode == Mode::Plan {
+            previews
+                .push(rollout::preview(&workload_ref, live, state, now).map_err(Error::Invalid)?);
         }
         let decision = rollout::decide(
             &workload_ref,
@@ -321,13 +340,13 @@ pub async fn pass(
             command.filter(|_| in_progress),
             now,
         )
-        .map_err(invalid)?;
+        .map_err(Error::Invalid)?;
         let mut log = previous.map(|r| r.log.clone()).unwrap_or_default();
         let stamp = time::rfc3339(now / 1000);
         log.extend(decision.notes.iter().map(|n| format!("{stamp} {n}")));
         let excess = log.len().saturating_sub(LOG_LIMIT);
         log.drain(..excess);
-        let rollout = Rollout {
+        let mut rollout = Rollout {
             workload,
             steps: steps(policy),
             progress: progress(policy, &decision.state, deployment, &live_index),
@@ -338,6 +357,14 @@ pub async fn pass(
             updated: stamp,
             state: decision.state.clone(),
         };
+        // A pass that only waited changes nothing worth a write.
+        if let Some(p) = previous
+            && rollout.same_as(p)
+        {
+            rollout.updated.clone_from(&p.updated);
+        } else {
+            changed = true;
+        }
         rollouts.push(Progress {
             rollout,
             deployment: deployment.id.clone(),
@@ -350,6 +377,7 @@ pub async fn pass(
         desired: rollout::effective(manifests, &decisions),
         rollouts,
         previews,
+        changed: changed || command.is_some(),
         consumed: command.and(request.map(|r| r.id)),
     })
 }

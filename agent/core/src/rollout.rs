@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use crate::digest;
 use crate::health;
 use crate::manifest::{Key, Manifest, ObjectId};
-use crate::policy::{Policy, Strategy};
+use crate::policy::{OnNewRevision, Policy, Strategy};
 use crate::time;
 
 pub use preview::{Preview, preview};
@@ -47,8 +47,10 @@ pub const ANNOTATION_ROLLOUT_OF: &str = "gitsync.dev/rollout-of";
 
 /// Why a rollout cannot start: raised before anything changes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{workload}: strategy policy {policy:?}: {message}")]
+#[error("{at}: {workload}: strategy policy {policy:?}: {message}")]
 pub struct Error {
+    /// Where the workload is defined (file:line:column).
+    pub at: String,
     pub workload: String,
     pub policy: String,
     pub message: String,
@@ -136,30 +138,24 @@ pub fn bound<'a>(
         .iter()
         .filter(|m| crate::kinds::is_workload(&m.id.kind))
     {
-        let policy = crate::policy::select(policies, &m.object).map_err(|message| Error {
-            workload: m.id.short(),
-            policy: crate::manifest::annotation(&m.object, crate::manifest::ANNOTATION_STRATEGY)
-                .unwrap_or_default()
-                .to_owned(),
-            message,
-        })?;
-        if let Some(policy) = policy {
-            let named =
-                crate::manifest::annotation(&m.object, crate::manifest::ANNOTATION_STRATEGY)
-                    .is_some();
-            if m.id.kind != "Deployment" {
-                if !named {
-                    // A label selector that also matches a StatefulSet or a Job: those
-                    // keep their native update.
-                    continue;
-                }
+        let named = crate::manifest::annotation(&m.object, crate::manifest::ANNOTATION_STRATEGY);
+        let Some(policy) = crate::policy::select(policies, &m.object)
+            .map_err(|message| named_error(m, named.unwrap_or_default(), message))?
+        else {
+            continue;
+        };
+        match (m.id.kind.as_str(), named) {
+            ("Deployment", _) => out.push((m, policy)),
+            // A label selector that also matches a StatefulSet or a Job: those keep
+            // their native update.
+            (_, None) => {}
+            (kind, Some(_)) => {
                 return Err(error(
                     m,
                     policy,
-                    format!("strategies roll Deployments; this is a {}", m.id.kind),
+                    format!("strategies roll Deployments; this is a {kind}"),
                 ));
             }
-            out.push((m, policy));
         }
     }
     Ok(out)
@@ -353,6 +349,22 @@ impl<'a> Context<'a> {
         self.hpa.is_none().then_some(n)
     }
 
+    /// What a pass does with the state the previous one left: go on with it, start
+    /// over because a new revision arrived mid-rollout and the policy says `restart`,
+    /// or start a new rollout (none before, or the last one is settled and the render
+    /// moved on). With `queue`, a rollout in progress goes on with the template it
+    /// started with.
+    fn resume<'s>(&self, state: Option<&'s State>) -> Resume<'s> {
+        match state {
+            Some(s) if s.target == self.target => Resume::Continue(s),
+            Some(s) if s.in_progress() => match self.policy.on_new_revision {
+                OnNewRevision::Queue => Resume::Continue(s),
+                OnNewRevision::Restart => Resume::Restart(s),
+            },
+            previous => Resume::Start(previous),
+        }
+    }
+
     fn deadline_passed(&self, since: u64, now: u64) -> bool {
         now.saturating_sub(since) > millis(self.policy.progress_deadline)
     }
@@ -377,10 +389,24 @@ impl<'a> Context<'a> {
     }
 }
 
+/// See [`Context::resume`].
+enum Resume<'s> {
+    Continue(&'s State),
+    /// The rollout in progress, abandoned for the new revision.
+    Restart(&'s State),
+    /// The previous rollout (settled), if any.
+    Start(Option<&'s State>),
+}
+
 fn error(deployment: &Manifest, policy: &Policy, message: String) -> Error {
+    named_error(deployment, &policy.name, message)
+}
+
+fn named_error(deployment: &Manifest, policy: &str, message: String) -> Error {
     Error {
+        at: deployment.source.to_string(),
         workload: deployment.id.short(),
-        policy: policy.name.clone(),
+        policy: policy.to_owned(),
         message,
     }
 }

@@ -51,20 +51,25 @@ pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let rollouts = Rollouts::new(cluster.client().clone(), &args.history.namespace);
     let app = app(args, &loaded, None);
     let commit = loaded.revision.as_ref().map(|r| r.commit.as_str());
-    let Planned { plan, pass, .. } =
-        reconcile::plan(&cluster, &app, &loaded.tree, commit, Some(&rollouts))
-            .await
-            .with_context(|| format!("cannot plan {}", app.name))?;
-    let previews: &[Preview] = if args.strategy { &pass.previews } else { &[] };
+    let Planned { plan, pass, .. } = reconcile::plan(
+        &cluster,
+        &app,
+        &loaded.tree,
+        commit,
+        Some(&rollouts),
+        args.strategy,
+    )
+    .await
+    .with_context(|| format!("cannot plan {}", app.name))?;
     match args.output {
         Format::Json => output::json(&DiffReport {
             plan: &plan,
-            rollouts: previews,
+            rollouts: &pass.previews,
         }),
         Format::Text => {
             let color = output::use_color(args.color);
             let mut text = String::new();
-            for preview in previews {
+            for preview in &pass.previews {
                 text.push_str(&preview_text(preview));
             }
             for step in &plan.steps {
@@ -245,15 +250,9 @@ fn print_rollout_notes(rollouts: &[Progress]) {
 fn finish(app: &str, synced: &reconcile::Synced) -> anyhow::Result<ExitCode> {
     let outcome = &synced.outcome;
     if outcome.failed.is_empty()
-        && let Some(failed) = synced.failed_rollout()
+        && let Some(failure) = synced.failed_rollout().and_then(|p| p.rollout.failure())
     {
-        let state = &failed.rollout.state;
-        anyhow::bail!(
-            "rollout of {} ended {:?}: {}",
-            failed.rollout.workload,
-            state.phase,
-            state.reason.as_deref().unwrap_or_default()
-        );
+        anyhow::bail!("{failure}");
     }
     if let Some(p) = synced.rollouts.iter().find(|p| p.rollout.awaiting_promote) {
         output::line(&format!(

@@ -20,7 +20,6 @@ use gitsync_core::manifest::{
     annotation, label,
 };
 use gitsync_core::plan;
-use gitsync_core::rollout::Phase;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -126,11 +125,7 @@ fn rollout_text(r: &Rollout, bar: bool) -> String {
     if let Some(waiting) = &r.waiting {
         text.push_str(&format!("  waiting for: {waiting}\n"));
     }
-    if let Some(reason) = st
-        .reason
-        .as_deref()
-        .filter(|_| matches!(st.phase, Phase::Aborted | Phase::RolledBack | Phase::Failed))
-    {
+    if let Some(reason) = st.reason.as_deref().filter(|_| st.phase.gave_up()) {
         text.push_str(&format!("  reason: {reason}\n"));
     }
     for g in &r.gates {
@@ -161,7 +156,7 @@ async fn app_rows(
     let commit = loaded.revision.as_ref().map(|r| r.commit.as_str());
     // What the next sync would apply (rollouts' objects included), against live.
     let Planned { plan, live, .. } =
-        reconcile::plan(cluster, &app, &loaded.tree, commit, Some(store)).await?;
+        reconcile::plan(cluster, &app, &loaded.tree, commit, Some(store), false).await?;
     let app = app.name;
     // Which fields differ, and who changed them, for each out-of-sync object.
     let drift: Vec<gitsync_core::drift::Drift> = gitsync_core::drift::detect(&plan, &live);

@@ -8,10 +8,10 @@
 use serde_json::{Value, json};
 
 use super::{
-    Command, Context, Decision, LABEL_SLOT, Observed, Phase, State, Wait, derived_service,
+    Command, Context, Decision, LABEL_SLOT, Observed, Phase, Resume, State, Wait, derived_service,
     labelled, live_template_without, millis, rolled, runs, stalled, template_hash, with_selector,
 };
-use crate::policy::{OnNewRevision, Strategy};
+use crate::policy::Strategy;
 
 const BLUE: &str = "blue";
 const GREEN: &str = "green";
@@ -55,12 +55,9 @@ pub(super) fn decide(
     let live = |slot: &str| ctx.live(observed, &slot_name(slot));
 
     let mut notes = Vec::new();
-    let mut st = match state {
-        Some(s)
-            if s.in_progress()
-                && s.target != ctx.target
-                && ctx.policy.on_new_revision == OnNewRevision::Restart =>
-        {
+    let mut st = match ctx.resume(state) {
+        Resume::Continue(s) => s.clone(),
+        Resume::Restart(s) => {
             notes.push("a new revision arrived mid-rollout: blue/green starts over".to_owned());
             let mut from = s.clone();
             if s.phase == Phase::Progressing {
@@ -71,8 +68,7 @@ pub(super) fn decide(
             from.phase = Phase::Completed;
             start(ctx, Some(&from), observed, now, &mut notes)
         }
-        Some(s) if s.in_progress() || s.target == ctx.target => s.clone(),
-        previous => start(ctx, previous, observed, now, &mut notes),
+        Resume::Start(previous) => start(ctx, previous, observed, now, &mut notes),
     };
     let active = st.active_slot.clone().unwrap_or_else(|| BLUE.to_owned());
     let n = ctx.replicas(&[live(&active)]);

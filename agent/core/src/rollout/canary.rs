@@ -11,12 +11,12 @@
 use serde_json::{Value, json};
 
 use super::{
-    ANNOTATION_ROLLOUT_OF, Command, Context, Decision, LABEL_TRACK, Observed, Phase, State, Wait,
-    derived_service, label_of, labelled, live_template_without, millis, rolled, runs, stalled,
-    template_hash, with_selector,
+    ANNOTATION_ROLLOUT_OF, Command, Context, Decision, LABEL_TRACK, Observed, Phase, Resume, State,
+    Wait, derived_service, label_of, labelled, live_template_without, millis, rolled, runs,
+    stalled, template_hash, with_selector,
 };
 use crate::Manifest;
-use crate::policy::{CanaryStep, OnNewRevision, Strategy, Traffic};
+use crate::policy::{CanaryStep, Strategy, Traffic};
 
 pub(super) fn decide(
     ctx: &Context<'_>,
@@ -58,20 +58,16 @@ pub(super) fn decide(
     let n = ctx.replicas(&[stable_live]);
 
     let mut notes = Vec::new();
-    let mut st = match state {
-        Some(s)
-            if s.in_progress()
-                && s.target != ctx.target
-                && ctx.policy.on_new_revision == OnNewRevision::Restart =>
-        {
+    let mut st = match ctx.resume(state) {
+        Resume::Continue(s) => s.clone(),
+        Resume::Restart(s) => {
             notes.push(format!(
                 "a new revision arrived mid-rollout: the canary of {} starts over",
                 s.revision.as_deref().unwrap_or("the previous template")
             ));
             start(ctx, Some(s), stable_live, now, &mut notes)
         }
-        Some(s) if s.in_progress() || s.target == ctx.target => s.clone(),
-        previous => start(ctx, previous, stable_live, now, &mut notes),
+        Resume::Start(previous) => start(ctx, previous, stable_live, now, &mut notes),
     };
     let canary_template = labelled(&st.template, LABEL_TRACK, "canary");
     let canary_hash = template_hash(&canary_template);

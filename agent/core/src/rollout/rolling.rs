@@ -4,8 +4,10 @@
 
 use serde_json::{Value, json};
 
-use super::{Context, Decision, Downtime, Observed, Phase, State, Wait, rolled, runs, stalled};
-use crate::policy::{OnNewRevision, Strategy};
+use super::{
+    Context, Decision, Downtime, Observed, Phase, Resume, State, Wait, rolled, runs, stalled,
+};
+use crate::policy::Strategy;
 
 pub(super) fn decide(
     ctx: &Context<'_>,
@@ -16,29 +18,10 @@ pub(super) fn decide(
     let live = ctx.live(observed, ctx.name);
     let replicas = ctx.replicas(&[live]);
     let mut notes = Vec::new();
-    let mut state = match state {
-        Some(s) if s.target == ctx.target => s.clone(),
-        Some(s) if s.in_progress() && ctx.policy.on_new_revision == OnNewRevision::Queue => {
-            s.clone()
-        }
-        previous => {
-            let mut fresh = ctx.state(now);
-            match live {
-                Some(live) if runs(live, ctx.template) => {
-                    fresh.settle(Phase::Completed, now);
-                }
-                Some(live) => {
-                    fresh.previous = serving(previous, live);
-                    notes.push(format!(
-                        "{} rollout of {} started",
-                        ctx.policy.strategy.kind(),
-                        ctx.name
-                    ));
-                }
-                None => {}
-            }
-            fresh
-        }
+    let mut state = match ctx.resume(state) {
+        Resume::Continue(s) => s.clone(),
+        Resume::Restart(s) => start(ctx, Some(s), live, now, &mut notes),
+        Resume::Start(previous) => start(ctx, previous, live, now, &mut notes),
     };
     let target_hash = super::template_hash(&state.template);
     let mut waiting = None;
@@ -110,6 +93,31 @@ pub(super) fn decide(
         notes,
         waiting,
     }
+}
+
+/// A new rollout from what runs now (none to do on the first deploy, or when the
+/// Deployment already runs the target).
+fn start(
+    ctx: &Context<'_>,
+    previous: Option<&State>,
+    live: Option<&Value>,
+    now: u64,
+    notes: &mut Vec<String>,
+) -> State {
+    let mut fresh = ctx.state(now);
+    match live {
+        Some(live) if runs(live, ctx.template) => fresh.settle(Phase::Completed, now),
+        Some(live) => {
+            fresh.previous = serving(previous, live);
+            notes.push(format!(
+                "{} rollout of {} started",
+                ctx.policy.strategy.kind(),
+                ctx.name
+            ));
+        }
+        None => {}
+    }
+    fresh
 }
 
 /// The template serving now, to roll back to: what gitsync last completed (or went

@@ -31,6 +31,12 @@ impl Phase {
     pub fn in_progress(self) -> bool {
         matches!(self, Self::Progressing | Self::Paused | Self::Switched)
     }
+
+    /// True when the rollout ended without the new version serving (aborted, rolled
+    /// back or failed).
+    pub fn gave_up(self) -> bool {
+        matches!(self, Self::Aborted | Self::RolledBack | Self::Failed)
+    }
 }
 
 /// When a recreate had no pod available.
