@@ -99,6 +99,7 @@ fn render_dir(app: &Path, n: usize) {
         app: "bench".into(),
         revision: Some("0".repeat(40)),
         vars: BTreeMap::new(),
+        namespace: None,
     };
     let manifests = render::render(&tree, &context).expect("render").manifests;
     assert_eq!(manifests.len(), n);
@@ -176,6 +177,7 @@ fn diff_fixture(n: usize, percent: usize) -> (Vec<gitsync_core::Manifest>, Vec<V
         app: "bench".into(),
         revision: None,
         vars: BTreeMap::new(),
+        namespace: None,
     };
     let desired = render::render(&tree, &context).expect("render").manifests;
     // Live = what the previous render applied, plus server-populated fields.

@@ -542,6 +542,7 @@ fn context() -> Context {
         app: APP.into(),
         revision: Some("0".repeat(40)),
         vars: BTreeMap::new(),
+        namespace: None,
     }
 }
 

@@ -86,6 +86,10 @@ pub struct Entry {
     /// What the sync's rollouts did (`<workload>: <note>`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollout: Vec<String>,
+    /// Set when this sync rolled the app back: the earlier revision whose content it
+    /// restored (a revert commit, `gitsync rollback`, or a direct rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<String>,
 }
 
 impl Entry {
@@ -112,6 +116,7 @@ impl Entry {
             unchanged: 0,
             reason: None,
             rollout: Vec::new(),
+            rollback_to: None,
         }
     }
 

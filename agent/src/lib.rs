@@ -5,16 +5,25 @@
 
 pub mod cluster;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod git;
 pub mod history;
+pub mod lease;
+pub mod metrics;
+pub mod page;
 pub mod probe;
 pub mod reconcile;
+pub mod registry;
 pub mod rollouts;
+pub mod secrets;
 pub mod server;
+pub mod settings;
 pub mod store;
 pub mod telemetry;
 pub mod tree_fs;
+pub mod watch;
+pub mod worker;
 
 /// The allocator both binaries and the benchmarks install (`#[global_allocator]`): a
 /// sync builds and frees many small JSON trees, where mimalloc costs about half of

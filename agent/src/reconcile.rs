@@ -40,6 +40,8 @@ pub struct App {
     pub name: String,
     /// `${VAR}` overrides (win over the app's gitsync.yaml).
     pub vars: BTreeMap<String, String>,
+    /// Namespace for objects that name none (wins over the app's gitsync.yaml).
+    pub namespace: Option<String>,
     pub options: plan::Options,
     /// How plans are executed (force, health timeout, concurrency).
     pub execute: ExecuteOptions,
@@ -76,6 +78,7 @@ fn render(app: &App, tree: &AppTree, revision: Option<&str>) -> Result<Rendered,
         app: app.name.clone(),
         revision: revision.map(str::to_owned),
         vars: app.vars.clone(),
+        namespace: app.namespace.clone(),
     };
     render::render(tree, &context).map_err(Error::Render)
 }
@@ -141,8 +144,10 @@ pub struct Record<'a> {
     pub history: Option<&'a History>,
     /// Where rollout states are kept (`None`: every rollout starts afresh).
     pub rollouts: Option<&'a Rollouts>,
-    /// `cli`, `agent`, `self-heal`, or [`ROLLOUT`].
+    /// `cli`, `agent`, `self-heal`, `rollback`, or [`ROLLOUT`].
     pub trigger: &'a str,
+    /// The earlier revision this sync restores, when it is a rollback.
+    pub rollback_to: Option<&'a str>,
 }
 
 /// The trigger of a pass that only moves rollouts on: recorded in the history only
@@ -194,6 +199,7 @@ pub async fn sync(
     on_event: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<Synced, Error> {
     let mut entry = Entry::start(&app.name, record.trigger, revision);
+    entry.rollback_to = record.rollback_to.map(str::to_owned);
     let save = async |entry: &Entry| {
         if let Some(history) = record.history
             && let Err(e) = history.record(entry).await

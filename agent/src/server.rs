@@ -1,164 +1,95 @@
-//! The agent's HTTP server: liveness (`/healthz`), readiness (`/readyz`: the first sync
-//! has succeeded), Prometheus metrics (`/metrics`) and the last pass as JSON
-//! (`/api/v1/status`). No request ever sees a manifest or a Secret.
+//! The agent's HTTP server, one port for everything: liveness (`/healthz`), readiness
+//! (`/readyz`: every app's first sync was attempted), Prometheus metrics (`/metrics`),
+//! the JSON API (`/api/v1/apps…`), webhooks (`/hooks/…`) and the status page (`/`).
+//!
+//! Reads are open (they never show a manifest or a Secret value: diffs are masked).
+//! Every `POST /api/v1/…` needs `Authorization: Bearer <token>`, the token read from
+//! the Secret the configuration names (`api.tokenSecret`); without one configured they
+//! are refused. Bodies are limited to 1 MiB (413 beyond).
 
-use std::sync::{Arc, RwLock};
+mod api;
+// mod hooks; (wired when the webhook module lands)
+mod metrics;
+
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use serde::Serialize;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
 
-/// What the reconcile loop reports to the server.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Status {
-    pub app: String,
-    /// The last commit synced successfully.
-    pub synced_commit: Option<String>,
-    /// The error of the last pass, if it failed.
-    pub last_error: Option<String>,
-    pub passes_total: u64,
-    pub syncs_total: u64,
-    pub failures_total: u64,
-    pub objects_applied_total: u64,
-    pub objects_pruned_total: u64,
-    /// Objects that differ from the synced revision at the last drift check, one line
-    /// each (`Deployment/demo/web: .spec.replicas (kubectl-edit)`).
-    pub drift: Vec<String>,
-    pub drift_checks_total: u64,
-    pub self_heals_total: u64,
-    /// The app's rollouts after the last pass.
-    pub rollouts: Vec<crate::rollouts::Rollout>,
-}
+use crate::daemon::Hub;
 
-/// Shared, updated by the loop, read by the handlers.
-pub type Shared = Arc<RwLock<Status>>;
+/// Largest request body accepted (webhooks, API requests).
+pub const BODY_LIMIT: usize = 1 << 20;
 
-/// The router (tested with `oneshot` requests).
-pub fn router(status: Shared) -> Router {
+/// The router over the agent's hub.
+pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
+        .route("/", get(page))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/status", get(status_json))
-        .with_state(status)
+        .route("/metrics", get(metrics::handler))
+        .route("/api/v1/apps", get(api::apps))
+        .route("/api/v1/apps/{app}", get(api::app))
+        .route("/api/v1/apps/{app}/history", get(api::history))
+        .route("/api/v1/apps/{app}/diff", get(api::diff))
+        .route("/api/v1/apps/{app}/{action}", post(api::action))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(hub)
 }
 
-async fn ready(State(status): State<Shared>) -> impl IntoResponse {
-    let synced = status.read().is_ok_and(|s| s.synced_commit.is_some());
-    if synced {
-        (StatusCode::OK, "ready")
+async fn ready(State(hub): State<Arc<Hub>>) -> Response {
+    let leadership = hub.leadership.borrow().clone();
+    if !leadership.leading {
+        return match leadership.leader {
+            Some(leader) => (StatusCode::OK, format!("following {leader}")).into_response(),
+            None => (StatusCode::SERVICE_UNAVAILABLE, "no leader yet").into_response(),
+        };
+    }
+    if hub.registry.all_attempted() {
+        (StatusCode::OK, "ready").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not synced yet")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "first sync not attempted yet",
+        )
+            .into_response()
     }
 }
 
-async fn status_json(State(status): State<Shared>) -> impl IntoResponse {
-    let snapshot = status.read().map(|s| s.clone()).unwrap_or_default();
-    axum::Json(snapshot)
+async fn page(State(hub): State<Arc<Hub>>) -> Response {
+    let html = crate::page::render(&hub.registry.agent(), &hub.registry.apps());
+    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
-async fn metrics(State(status): State<Shared>) -> impl IntoResponse {
-    let s = status.read().map(|s| s.clone()).unwrap_or_default();
-    let app = s.app.replace(['"', '\\', '\n'], "_");
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{app=\"{app}\"}} {value}\n"
-        ));
-    };
-    counter(
-        "gitsync_passes_total",
-        "Reconcile passes run.",
-        s.passes_total,
-    );
-    counter(
-        "gitsync_syncs_total",
-        "Passes that synced a new revision.",
-        s.syncs_total,
-    );
-    counter(
-        "gitsync_sync_failures_total",
-        "Passes that failed.",
-        s.failures_total,
-    );
-    counter(
-        "gitsync_objects_applied_total",
-        "Objects created or updated.",
-        s.objects_applied_total,
-    );
-    counter(
-        "gitsync_objects_pruned_total",
-        "Objects pruned.",
-        s.objects_pruned_total,
-    );
-    counter(
-        "gitsync_drift_checks_total",
-        "Drift checks run.",
-        s.drift_checks_total,
-    );
-    counter(
-        "gitsync_self_heals_total",
-        "Drift healed by re-applying the synced revision.",
-        s.self_heals_total,
-    );
-    out.push_str(&format!(
-        "# HELP gitsync_drifted_objects Objects that differ from the synced revision.\n\
-         # TYPE gitsync_drifted_objects gauge\ngitsync_drifted_objects{{app=\"{app}\"}} {}\n",
-        s.drift.len()
-    ));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+/// A JSON error body `{"error": …}` with `code`.
+pub(crate) fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    (
+        code,
+        axum::Json(serde_json::json!({"error": message.into()})),
+    )
+        .into_response()
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use axum::body::Body;
-    use axum::http::Request;
-    use tower::ServiceExt as _;
+    use super::same_secret;
 
-    async fn get_text(router: Router, path: &str) -> (StatusCode, String) {
-        let response = router
-            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
-            .await
-            .expect("response");
-        let code = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        (code, String::from_utf8_lossy(&bytes).into_owned())
-    }
-
-    #[tokio::test]
-    async fn readiness_follows_the_first_sync() {
-        let status: Shared = Arc::default();
-        assert_eq!(
-            get_text(router(status.clone()), "/healthz").await.0,
-            StatusCode::OK
-        );
-        assert_eq!(
-            get_text(router(status.clone()), "/readyz").await.0,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        status.write().expect("lock").synced_commit = Some("abc".into());
-        assert_eq!(get_text(router(status), "/readyz").await.0, StatusCode::OK);
-    }
-
-    #[tokio::test]
-    async fn metrics_are_prometheus_text() {
-        let status: Shared = Arc::default();
-        {
-            let mut s = status.write().expect("lock");
-            s.app = "demo".into();
-            s.syncs_total = 3;
-        }
-        let (code, body) = get_text(router(status), "/metrics").await;
-        assert_eq!(code, StatusCode::OK);
-        assert!(
-            body.contains("gitsync_syncs_total{app=\"demo\"} 3"),
-            "{body}"
-        );
+    #[test]
+    fn secrets_compare_by_every_byte() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+        assert!(!same_secret(b"", b"a"));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    Agent, Cluster, commit_all, eventually, history, http, http_patch, write_files,
+    Agent, Cluster, commit_all, eventually, free_port, history, http, http_patch, write_files,
 };
 
 const CM: &str = "/api/v1/namespaces/drift/configmaps/settings";
@@ -29,13 +29,6 @@ fn repo() -> tempfile::TempDir {
     );
     commit_all(repo.path(), "first");
     repo
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn start(
@@ -100,7 +93,7 @@ fn drift_is_reported_with_field_and_manager_and_left_alone_without_self_heal() {
         "{message}"
     );
     assert_eq!(events[0]["type"], "Warning");
-    let (_, body) = http(&base, "GET", "/api/v1/status");
+    let (_, body) = http(&base, "GET", "/api/v1/apps/app");
     let status: Value = serde_json::from_str(&body).expect("status JSON");
     assert_eq!(
         status["drift"][0], "ConfigMap/drift/settings: .data.level (kubectl-edit)",

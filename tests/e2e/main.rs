@@ -11,5 +11,6 @@ mod kubectl;
 mod real_cluster;
 mod rollout_agent;
 mod rollouts;
+mod service;
 mod support;
 mod sync;

@@ -37,6 +37,9 @@ pub struct Context {
     pub revision: Option<String>,
     /// `${VAR}` values that override the app's `gitsync.yaml` vars.
     pub vars: BTreeMap<String, String>,
+    /// Namespace for objects that name none; wins over the app's `gitsync.yaml`
+    /// (the agent's per-app target namespace).
+    pub namespace: Option<String>,
 }
 
 /// One thing wrong with the input, with its position.
@@ -109,10 +112,13 @@ struct Parsed {
 /// Renders an app tree.
 pub fn render(tree: &AppTree, ctx: &Context) -> Result<Rendered, Error> {
     let mut problems = Vec::new();
-    let options = match options::load(tree) {
+    let mut options = match options::load(tree) {
         Ok(o) => o,
         Err(p) => return Err(Error { problems: vec![p] }),
     };
+    if let Some(ns) = &ctx.namespace {
+        options.namespace = Some(ns.clone());
+    }
     let mut vars = options.vars.clone();
     vars.extend(ctx.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
 

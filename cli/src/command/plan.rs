@@ -26,6 +26,7 @@ fn app(args: &PlanArgs, loaded: &Loaded, sync: Option<&SyncArgs>) -> App {
     App {
         name: loaded.app.clone(),
         vars: vars(&args.render),
+        namespace: None,
         options: args.prune.plan_options(),
         execute: sync
             .map(|s| s.execute.execute_options())
@@ -163,6 +164,7 @@ pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
             history: Some(&history),
             rollouts: Some(&rollouts),
             trigger,
+            rollback_to: None,
         };
         let synced = reconcile::sync(
             &cluster,

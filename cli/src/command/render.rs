@@ -25,6 +25,7 @@ pub fn load_and_render(args: &RenderArgs) -> anyhow::Result<(String, Vec<Manifes
         app: loaded.app.clone(),
         revision: loaded.revision.as_ref().map(|r| r.commit.clone()),
         vars: vars(args),
+        namespace: None,
     };
     let manifests = render::render(&loaded.tree, &context)
         .with_context(|| format!("cannot render {}", args.path.display()))?

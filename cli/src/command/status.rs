@@ -147,6 +147,7 @@ async fn app_rows(
     let app = App {
         name: loaded.app.clone(),
         vars: std::collections::BTreeMap::new(),
+        namespace: None,
         options: plan::Options {
             force_prune: true,
             ..plan::Options::default()

@@ -14,6 +14,7 @@ fn ctx() -> Context {
         app: "demo".into(),
         revision: Some("abc".into()),
         vars: BTreeMap::new(),
+        namespace: None,
     }
 }
 

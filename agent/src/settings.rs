@@ -1,0 +1,348 @@
+//! The agent's configuration file (mounted from a ConfigMap): the apps it serves, where
+//! their credentials, the API token and the webhook secrets are, and defaults. Parsed
+//! and validated before any I/O; unknown fields are errors with the file and line, so
+//! a typo never silently does nothing.
+//!
+//! ```yaml
+//! apps:
+//!   - name: demo
+//!     repo: https://github.com/example/gitops.git
+//!     ref: main            # branch, tag, commit, or semver range over tags
+//!     path: example-repo
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// Namespace of the sync history, rollout state and the leader Lease (default:
+    /// the agent's own).
+    pub history_namespace: Option<String>,
+    /// Elect a leader among replicas through a Lease; only the leader writes.
+    #[serde(default)]
+    pub leader_election: bool,
+    #[serde(default)]
+    pub api: Api,
+    #[serde(default)]
+    pub webhooks: Webhooks,
+    #[serde(default)]
+    pub defaults: Defaults,
+    pub apps: Vec<AppSpec>,
+}
+
+/// A key of a Secret in the agent's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKey {
+    pub name: String,
+    pub key: String,
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Api {
+    /// The bearer token `POST /api/v1/...` requires; without it those requests are
+    /// refused (403), reads stay open.
+    pub token_secret: Option<SecretKey>,
+}
+
+/// The webhook receivers; each is enabled only with its secret.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhooks {
+    pub github: Option<Receiver>,
+    pub gitlab: Option<Receiver>,
+    pub generic: Option<Receiver>,
+}
+
+/// One webhook receiver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receiver {
+    pub secret: SecretKey,
+}
+
+/// Defaults for every app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub git_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub health_timeout: Duration,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_mins(1),
+            git_timeout: Duration::from_mins(1),
+            health_timeout: Duration::from_mins(10),
+        }
+    }
+}
+
+/// One app: where it lives in Git and how it is synced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppSpec {
+    pub name: String,
+    /// Clone URL (https, ssh) or local path.
+    pub repo: String,
+    /// Branch, tag, commit, or semver range over tags.
+    #[serde(rename = "ref", default = "main")]
+    pub reference: String,
+    #[serde(default = "root")]
+    pub path: PathBuf,
+    /// Namespace for objects that name none (wins over the app's gitsync.yaml).
+    pub namespace: Option<String>,
+    #[serde(default = "yes")]
+    pub prune: bool,
+    #[serde(default)]
+    pub self_heal: bool,
+    /// Take over fields other managers own (server-side apply force).
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default, deserialize_with = "some_duration")]
+    pub interval: Option<Duration>,
+    #[serde(default, deserialize_with = "some_duration")]
+    pub git_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "some_duration")]
+    pub health_timeout: Option<Duration>,
+    /// `${VAR}` values (win over the app's gitsync.yaml).
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// A Secret in the agent's namespace with `token` (and `username`) for HTTPS, or
+    /// `sshPrivateKey` and `knownHosts` for SSH.
+    pub credentials: Option<Credentials>,
+}
+
+/// Where an app's Git credentials are.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub secret: String,
+}
+
+fn main() -> String {
+    "main".to_owned()
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(".")
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    gitsync_core::duration::parse(&text).map_err(serde::de::Error::custom)
+}
+
+fn some_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+/// A configuration that cannot be used, with where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Parse(String),
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+impl Settings {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: file.clone(),
+            source,
+        })?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parses and validates `text` (named `file` in errors).
+    pub fn parse(file: &str, text: &str) -> Result<Self, Error> {
+        let settings: Self =
+            gitsync_core::yaml::parse_typed(file, text).map_err(|e| Error::Parse(e.to_string()))?;
+        settings.validate().map_err(|message| Error::Invalid {
+            file: file.to_owned(),
+            message,
+        })?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.apps.is_empty() {
+            return Err("no apps: list at least one under `apps`".into());
+        }
+        let mut names = BTreeSet::new();
+        for app in &self.apps {
+            check_name(&app.name)?;
+            if !names.insert(app.name.as_str()) {
+                return Err(format!("app {:?} is declared twice", app.name));
+            }
+            if app.repo.trim().is_empty() {
+                return Err(format!("app {:?}: repo is empty", app.name));
+            }
+            if app.interval.is_some_and(|i| i.is_zero()) {
+                return Err(format!("app {:?}: interval must be above zero", app.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// How often `app` is fetched.
+    pub fn interval(&self, app: &AppSpec) -> Duration {
+        app.interval.unwrap_or(self.defaults.interval)
+    }
+
+    /// The bound of each Git operation of `app`.
+    pub fn git_timeout(&self, app: &AppSpec) -> Duration {
+        app.git_timeout.unwrap_or(self.defaults.git_timeout)
+    }
+
+    /// How long a sync of `app` waits for health.
+    pub fn health_timeout(&self, app: &AppSpec) -> Duration {
+        app.health_timeout.unwrap_or(self.defaults.health_timeout)
+    }
+}
+
+/// App names become label values and ConfigMap name parts: a DNS-1123 label.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 53
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "app name {name:?} must be lowercase letters, digits and '-', at most 53 characters"
+        ))
+    }
+}
+
+/// A random-ish share of `interval` (up to 10%) added to each wait so that many apps
+/// (and many agents) do not fetch in lockstep.
+pub fn jitter(interval: Duration, seed: &str) -> Duration {
+    use std::hash::{BuildHasher as _, RandomState};
+    let nanos = RandomState::new().hash_one((seed, crate::now_ms()));
+    let max = interval.as_millis() / 10;
+    if max == 0 {
+        return Duration::ZERO;
+    }
+    let ms = u128::from(nanos) % max;
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = "\
+historyNamespace: ops
+leaderElection: true
+api:
+  tokenSecret: {name: gitsync-api, key: token}
+webhooks:
+  github: {secret: {name: hooks, key: github}}
+defaults: {interval: 2m, gitTimeout: 20s, healthTimeout: 5m}
+apps:
+  - name: demo
+    repo: https://example.com/r.git
+    path: example-repo
+    namespace: demo
+    selfHeal: true
+  - name: tools
+    repo: git@example.com:org/tools.git
+    ref: '~1.2'
+    interval: 30s
+    prune: false
+    credentials: {secret: git-ssh}
+";
+
+    #[test]
+    fn parses_every_field_with_defaults() {
+        let s = Settings::parse("config.yaml", FULL).expect("parse");
+        assert_eq!(s.history_namespace.as_deref(), Some("ops"));
+        assert!(s.leader_election);
+        assert_eq!(s.apps.len(), 2);
+        let demo = &s.apps[0];
+        assert_eq!(demo.reference, "main");
+        assert!(demo.prune && demo.self_heal);
+        assert_eq!(s.interval(demo), Duration::from_mins(2));
+        assert_eq!(s.git_timeout(demo), Duration::from_secs(20));
+        let tools = &s.apps[1];
+        assert_eq!(tools.reference, "~1.2");
+        assert_eq!(tools.path, PathBuf::from("."));
+        assert_eq!(s.interval(tools), Duration::from_secs(30));
+        assert!(!tools.prune);
+        assert_eq!(
+            tools.credentials.as_ref().map(|c| c.secret.as_str()),
+            Some("git-ssh")
+        );
+        assert!(s.webhooks.github.is_some() && s.webhooks.gitlab.is_none());
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_name_the_file_and_line() {
+        let text = "apps:\n  - name: demo\n    repo: r\n    selfheal: true\n";
+        let err = Settings::parse("config.yaml", text).expect_err("typo");
+        let msg = err.to_string();
+        assert!(msg.contains("config.yaml:4"), "{msg}");
+        assert!(msg.contains("selfheal"), "{msg}");
+
+        let text = "apps:\n  - name: demo\n    repo: r\n    interval: soon\n";
+        let msg = Settings::parse("config.yaml", text)
+            .expect_err("bad")
+            .to_string();
+        assert!(msg.contains("config.yaml:4"), "{msg}");
+    }
+
+    #[test]
+    fn rejects_duplicate_and_invalid_names_and_no_apps() {
+        let twice = "apps:\n  - {name: a, repo: r}\n  - {name: a, repo: s}\n";
+        let msg = Settings::parse("c.yaml", twice)
+            .expect_err("dup")
+            .to_string();
+        assert!(msg.contains("declared twice"), "{msg}");
+        let bad = "apps:\n  - {name: Demo_App, repo: r}\n";
+        assert!(Settings::parse("c.yaml", bad).is_err());
+        let none = "apps: []\n";
+        let msg = Settings::parse("c.yaml", none)
+            .expect_err("empty")
+            .to_string();
+        assert!(msg.contains("no apps"), "{msg}");
+    }
+
+    #[test]
+    fn jitter_stays_within_a_tenth() {
+        for _ in 0..100 {
+            assert!(jitter(Duration::from_mins(1), "a") < Duration::from_secs(6));
+        }
+        assert_eq!(jitter(Duration::from_millis(5), "a"), Duration::ZERO);
+    }
+}

@@ -1,0 +1,288 @@
+//! The agent as a service: many apps from many repositories out of one configuration
+//! file, the HTTP API (reads, and actions behind a bearer token), metrics, suspend and
+//! resume, direct rollback, and a revert commit recorded as a rollback.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{
+    Agent, Cluster, commit_all, eventually, free_port, history, http, http_json, http_with,
+    write_files,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn config_map(ns: &str, name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  value: \"{value}\"\n"
+    )
+}
+
+fn namespace(ns: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n")
+}
+
+/// The `value` of ConfigMap `ns/name`, if it exists.
+fn value(cluster: &Cluster, ns: &str, name: &str) -> Option<String> {
+    cluster
+        .get(&format!("/api/v1/namespaces/{ns}/configmaps/{name}"))
+        .and_then(|cm| cm["data"]["value"].as_str().map(str::to_owned))
+}
+
+/// Creates Secret `name` in gitsync-system with `data` as stringData.
+pub fn secret(cluster: &Cluster, name: &str, data: &[(&str, &str)]) {
+    let data: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+        .collect();
+    let body = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": "gitsync-system"},
+        "stringData": data,
+    });
+    let (code, text) = http_json(
+        &cluster.url,
+        "POST",
+        "/api/v1/namespaces/gitsync-system/secrets",
+        &body.to_string(),
+    );
+    assert_eq!(code, 201, "{text}");
+}
+
+/// An agent serving `config` (YAML) on a free port; returns it and its base URL once
+/// it answers.
+pub fn serve(cluster: &Cluster, config: &str, dir: &Path, extra: &[&str]) -> (Agent, String) {
+    let file = dir.join("config.yaml");
+    std::fs::write(&file, config).expect("write config");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cache = dir.join("cache");
+    let mut args = vec![
+        "--config",
+        file.to_str().expect("utf-8"),
+        "--listen",
+        &listen,
+        "--cache-dir",
+        cache.to_str().expect("utf-8"),
+        "--cluster",
+        "local",
+        "--local-dir",
+        cluster.dir.path().to_str().expect("utf-8"),
+    ];
+    args.extend(extra);
+    let agent = Agent::start(&args);
+    let base = format!("http://{listen}");
+    eventually(Duration::from_secs(20), "the agent to listen", || {
+        std::net::TcpStream::connect(&listen).ok().map(|_| ())
+    });
+    (agent, base)
+}
+
+fn get_json(base: &str, path: &str) -> Value {
+    let (code, body) = http(base, "GET", path);
+    assert_eq!(code, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+fn post(base: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    let (code, text) = http_with(base, "POST", path, &headers, body.as_bytes());
+    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn one_agent_serves_many_apps_and_a_broken_one_blocks_none() {
+    let cluster = Cluster::start();
+    let (repo_a, repo_b, work) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    write_files(
+        repo_a.path(),
+        &[
+            ("apps/a/ns.yaml", &namespace("svc-a")),
+            ("apps/a/cm.yaml", &config_map("svc-a", "a", "1")),
+            (
+                "apps/c/bad.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: [oops\n",
+            ),
+        ],
+    );
+    commit_all(repo_a.path(), "a and c");
+    write_files(
+        repo_b.path(),
+        &[
+            ("ns.yaml", &namespace("svc-b")),
+            ("cm.yaml", &config_map("svc-b", "b", "1")),
+        ],
+    );
+    commit_all(repo_b.path(), "b");
+    let (a, b) = (repo_a.path().display(), repo_b.path().display());
+    let config = format!(
+        "apps:\n  - {{name: a, repo: '{a}', path: apps/a, interval: 1s}}\n  \
+         - {{name: b, repo: '{b}', interval: 1s}}\n  \
+         - {{name: c, repo: '{a}', path: apps/c, interval: 1s}}\n"
+    );
+    let (agent, base) = serve(&cluster, &config, work.path(), &[]);
+    eventually(WAIT, "apps a and b synced", || {
+        (value(&cluster, "svc-a", "a").is_some() && value(&cluster, "svc-b", "b").is_some())
+            .then_some(())
+    });
+    eventually(WAIT, "ready once every app was attempted", || {
+        (http(&base, "GET", "/readyz").0 == 200).then_some(())
+    });
+
+    let apps = get_json(&base, "/api/v1/apps");
+    let names: Vec<&str> = apps["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"], "{apps}");
+    assert_eq!(apps["agent"]["leader"], true, "{apps}");
+    let c = get_json(&base, "/api/v1/apps/c");
+    assert_eq!(c["sync"], "Failed", "{c}");
+    let error = c["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("bad.yaml:3"), "{c}");
+    let a_status = get_json(&base, "/api/v1/apps/a");
+    assert_eq!(a_status["sync"], "Synced", "{a_status}");
+    assert_eq!(a_status["health"], "Healthy", "{a_status}");
+    assert_eq!(a_status["ref"], "main");
+    assert!(a_status["revision"]["commit"].is_string(), "{a_status}");
+
+    let history = get_json(&base, "/api/v1/apps/a/history");
+    assert_eq!(history[0]["result"], "Succeeded", "{history}");
+    let diff = get_json(&base, "/api/v1/apps/b/diff");
+    assert_eq!(diff["changes"], false, "{diff}");
+    assert_eq!(http(&base, "GET", "/api/v1/apps/nope").0, 404);
+
+    // Actions need a token, and none is configured.
+    let (code, body) = post(&base, "/api/v1/apps/a/sync", Some("x"), "");
+    assert_eq!(code, 403, "{body}");
+
+    let (_, metrics) = http(&base, "GET", "/metrics");
+    for line in [
+        "gitsync_sync_duration_seconds_bucket{app=\"a\",le=\"+Inf\"} 1",
+        "gitsync_syncs_total{app=\"a\",result=\"Succeeded\"} 1",
+        "gitsync_syncs_total{app=\"c\",result=\"Failed\"}",
+        "gitsync_objects{app=\"b\",state=\"synced\"} 2",
+        "gitsync_drifted_objects{app=\"a\"} 0",
+        "gitsync_git_fetch_duration_seconds_count{app=\"b\"}",
+        "# TYPE gitsync_webhook_requests_total counter",
+        "gitsync_leader 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    let stamp = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gitsync_last_successful_sync_timestamp_seconds{app=\"a\"} "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("last successful sync of a");
+    assert!(stamp > 1_700_000_000, "{stamp}");
+
+    // The broken app is fixed by a commit: it syncs, the others never stopped.
+    write_files(
+        repo_a.path(),
+        &[("apps/c/bad.yaml", &config_map("svc-a", "c", "1"))],
+    );
+    commit_all(repo_a.path(), "fix c");
+    eventually(WAIT, "app c synced after its fix", || {
+        value(&cluster, "svc-a", "c")
+    });
+    drop(agent);
+}
+
+#[test]
+fn api_actions_suspend_resume_and_roll_back() {
+    let cluster = Cluster::start();
+    let (repo, work) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let write = |v: &str| {
+        write_files(
+            repo.path(),
+            &[
+                ("web/ns.yaml", &namespace("svc-web")),
+                ("web/cm.yaml", &config_map("svc-web", "web", v)),
+            ],
+        );
+        commit_all(repo.path(), &format!("web {v}"))
+    };
+    let v1 = write("1");
+    secret(&cluster, "gitsync-api", &[("token", "s3cret-token\n")]);
+    let config = format!(
+        "api:\n  tokenSecret: {{name: gitsync-api, key: token}}\napps:\n  - {{name: web, repo: '{}', path: web, interval: 1s}}\n",
+        repo.path().display()
+    );
+    let (agent, base) = serve(&cluster, &config, work.path(), &[]);
+    eventually(WAIT, "v1 synced", || {
+        (value(&cluster, "svc-web", "web").as_deref() == Some("1")).then_some(())
+    });
+
+    let sync = "/api/v1/apps/web/sync";
+    assert_eq!(post(&base, sync, None, "").0, 401);
+    assert_eq!(post(&base, sync, Some("wrong"), "").0, 401);
+    let (code, body) = post(&base, sync, Some("s3cret-token"), "");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["synced"], v1.as_str(), "{body}");
+    let (code, body) = post(&base, "/api/v1/apps/web/promote", Some("s3cret-token"), "");
+    assert_eq!(code, 409, "nothing to promote: {body}");
+    let (code, _) = post(&base, "/api/v1/apps/web/explode", Some("s3cret-token"), "");
+    assert_eq!(code, 404);
+
+    write("2");
+    eventually(WAIT, "v2 synced", || {
+        (value(&cluster, "svc-web", "web").as_deref() == Some("2")).then_some(())
+    });
+
+    // Emergency: straight back to v1, and automatic sync suspended.
+    let body = format!("{{\"to\": \"{v1}\", \"direct\": true}}");
+    let (code, reply) = post(
+        &base,
+        "/api/v1/apps/web/rollback",
+        Some("s3cret-token"),
+        &body,
+    );
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(value(&cluster, "svc-web", "web").as_deref(), Some("1"));
+    let status = get_json(&base, "/api/v1/apps/web");
+    assert_eq!(status["suspended"]["revision"], v1.as_str(), "{status}");
+    let entry = &history(&cluster, "web")[0];
+    assert_eq!(entry["trigger"], "rollback", "{entry}");
+    assert_eq!(entry["rollbackTo"], v1.as_str(), "{entry}");
+
+    let v3 = write("3");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        value(&cluster, "svc-web", "web").as_deref(),
+        Some("1"),
+        "a suspended app is not synced"
+    );
+    let (code, _) = post(&base, "/api/v1/apps/web/resume", Some("s3cret-token"), "");
+    assert_eq!(code, 200);
+    eventually(WAIT, "v3 synced after resume", || {
+        (value(&cluster, "svc-web", "web").as_deref() == Some("3")).then_some(())
+    });
+    let status = get_json(&base, "/api/v1/apps/web");
+    assert!(status["suspended"].is_null(), "{status}");
+    assert_eq!(status["revision"]["commit"], v3.as_str());
+
+    // A person reverts to v1's content: the history calls it a rollback to v1.
+    let reverted = write("1");
+    eventually(WAIT, "the revert synced", || {
+        let h = history(&cluster, "web");
+        (h[0]["revision"] == reverted.as_str() && h[0]["result"] == "Succeeded").then_some(())
+    });
+    let entry = &history(&cluster, "web")[0];
+    assert_eq!(entry["trigger"], "rollback", "{entry}");
+    assert_eq!(entry["rollbackTo"], v1.as_str(), "{entry}");
+    drop(agent);
+}
