@@ -12,7 +12,7 @@ use crate::support::{
     write_files,
 };
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_mins(1);
 
 fn config_map(ns: &str, name: &str, value: &str) -> String {
     format!(

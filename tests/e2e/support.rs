@@ -363,10 +363,10 @@ pub fn http_with(
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
+    let extra = headers.iter().fold(String::new(), |mut out, (k, v)| {
+        out.push_str(&format!("{k}: {v}\r\n"));
+        out
+    });
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\n{extra}Connection: close\r\nContent-Length: {}\r\n\r\n",
         body.len()
