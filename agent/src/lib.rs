@@ -23,6 +23,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tree_fs;
 pub mod watch;
+pub mod webhook;
 pub mod worker;
 
 /// The allocator both binaries and the benchmarks install (`#[global_allocator]`): a

@@ -8,7 +8,7 @@
 //! are refused. Bodies are limited to 1 MiB (413 beyond).
 
 mod api;
-// mod hooks; (wired when the webhook module lands)
+mod hooks;
 mod metrics;
 
 use std::sync::Arc;
@@ -36,6 +36,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/v1/apps/{app}/history", get(api::history))
         .route("/api/v1/apps/{app}/diff", get(api::diff))
         .route("/api/v1/apps/{app}/{action}", post(api::action))
+        .route("/hooks/{receiver}", post(hooks::receive))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(hub)
 }
