@@ -14,3 +14,4 @@ mod rollouts;
 mod service;
 mod support;
 mod sync;
+mod webhooks;

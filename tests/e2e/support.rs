@@ -237,7 +237,9 @@ pub fn gitsync(args: &[&str]) -> Run {
 }
 
 /// Starts `gitsync-agent` in the background; killed on drop.
-pub struct Agent(Child);
+/// A running `gitsync-agent`; its log is drained as it is written (an agent blocked
+/// on a full stderr pipe would stall the test), and returned by [`Agent::stop`].
+pub struct Agent(Child, std::thread::JoinHandle<String>);
 
 impl Agent {
     /// Starts an agent syncing `path` of the repository at `repo` onto `cluster`,
@@ -270,24 +272,27 @@ impl Agent {
     }
 
     pub fn start(args: &[&str]) -> Self {
-        let child = Command::new(bin("gitsync-agent"))
+        let mut child = Command::new(bin("gitsync-agent"))
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start agent");
-        Self(child)
+        let mut err = child.stderr.take().expect("stderr");
+        let log = std::thread::spawn(move || {
+            let mut raw = Vec::new();
+            let _ = err.read_to_end(&mut raw);
+            String::from_utf8_lossy(&raw).into_owned()
+        });
+        Self(child, log)
     }
 
     /// Stops the agent and returns its log.
     pub fn stop(mut self) -> String {
         let _ = self.0.kill();
-        let mut log = String::new();
-        if let Some(mut err) = self.0.stderr.take() {
-            let _ = err.read_to_string(&mut log);
-        }
         let _ = self.0.wait();
-        log
+        let log = std::mem::replace(&mut self.1, std::thread::spawn(String::new));
+        log.join().unwrap_or_default()
     }
 }
 

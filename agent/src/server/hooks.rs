@@ -1,7 +1,8 @@
 //! `POST /hooks/{github,gitlab,generic}`: a webhook is only a hint. It is
 //! authenticated (before its body is parsed), matched to the apps that follow the
 //! pushed repository and ref, and wakes their workers, which fetch and verify the ref
-//! themselves. Hints coalesce: a burst of pushes while a fetch runs makes one more.
+//! themselves. Hints coalesce: a burst of pushes while a fetch runs makes one more,
+//! and a push of the commit the app is already at makes none.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tracing::{debug, info};
+use tracing::debug;
 
 use super::error;
 use crate::daemon::Hub;
@@ -96,16 +97,29 @@ pub async fn receive(
                     .reference
                     .as_deref()
                     .is_none_or(|r| webhook::ref_matches(r, &app.reference));
+                // Already at the pushed commit: nothing to fetch (a redelivery, or a
+                // burst for one push).
+                let current = push.after.as_ref().is_some_and(|after| {
+                    hub.registry
+                        .app(&app.name)
+                        .and_then(|s| s.revision)
+                        .is_some_and(|r| &r.commit == after)
+                });
                 if same_repo
                     && same_ref
+                    && !current
                     && let Some(handle) = hub.handle(&app.name)
                 {
                     handle.fetch.notify_one();
                     woken.push(app.name.clone());
                 }
             }
-            count(if woken.is_empty() { "ignored" } else { "accepted" });
-            info!(%receiver, reference = ?push.reference, apps = ?woken, "push received");
+            count(if woken.is_empty() {
+                "ignored"
+            } else {
+                "accepted"
+            });
+            debug!(%receiver, reference = ?push.reference, apps = ?woken, "push received");
             (StatusCode::ACCEPTED, Json(json!({"apps": woken}))).into_response()
         }
     }
