@@ -4,6 +4,7 @@
 mod agent;
 mod bad_input;
 mod data;
+mod deploy;
 mod drift;
 mod engine;
 mod history;
