@@ -3,7 +3,6 @@
 
 mod agent;
 mod bad_input;
-mod data;
 mod deploy;
 mod drift;
 mod engine;
