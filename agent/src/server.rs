@@ -5,9 +5,11 @@
 //! Reads are open (they never show a manifest or a Secret value: diffs are masked).
 //! Every `POST /api/v1/…` needs `Authorization: Bearer <token>`, the token read from
 //! the Secret the configuration names (`api.tokenSecret`); without one configured they
-//! are refused. Bodies are limited to 1 MiB (413 beyond).
+//! are refused. Bodies are limited to 1 MiB (413 beyond). A replica that does not lead
+//! forwards everything but health, readiness and metrics to the leader.
 
 mod api;
+mod forward;
 mod hooks;
 mod metrics;
 
@@ -38,6 +40,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/v1/apps/{app}/{action}", post(api::action))
         .route("/hooks/{receiver}", post(hooks::receive))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            hub.clone(),
+            forward::to_leader,
+        ))
         .with_state(hub)
 }
 

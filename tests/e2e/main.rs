@@ -6,6 +6,7 @@ mod bad_input;
 mod deploy;
 mod drift;
 mod engine;
+mod ha;
 mod history;
 mod kubectl;
 mod real_cluster;

@@ -21,13 +21,13 @@ fn rollouts(cluster: &Cluster) -> Vec<Value> {
     })
 }
 
-fn rollout_of(cluster: &Cluster, workload: &str) -> Option<Value> {
+pub fn rollout_of(cluster: &Cluster, workload: &str) -> Option<Value> {
     rollouts(cluster)
         .into_iter()
         .find(|r| r["workload"] == format!("Deployment/ro/{workload}"))
 }
 
-fn image(cluster: &Cluster, name: &str) -> Option<String> {
+pub fn image(cluster: &Cluster, name: &str) -> Option<String> {
     let d = cluster.get(&format!("/apis/apps/v1/namespaces/ro/deployments/{name}"))?;
     d["spec"]["template"]["spec"]["containers"][0]["image"]
         .as_str()

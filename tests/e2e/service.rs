@@ -54,9 +54,20 @@ pub fn secret(cluster: &Cluster, name: &str, data: &[(&str, &str)]) {
 /// An agent serving `config` (YAML) on a free port; returns it and its base URL once
 /// it answers.
 pub fn serve(cluster: &Cluster, config: &str, dir: &Path, extra: &[&str]) -> (Agent, String) {
+    serve_on(cluster, config, dir, free_port(), extra)
+}
+
+/// [`serve`] on `port`.
+pub fn serve_on(
+    cluster: &Cluster,
+    config: &str,
+    dir: &Path,
+    port: u16,
+    extra: &[&str],
+) -> (Agent, String) {
     let file = dir.join("config.yaml");
     std::fs::write(&file, config).expect("write config");
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{port}");
     let cache = dir.join("cache");
     let mut args = vec![
         "--config",
