@@ -179,8 +179,8 @@ fn rollout_block(out: &mut String, r: &Rollout) {
     if let Some(w) = &r.waiting {
         let _ = write!(out, " · waiting for {}", esc(w));
     }
-    if r.awaiting_promote {
-        out.push_str(" · <code>gitsync promote</code> to go on");
+    if r.awaiting_promote && r.waiting.is_none() {
+        out.push_str(" · waiting for <code>gitsync promote</code>");
     }
     out.push_str("</div>");
 }

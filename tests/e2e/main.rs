@@ -9,6 +9,7 @@ mod engine;
 mod ha;
 mod history;
 mod kubectl;
+mod page;
 mod real_cluster;
 mod rollout_agent;
 mod rollouts;
