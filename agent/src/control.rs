@@ -34,6 +34,12 @@ pub struct AppSource {
     #[serde(rename = "ref")]
     pub reference: String,
     pub path: String,
+    /// The app's target namespace and `${VAR}` values, so that the CLI renders the
+    /// app as its agent does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 /// The control ConfigMaps of one namespace.

@@ -263,6 +263,8 @@ fn start(config: &Config, env: &Env, hub: &Hub, shutdown: &watch::Receiver<bool>
             repo: app.repo.clone(),
             reference: app.reference.clone(),
             path: app.path.display().to_string(),
+            namespace: app.namespace.clone(),
+            vars: app.vars.clone(),
         };
         let shutdown = shutdown.clone();
         let once = config.once;

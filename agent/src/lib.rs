@@ -3,6 +3,7 @@
 //! `gitsync-core`. The `gitsync` CLI reuses this library; the `gitsync-agent` daemon is
 //! a thin `main` over [`daemon`].
 
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod control;

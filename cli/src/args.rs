@@ -52,6 +52,18 @@ pub enum Command {
     /// The request is kept in the cluster; the agent carries it out on its next pass
     /// (within seconds), or the next `gitsync sync` of the app does.
     Abort(CommandArgs),
+    /// Roll an app back to an earlier revision: by default a revert commit on the
+    /// tracked branch that restores the app's path to REV's content, pushed (or the
+    /// exact git commands printed when it cannot push), which the agent then syncs
+    /// like any change.
+    ///
+    /// With --direct (emergencies): apply REV's render now and suspend automatic sync
+    /// until `gitsync resume APP`; recorded in the history and shown in status.
+    Rollback(RollbackArgs),
+    /// Stop the agent from syncing an app (drift is still reported) until resumed.
+    Suspend(SuspendArgs),
+    /// Let the agent sync an app again after `suspend` or `rollback --direct`.
+    Resume(CommandArgs),
     /// Run the embedded local cluster as a background process.
     #[command(subcommand)]
     LocalCluster(LocalClusterCommand),
@@ -120,7 +132,7 @@ pub struct HistoryNamespace {
     pub namespace: String,
 }
 
-/// `promote` and `abort` options.
+/// `promote`, `abort`, `resume` options.
 #[derive(Debug, Args)]
 pub struct CommandArgs {
     /// The app's name.
@@ -129,6 +141,52 @@ pub struct CommandArgs {
     pub history: HistoryNamespace,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+/// Talking to the agent's HTTP API instead of the cluster.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent's URL (e.g. http://gitsync-agent.gitsync-system): go through its API
+    /// instead of the cluster.
+    #[arg(long, env = "GITSYNC_AGENT")]
+    pub agent: Option<String>,
+    /// Bearer token for the agent's API (the Secret named by api.tokenSecret).
+    #[arg(long, env = "GITSYNC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// `rollback` options.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub command: CommandArgs,
+    /// The revision to go back to: a commit sha (or prefix), tag, or `main~2`.
+    #[arg(long, value_name = "REV")]
+    pub to: String,
+    /// Apply REV's render now and suspend automatic sync (emergencies).
+    #[arg(long)]
+    pub direct: bool,
+    /// The app's repository (default: what its agent published in the cluster).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// The tracked branch (default: the agent's).
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    /// The app's path in the repository (default: the agent's).
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+}
+
+/// `suspend` options.
+#[derive(Debug, Args)]
+pub struct SuspendArgs {
+    #[command(flatten)]
+    pub command: CommandArgs,
+    /// Why (shown in status and on the page).
+    #[arg(long, default_value = "suspended with gitsync suspend")]
+    pub reason: String,
 }
 
 /// History options.

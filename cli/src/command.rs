@@ -1,10 +1,10 @@
 //! One function per command. Each returns the process exit code; errors become exit 2.
 
+mod control;
 mod history;
 mod local_cluster;
 mod plan;
 mod render;
-mod rollout;
 mod status;
 
 use std::process::ExitCode;
@@ -25,8 +25,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => plan::sync(&args).await,
         Command::Status(args) => status::run(&args).await,
         Command::History(args) => history::run(&args).await,
-        Command::Promote(args) => rollout::request(&args, Rollout::Promote).await,
-        Command::Abort(args) => rollout::request(&args, Rollout::Abort).await,
+        Command::Promote(args) => control::rollout(&args, Rollout::Promote).await,
+        Command::Abort(args) => control::rollout(&args, Rollout::Abort).await,
+        Command::Rollback(args) => control::rollback(&args).await,
+        Command::Suspend(args) => control::suspend(&args).await,
+        Command::Resume(args) => control::resume(&args).await,
         Command::LocalCluster(cmd) => match cmd {
             LocalClusterCommand::Start(a) => local_cluster::start(&a).await,
             LocalClusterCommand::Stop(a) => local_cluster::stop(&a).await,

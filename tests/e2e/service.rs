@@ -297,3 +297,79 @@ fn api_actions_suspend_resume_and_roll_back() {
     assert_eq!(entry["rollbackTo"], v1.as_str(), "{entry}");
     drop(agent);
 }
+
+#[test]
+fn the_cli_rolls_back_directly_suspends_and_resumes_with_or_without_the_agent() {
+    let cluster = Cluster::start();
+    let (repo, work) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let write = |v: &str| {
+        write_files(
+            repo.path(),
+            &[
+                ("web/ns.yaml", &namespace("cli-web")),
+                ("web/cm.yaml", &config_map("cli-web", "web", v)),
+            ],
+        );
+        commit_all(repo.path(), &format!("web {v}"))
+    };
+    let v1 = write("1");
+    secret(&cluster, "gitsync-api", &[("token", "cli-token")]);
+    let config = format!(
+        "api:\n  tokenSecret: {{name: gitsync-api, key: token}}\napps:\n  - {{name: web, repo: '{}', path: web, interval: 1s}}\n",
+        repo.path().display()
+    );
+    let (agent, base) = serve(&cluster, &config, work.path(), &[]);
+    let cluster = &cluster;
+    let at = |v: &'static str| {
+        move || (value(cluster, "cli-web", "web").as_deref() == Some(v)).then_some(())
+    };
+    eventually(WAIT, "v1 synced", at("1"));
+    write("2");
+    eventually(WAIT, "v2 synced", at("2"));
+
+    // Straight on the cluster: the CLI reads where the app comes from (published by
+    // its agent), applies v1's render and suspends the app.
+    let run = cluster.gitsync(&["rollback", "web", "--to", &v1, "--direct"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("resume web"), "{run:?}");
+    assert_eq!(value(cluster, "cli-web", "web").as_deref(), Some("1"));
+    let entry = &history(cluster, "web")[0];
+    assert_eq!(entry["trigger"], "rollback", "{entry}");
+    assert_eq!(entry["rollbackTo"], v1.as_str(), "{entry}");
+    write("3");
+    eventually(WAIT, "the agent shows the app suspended", || {
+        let s = get_json(&base, "/api/v1/apps/web");
+        (s["suspended"]["revision"] == v1.as_str()).then_some(())
+    });
+    assert_eq!(value(cluster, "cli-web", "web").as_deref(), Some("1"));
+    let run = cluster.gitsync(&["resume", "web"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    eventually(WAIT, "v3 synced after resume", at("3"));
+
+    // Through the agent's API.
+    let run = cluster.gitsync(&[
+        "suspend",
+        "web",
+        "--agent",
+        &base,
+        "--token",
+        "cli-token",
+        "--reason",
+        "freeze",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        get_json(&base, "/api/v1/apps/web")["suspended"]["reason"],
+        "freeze"
+    );
+    let run = cluster.gitsync(&["resume", "web", "--agent", &base, "--token", "wrong"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("401"), "{run:?}");
+    let run = cluster.gitsync(&["resume", "web", "--agent", &base, "--token", "cli-token"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(get_json(&base, "/api/v1/apps/web")["suspended"].is_null());
+    drop(agent);
+}

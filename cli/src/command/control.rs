@@ -1,0 +1,237 @@
+//! The operator's controls of an app: `promote`, `abort`, `suspend`, `resume` and
+//! `rollback`, each through the agent's API (`--agent URL`) or straight on the cluster
+//! (the state they change is kept there, and the agent reads it on its next pass).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use gitsync_agent::client::Agent;
+use gitsync_agent::cluster::{Cluster, ExecuteOptions};
+use gitsync_agent::control::{AppSource, Control, Suspension};
+use gitsync_agent::git::{Mirror, Source};
+use gitsync_agent::history::History;
+use gitsync_agent::reconcile::{self, App, Record};
+use gitsync_agent::rollouts::Rollouts;
+use gitsync_core::rollout::Command;
+use serde_json::{Value, json};
+
+use crate::args::{CommandArgs, RollbackArgs, SuspendArgs};
+use crate::output;
+
+/// The agent client, when `--agent` was given.
+fn agent(args: &CommandArgs) -> Option<Agent> {
+    args.agent
+        .agent
+        .as_deref()
+        .map(|url| Agent::new(url, args.agent.token.clone()))
+}
+
+async fn connect(args: &CommandArgs) -> anyhow::Result<Cluster> {
+    Cluster::connect(&args.cluster.target())
+        .await
+        .context("cannot connect to the cluster")
+}
+
+/// POSTs `action` for the app to the agent and prints its answer.
+async fn through_agent(
+    agent: &Agent,
+    app: &str,
+    action: &str,
+    body: &Value,
+) -> anyhow::Result<ExitCode> {
+    let answer = agent
+        .post(&format!("/api/v1/apps/{app}/{action}"), body)
+        .await?;
+    output::line(&format!("{app}: {action}: {answer}"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gitsync promote` / `gitsync abort`.
+pub async fn rollout(args: &CommandArgs, command: Command) -> anyhow::Result<ExitCode> {
+    let word = match command {
+        Command::Promote => "promote",
+        Command::Abort => "abort",
+    };
+    if let Some(agent) = agent(args) {
+        return through_agent(&agent, &args.app, word, &json!({})).await;
+    }
+    let cluster = connect(args).await?;
+    let rollouts = Rollouts::new(cluster.client().clone(), &args.history.namespace);
+    let request = rollouts.request(&args.app, command).await?;
+    output::line(&format!(
+        "{}: {} requested at {}; the agent carries it out within seconds (or run `gitsync sync` on the app)",
+        args.app, request.command, request.at
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gitsync suspend`.
+pub async fn suspend(args: &SuspendArgs) -> anyhow::Result<ExitCode> {
+    let c = &args.command;
+    if let Some(agent) = agent(c) {
+        return through_agent(&agent, &c.app, "suspend", &json!({"reason": args.reason})).await;
+    }
+    let cluster = connect(c).await?;
+    let suspension = Suspension {
+        reason: args.reason.clone(),
+        revision: None,
+        since: gitsync_core::time::rfc3339(now() / 1000),
+    };
+    Control::new(cluster.client().clone(), &c.history.namespace)
+        .set_suspension(&c.app, Some(&suspension))
+        .await?;
+    output::line(&format!(
+        "{}: automatic sync suspended until `gitsync resume {}`",
+        c.app, c.app
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gitsync resume`.
+pub async fn resume(args: &CommandArgs) -> anyhow::Result<ExitCode> {
+    if let Some(agent) = agent(args) {
+        return through_agent(&agent, &args.app, "resume", &json!({})).await;
+    }
+    let cluster = connect(args).await?;
+    Control::new(cluster.client().clone(), &args.history.namespace)
+        .set_suspension(&args.app, None)
+        .await?;
+    output::line(&format!(
+        "{}: automatic sync resumed; the agent syncs it on its next pass",
+        args.app
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gitsync rollback`.
+pub async fn rollback(args: &RollbackArgs) -> anyhow::Result<ExitCode> {
+    let c = &args.command;
+    if let Some(agent) = agent(c) {
+        let body = json!({"to": args.to, "direct": args.direct});
+        return through_agent(&agent, &c.app, "rollback", &body).await;
+    }
+    let cluster = connect(c).await?;
+    let control = Control::new(cluster.client().clone(), &c.history.namespace);
+    let source = source(args, &control).await?;
+    if args.direct {
+        direct(args, &cluster, &control, &source).await
+    } else {
+        revert(args, &source)
+    }
+}
+
+/// Where the app comes from: the flags over what its agent published.
+async fn source(args: &RollbackArgs, control: &Control) -> anyhow::Result<AppSource> {
+    let published = control.source(&args.command.app).await?;
+    let mut source = match (published, &args.repo) {
+        (Some(s), _) => s,
+        (None, Some(repo)) => AppSource {
+            repo: repo.clone(),
+            reference: "main".into(),
+            path: ".".into(),
+            namespace: None,
+            vars: std::collections::BTreeMap::new(),
+        },
+        (None, None) => bail!(
+            "no agent has published where {} comes from; give --repo (and --ref, --path)",
+            args.command.app
+        ),
+    };
+    if let Some(repo) = &args.repo {
+        source.repo.clone_from(repo);
+    }
+    if let Some(reference) = &args.reference {
+        source.reference.clone_from(reference);
+    }
+    if let Some(path) = &args.path {
+        source.path = path.display().to_string();
+    }
+    Ok(source)
+}
+
+/// Applies REV's render now, recorded as a rollback, and suspends automatic sync.
+async fn direct(
+    args: &RollbackArgs,
+    cluster: &Cluster,
+    control: &Control,
+    source: &AppSource,
+) -> anyhow::Result<ExitCode> {
+    let app = &args.command.app;
+    let scratch = tempfile_dir()?;
+    let src = Source {
+        url: source.repo.clone(),
+        reference: source.reference.clone(),
+        path: PathBuf::from(&source.path),
+    };
+    let to = args.to.clone();
+    let dir = scratch.clone();
+    let (revision, tree) = tokio::task::spawn_blocking(move || {
+        let mirror = Mirror::open(&dir, src)?;
+        mirror.fetch()?;
+        let revision = mirror.at(&to)?;
+        let tree = mirror.read_app(&revision)?;
+        Ok::<_, gitsync_agent::git::Error>((revision, tree))
+    })
+    .await?
+    .with_context(|| format!("cannot read {} at {}", source.repo, args.to))?;
+    let suspension = Suspension {
+        reason: format!(
+            "direct rollback to {}",
+            &revision.commit[..12.min(revision.commit.len())]
+        ),
+        revision: Some(revision.commit.clone()),
+        since: gitsync_core::time::rfc3339(now() / 1000),
+    };
+    control.set_suspension(app, Some(&suspension)).await?;
+    let history = History::new(cluster.client().clone(), &args.command.history.namespace);
+    let rollouts = Rollouts::new(cluster.client().clone(), &args.command.history.namespace);
+    let target = App {
+        name: app.clone(),
+        vars: source.vars.clone(),
+        namespace: source.namespace.clone(),
+        options: gitsync_core::plan::Options::default(),
+        execute: ExecuteOptions::default(),
+    };
+    let record = Record {
+        history: Some(&history),
+        rollouts: Some(&rollouts),
+        trigger: "rollback",
+        rollback_to: Some(&revision.commit),
+    };
+    let synced = reconcile::sync(cluster, &target, &tree, Some(&revision), record, &|_| {}).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let synced = synced.map_err(anyhow::Error::new)?;
+    let o = &synced.outcome;
+    output::line(&format!(
+        "{app}: rolled back to {} ({} created, {} updated, {} pruned); automatic sync suspended until `gitsync resume {app}`",
+        revision.commit, o.created, o.updated, o.pruned
+    ));
+    Ok(if o.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// Commits a revert of the app's path to REV and pushes it.
+fn revert(args: &RollbackArgs, source: &AppSource) -> anyhow::Result<ExitCode> {
+    let _ = source;
+    bail!(
+        "rollback --to {} without --direct needs the revert support of the Git module",
+        args.to
+    )
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir =
+        std::env::temp_dir().join(format!("gitsync-rollback-{}-{}", std::process::id(), now()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
+}
