@@ -269,7 +269,29 @@ pub async fn sync(
     let must_run = plan.has_changes()
         || (app.execute.health_timeout.is_some() && !all_healthy(&pass.desired, &live));
     let outcome = if must_run {
-        cluster.execute(&plan, &app.execute, on_event).await
+        let changed = std::sync::Mutex::new(Vec::new());
+        let collect = |event: Event<'_>| {
+            let change = match event {
+                Event::Done(step) => Some((step.diff.id.clone(), step.diff.action, None)),
+                Event::Failed(step, message) => Some((
+                    step.diff.id.clone(),
+                    step.diff.action,
+                    Some(message.to_owned()),
+                )),
+                Event::Started(_) | Event::Waiting(_) => None,
+            };
+            if let Some(change) = change
+                && let Ok(mut changed) = changed.lock()
+                && changed.len() < EVENT_LIMIT
+            {
+                changed.push(change);
+            }
+            on_event(event);
+        };
+        let outcome = cluster.execute(&plan, &app.execute, &collect).await;
+        let changed = changed.into_inner().unwrap_or_default();
+        report_changes(cluster, &changed, revision, &secrets).await;
+        outcome
     } else {
         Outcome {
             unchanged: plan.summary().unchanged,
@@ -288,6 +310,60 @@ pub async fn sync(
         outcome,
         rollouts: pass.rollouts,
     })
+}
+
+/// Objects a sync reports Events on, at most: a first sync of thousands of objects must
+/// not write thousands of Events.
+const EVENT_LIMIT: usize = 50;
+
+/// One Event per object the sync changed (`Synced`, `Pruned`) or failed to
+/// (`SyncFailed`, with the server's reason, Secret values scrubbed).
+async fn report_changes(
+    cluster: &Cluster,
+    changed: &[(gitsync_core::ObjectId, diff::Action, Option<String>)],
+    revision: Option<&Revision>,
+    secrets: &[String],
+) {
+    let at = revision.map_or_else(
+        || "the working tree".to_owned(),
+        |r| format!("revision {}", r.commit.get(..12).unwrap_or(&r.commit)),
+    );
+    for (id, action, failure) in changed {
+        let (kind, reason, message) = match (failure, action) {
+            (Some(message), _) => (
+                EventType::Warning,
+                "SyncFailed",
+                format!(
+                    "cannot {} at {at}: {}",
+                    action.as_str(),
+                    crate::history::scrub(message, secrets)
+                ),
+            ),
+            (None, diff::Action::Prune) => (
+                EventType::Normal,
+                "Pruned",
+                format!("pruned by gitsync: no longer in {at}"),
+            ),
+            (None, _) => (
+                EventType::Normal,
+                "Synced",
+                format!("{} by gitsync at {at}", past(*action)),
+            ),
+        };
+        if let Err(e) = cluster.event(id, kind, reason, &message).await {
+            debug!(error = %e, "cannot record the sync event");
+        }
+    }
+}
+
+fn past(action: diff::Action) -> &'static str {
+    match action {
+        diff::Action::Create => "created",
+        diff::Action::Update => "updated",
+        diff::Action::Replace => "replaced",
+        diff::Action::Prune => "pruned",
+        diff::Action::Unchanged => "unchanged",
+    }
 }
 
 /// One Kubernetes Event per rollout note, on the rolled Deployment.

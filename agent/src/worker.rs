@@ -158,8 +158,24 @@ pub async fn run(
 ) {
     let name = spec.app.name.clone();
     let span = info_span!("app", app = %name);
-    let Some(mut worker) = Worker::open(spec, env).instrument(span.clone()).await else {
-        return;
+    // A cache that cannot be opened (a full disk, a bad path) is retried with backoff;
+    // the app's status says why meanwhile.
+    let mut backoff = FIRST_BACKOFF;
+    let mut worker = loop {
+        if let Some(w) = Worker::open(spec.clone(), env.clone())
+            .instrument(span.clone())
+            .await
+        {
+            break w;
+        }
+        if once {
+            return;
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(spec.interval);
     };
     let mut next_fetch = tokio::time::Instant::now();
     let mut rollout_due: Option<tokio::time::Instant> = None;
@@ -218,14 +234,25 @@ impl Worker {
             s.sync = "Unknown".into();
             s.health = "Unknown".into();
         });
+        // Apps of one repository share its cache: one opens (creates) it at a time.
+        let lock = env
+            .git_locks
+            .lock()
+            .map(|mut locks| Arc::clone(locks.entry(spec.source.url.clone()).or_default()))
+            .unwrap_or_default();
         let cache_dir = spec.cache_dir.clone();
         let source = spec.source.clone();
-        let opened = tokio::task::spawn_blocking(move || Mirror::open(&cache_dir, source)).await;
+        let repo_lock = Arc::clone(&lock);
+        let opened = tokio::task::spawn_blocking(move || {
+            let _repo = repo_lock.lock();
+            Mirror::open(&cache_dir, source)
+        })
+        .await;
         let mirror = match opened {
             Ok(Ok(m)) => m,
             Ok(Err(e)) => {
                 let error = format!("{:#}", anyhow::Error::new(e));
-                warn!(error, "cannot open the git cache; this app is not served");
+                warn!(error, "cannot open the git cache; retrying");
                 env.registry.update(&spec.app.name, |s| {
                     s.last_error = Some(error);
                     s.sync = "Failed".into();
@@ -235,11 +262,6 @@ impl Worker {
             }
             Err(_) => return None,
         };
-        let lock = env
-            .git_locks
-            .lock()
-            .map(|mut locks| Arc::clone(locks.entry(spec.source.url.clone()).or_default()))
-            .unwrap_or_default();
         match env.history.interrupt_stale(&spec.app.name).await {
             Ok(0) => {}
             Ok(n) => warn!(count = n, "an earlier sync was interrupted; syncing again"),

@@ -198,6 +198,20 @@ fn one_agent_serves_many_apps_and_a_broken_one_blocks_none() {
         .expect("last successful sync of a");
     assert!(stamp > 1_700_000_000, "{stamp}");
 
+    // Events on the objects the syncs changed.
+    let events = cluster
+        .get("/api/v1/namespaces/svc-a/events")
+        .and_then(|l| l["items"].as_array().cloned())
+        .unwrap_or_default();
+    assert!(
+        events.iter().any(|e| e["reason"] == "Synced"
+            && e["involvedObject"]["name"] == "a"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("created by gitsync at revision"))),
+        "{events:#?}"
+    );
+
     // The broken app is fixed by a commit: it syncs, the others never stopped.
     write_files(
         repo_a.path(),
