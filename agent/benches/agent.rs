@@ -20,7 +20,12 @@
 //!
 //! `GITSYNC_BENCH_WEBHOOK_OBJECTS=5000`, `GITSYNC_BENCH_PUSHES=100`,
 //! `GITSYNC_BENCH_MEMORY=1000,10000`, `GITSYNC_BENCH_SETTLE=600` choose the sizes.
-#![allow(clippy::print_stdout, clippy::cast_precision_loss)]
+#![allow(
+    clippy::print_stdout,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -80,7 +85,7 @@ fn main() {
 fn webhook_latency(server: &Runtime, objects: usize, pushes: usize) {
     let setup = Setup::new(server, objects, "1h");
     let mut agent = setup.agent();
-    setup.wait_synced(&agent, Duration::from_mins(10));
+    Setup::wait_synced(&agent, Duration::from_mins(10));
     let mut latencies = Vec::with_capacity(pushes);
     for i in 0..pushes {
         setup.write(i % objects, &format!("v{i}"));
@@ -99,7 +104,7 @@ fn webhook_latency(server: &Runtime, objects: usize, pushes: usize) {
             std::thread::sleep(Duration::from_micros(200));
         };
         latencies.push(first);
-        setup.wait_revision(&agent, &commit);
+        Setup::wait_revision(&agent, &commit);
     }
     agent.stop();
     latencies.sort();
@@ -126,7 +131,7 @@ fn webhook_latency(server: &Runtime, objects: usize, pushes: usize) {
 fn resident_after(server: &Runtime, n: usize, settle: Duration) -> f64 {
     let setup = Setup::new(server, n, "1m");
     let mut agent = setup.agent();
-    setup.wait_synced(&agent, Duration::from_mins(15));
+    Setup::wait_synced(&agent, Duration::from_mins(15));
     std::thread::sleep(settle);
     let rss = agent.rss_mib();
     agent.stop();
@@ -334,7 +339,7 @@ impl Setup {
             .flatten()
     }
 
-    fn wait_synced(&self, agent: &Agent, limit: Duration) {
+    fn wait_synced(agent: &Agent, limit: Duration) {
         let started = Instant::now();
         loop {
             if Self::status(agent).is_some_and(|s| s["sync"] == "Synced") {
@@ -348,7 +353,7 @@ impl Setup {
         }
     }
 
-    fn wait_revision(&self, agent: &Agent, commit: &str) {
+    fn wait_revision(agent: &Agent, commit: &str) {
         let started = Instant::now();
         loop {
             if Self::status(agent).is_some_and(|s| s["revision"]["commit"] == commit) {

@@ -81,7 +81,12 @@ impl Config {
                 url: app.repo.clone(),
                 reference: app.reference.clone(),
                 path: app.path.clone(),
+                access: git::Access {
+                    auth: git::Auth::None,
+                    timeout: self.settings.git_timeout(app),
+                },
             },
+            credentials: app.credentials.as_ref().map(|c| c.secret.clone()),
             cache_dir: self.cache_dir.clone(),
             interval: self.settings.interval(app),
             drift_interval: self.drift_interval,
@@ -195,6 +200,7 @@ pub async fn run(
         rollouts: hub.rollouts.clone(),
         control: hub.control.clone(),
         registry: hub.registry.clone(),
+        secrets: hub.secrets.clone(),
         git_locks: worker::GitLocks::default(),
     };
     let mut shutdown = shutdown;

@@ -1,12 +1,35 @@
 //! The Git source: a cached bare clone per repository, fetching only the tracked ref,
 //! and reading an app's directory straight out of a commit's tree (no checkout).
 //!
+//! A fetch first lists the remote's refs (one round trip, one `GET info/refs` over
+//! HTTP) and downloads nothing when the cache already holds the advertised commit.
+//! Every network operation runs with the source's [`Access`]: credentials handed out
+//! once, SSH host keys pinned to known_hosts, and a timeout enforced by a loopback relay
+//! (`git/relay.rs`). Errors say whether they are worth retrying
+//! ([`Error::is_transient`]). [`revert_to`] rolls an app back by pushing a new commit.
+//!
 //! Every function here blocks (libgit2); async callers wrap them in `spawn_blocking`.
 
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
-use git2::{FetchOptions, ObjectType, Oid, Repository};
-use gitsync_core::tree::{AppTree, MAX_FILE_BYTES};
+use git2::{AutotagOption, Direction, Oid, Repository};
+
+mod access;
+mod endpoint;
+pub mod known_hosts;
+mod read;
+mod refs;
+mod relay;
+mod revert;
+mod semver_ref;
+mod transport;
+
+pub use access::{Access, Auth, DEFAULT_TIMEOUT};
+pub use revert::{Author, Rollback, revert_to, rollback_target};
+
+use refs::Target;
+use transport::Session;
 
 /// Errors from the Git source.
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +47,30 @@ pub enum Error {
         #[source]
         source: git2::Error,
     },
+    #[error("{url} did not answer within {after:?}")]
+    TimedOut { url: String, after: Duration },
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("network error talking to {url}")]
+    Network {
+        url: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("authentication to {url} failed: {reason}")]
+    Auth { url: String, reason: String },
+    #[error(transparent)]
+    HostKey(known_hosts::Error),
     #[error("{reference:?} is not a branch, tag or commit of {url}")]
     UnknownRef { url: String, reference: String },
+    #[error("{range:?} is not a semver range")]
+    BadRange {
+        range: String,
+        #[source]
+        source: semver::Error,
+    },
+    #[error("no tag of {url} is a version in {range:?}")]
+    NoTagInRange { url: String, range: String },
     #[error("path {path:?} does not exist in commit {commit}")]
     MissingPath { path: String, commit: String },
     #[error("path {path:?} climbs out of the repository")]
@@ -45,6 +90,37 @@ pub enum Error {
         #[source]
         source: git2::Error,
     },
+    #[error("{path} is already at {revision}: nothing to roll back")]
+    AlreadyAt { path: String, revision: String },
+    #[error("cannot {action} in the rollback clone at {path}")]
+    Scratch {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error(
+        "cannot push the rollback to {branch} of {url}: {reason}; to do it by hand, run:\n{commands}"
+    )]
+    Push {
+        url: String,
+        branch: String,
+        reason: String,
+        /// Shell commands that make the same commit by hand.
+        commands: String,
+    },
+}
+
+impl Error {
+    /// Whether retrying later may succeed: the server was unreachable, timed out or the
+    /// connection failed. Keep the last good state and back off. Refused credentials or
+    /// host keys, unknown refs and bad paths need a person.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::TimedOut { .. } | Self::Unreachable { .. } | Self::Network { .. }
+        )
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -54,10 +130,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Source {
     /// Clone URL or local path.
     pub url: String,
-    /// Branch, tag or commit sha.
+    /// Branch, tag, commit sha, or a semver range over tags (`~1.2`, `^1`,
+    /// `>=1.0.0, <2.0.0`, `1.x`, `semver:1.2.3`): a range only when no branch or tag has
+    /// exactly that name and it starts with `semver:`, contains one of `^~<>=*,` or a
+    /// space, or has an `x` part. Its highest matching tag is fetched (`v` prefix allowed,
+    /// pre-releases only when the range names one).
     pub reference: String,
     /// The app's directory inside the repository.
     pub path: PathBuf,
+    /// Credentials and timeout for the remote.
+    pub access: Access,
 }
 
 /// A fetched revision: the commit and the tree of the app's path in it.
@@ -69,6 +151,10 @@ pub struct Revision {
     /// The commit's author (`Name <email>`) and the first line of its message.
     pub author: String,
     pub message: String,
+    /// The tag the reference resolved to (an exact tag, or a semver range's pick).
+    pub tag: Option<String>,
+    /// The commit this one rolls back to, from its message (see [`rollback_target`]).
+    pub rollback_to: Option<String>,
 }
 
 /// A bare clone of one repository in a cache directory.
@@ -91,37 +177,67 @@ impl Mirror {
         Ok(Self { repo, source })
     }
 
-    /// Fetches the tracked ref and resolves the app's tree in it.
+    /// Fetches the tracked ref and resolves the app's tree in it. Lists the remote's
+    /// refs first and downloads only when the tracked ref moved; a full commit sha the
+    /// cache holds needs no network at all.
     pub fn fetch(&self) -> Result<Revision> {
         let reference = &self.source.reference;
-        let refspecs = [
-            format!("+refs/heads/{reference}:refs/remotes/origin/{reference}"),
-            format!("+refs/tags/{reference}:refs/tags/{reference}"),
-        ];
+        if reference.len() == 40
+            && is_sha(reference)
+            && let Some(commit) = self.local_commit(reference)
+        {
+            return self.revision(commit, None);
+        }
+        let session = Session::open(&self.source.url, &self.source.access)?;
+        let fail = |e| session.error(e, |e| self.fetch_error(e));
         let mut remote = self
             .repo
-            .remote_anonymous(&self.source.url)
+            .remote_anonymous(session.url())
             .map_err(|e| self.fetch_error(e))?;
-        let mut options = FetchOptions::new();
-        options.download_tags(git2::AutotagOption::None);
-        // A ref that is neither a branch nor a tag (a commit sha) makes one refspec
-        // fail to match, which libgit2 accepts; a sha is resolved below.
-        let fetched = remote.fetch(&refspecs, Some(&mut options), None);
-        if let Err(e) = fetched {
-            if !is_sha(reference) {
-                return Err(self.fetch_error(e));
-            }
-            let mut options = FetchOptions::new();
-            remote
-                .fetch(
-                    &["+refs/heads/*:refs/remotes/origin/*"],
-                    Some(&mut options),
-                    None,
-                )
-                .map_err(|e| self.fetch_error(e))?;
+        let mut connection = remote
+            .connect_auth(
+                Direction::Fetch,
+                Some(session.callbacks()),
+                Some(session.proxy_options()),
+            )
+            .map_err(fail)?;
+        let advertised: Vec<(String, Oid)> = connection
+            .list()
+            .map_err(fail)?
+            .iter()
+            .map(|head| (head.name().to_owned(), head.oid()))
+            .collect();
+        let target = Target::pick(&self.source.url, reference, &advertised)?;
+        if !self.holds(&target) {
+            let mut options = session.fetch_options();
+            options.download_tags(AutotagOption::None);
+            connection
+                .remote()
+                .fetch(&target.refspecs(), Some(&mut options), None)
+                .map_err(fail)?;
         }
-        let commit = self.resolve()?;
-        self.revision(commit)
+        drop(connection);
+        let commit = self.resolve(&target)?;
+        self.revision(commit, target.tag_name().map(str::to_owned))
+    }
+
+    /// Whether the cache already has what the remote advertises for `target`.
+    fn holds(&self, target: &Target) -> bool {
+        match (target.local_ref(), target.advertised()) {
+            (Some(name), Some(oid)) => self
+                .repo
+                .refname_to_id(&name)
+                .is_ok_and(|local| local == oid),
+            _ => match target {
+                Target::Commit(sha) => self.local_commit(sha).is_some(),
+                Target::Branch { .. } | Target::Tag { .. } => false,
+            },
+        }
+    }
+
+    fn local_commit(&self, spec: &str) -> Option<Oid> {
+        let object = self.repo.revparse_single(spec).ok()?;
+        object.peel_to_commit().ok().map(|c| c.id())
     }
 
     /// Opens the (working) repository that holds `app_dir`, to read the app at other
@@ -147,6 +263,7 @@ impl Mirror {
                 url,
                 reference: "HEAD".into(),
                 path,
+                access: Access::default(),
             },
         })
     }
@@ -154,20 +271,16 @@ impl Mirror {
     /// Resolves any revision Git understands (`HEAD~2`, a tag, a sha) to the app's
     /// revision in it.
     pub fn at(&self, spec: &str) -> Result<Revision> {
-        let commit = self
-            .repo
-            .revparse_single(spec)
-            .and_then(|o| o.peel_to_commit())
-            .map_err(|_| Error::UnknownRef {
-                url: self.source.url.clone(),
-                reference: spec.to_owned(),
-            })?;
-        self.revision(commit.id())
+        let commit = self.local_commit(spec).ok_or_else(|| Error::UnknownRef {
+            url: self.source.url.clone(),
+            reference: spec.to_owned(),
+        })?;
+        self.revision(commit, None)
     }
 
-    fn revision(&self, commit: Oid) -> Result<Revision> {
+    fn revision(&self, commit: Oid, tag: Option<String>) -> Result<Revision> {
         let tree = self.app_tree_id(commit)?;
-        let (author, message) = self
+        let (author, message, rollback_to) = self
             .repo
             .find_commit(commit)
             .map(|c| {
@@ -179,6 +292,7 @@ impl Mirror {
                         who.email().unwrap_or_default()
                     ),
                     c.summary().ok().flatten().unwrap_or_default().to_owned(),
+                    c.message().ok().and_then(rollback_target),
                 )
             })
             .unwrap_or_default();
@@ -187,6 +301,8 @@ impl Mirror {
             tree: tree.to_string(),
             author,
             message,
+            tag,
+            rollback_to,
         })
     }
 
@@ -198,30 +314,17 @@ impl Mirror {
         }
     }
 
-    fn resolve(&self) -> Result<Oid> {
-        let reference = &self.source.reference;
-        let candidates = [
-            format!("refs/remotes/origin/{reference}"),
-            format!("refs/tags/{reference}"),
-        ];
-        for name in &candidates {
-            if let Ok(r) = self.repo.find_reference(name)
-                && let Ok(commit) = r.peel_to_commit()
-            {
-                return Ok(commit.id());
-            }
-        }
-        if is_sha(reference)
-            && let Ok(commit) = self
-                .repo
-                .revparse_single(reference)
-                .and_then(|o| o.peel_to_commit())
-        {
-            return Ok(commit.id());
-        }
-        Err(Error::UnknownRef {
+    fn resolve(&self, target: &Target) -> Result<Oid> {
+        let found = match target {
+            Target::Commit(sha) => self.local_commit(sha),
+            Target::Branch { .. } | Target::Tag { .. } => target.local_ref().and_then(|name| {
+                let reference = self.repo.find_reference(&name).ok()?;
+                reference.peel_to_commit().ok().map(|c| c.id())
+            }),
+        };
+        found.ok_or_else(|| Error::UnknownRef {
             url: self.source.url.clone(),
-            reference: reference.clone(),
+            reference: self.source.reference.clone(),
         })
     }
 
@@ -246,96 +349,6 @@ impl Mirror {
                 commit: commit.to_string(),
             })?;
         Ok(entry.id())
-    }
-
-    /// Reads the app's files at `revision` into an [`AppTree`]. Symlinks are followed
-    /// only when they stay inside the repository; no file over the size cap is read.
-    pub fn read_app(&self, revision: &Revision) -> Result<AppTree> {
-        let commit = Oid::from_str(&revision.commit).map_err(|source| Error::Read {
-            path: String::new(),
-            commit: revision.commit.clone(),
-            source,
-        })?;
-        let read = |path: &str, source| Error::Read {
-            path: path.to_owned(),
-            commit: revision.commit.clone(),
-            source,
-        };
-        let root = self
-            .repo
-            .find_commit(commit)
-            .and_then(|c| c.tree())
-            .map_err(|e| read("", e))?;
-        let app_tree = self
-            .repo
-            .find_tree(Oid::from_str(&revision.tree).map_err(|e| read("", e))?)
-            .map_err(|e| read("", e))?;
-        let mut tree = AppTree::new();
-        let mut failure = None;
-        app_tree
-            .walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-                if entry.kind() != Some(ObjectType::Blob) {
-                    return git2::TreeWalkResult::Ok;
-                }
-                let rel = format!("{dir}{}", entry.name().unwrap_or_default());
-                match self.read_entry(&root, &rel, entry) {
-                    Ok(bytes) => {
-                        tree.insert(rel, bytes);
-                        git2::TreeWalkResult::Ok
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        git2::TreeWalkResult::Abort
-                    }
-                }
-            })
-            .ok();
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(tree),
-        }
-    }
-
-    fn read_entry(
-        &self,
-        root: &git2::Tree<'_>,
-        rel: &str,
-        entry: &git2::TreeEntry<'_>,
-    ) -> Result<Vec<u8>> {
-        let in_repo = self.source.path.join(rel);
-        let display = in_repo.display().to_string();
-        let read = |source| Error::Read {
-            path: display.clone(),
-            commit: String::new(),
-            source,
-        };
-        let blob = self.repo.find_blob(entry.id()).map_err(read)?;
-        let blob = if entry.filemode() == 0o120_000 {
-            // A symlink: its content is the target, relative to the link's directory.
-            let target = String::from_utf8_lossy(blob.content()).into_owned();
-            let base = in_repo.parent().unwrap_or(Path::new(""));
-            let resolved = normalize(&base.join(&target)).ok_or_else(|| Error::SymlinkOutside {
-                path: display.clone(),
-                target: target.clone(),
-            })?;
-            let found = root
-                .get_path(&resolved)
-                .map_err(|_| Error::SymlinkOutside {
-                    path: display.clone(),
-                    target: target.clone(),
-                })?;
-            self.repo.find_blob(found.id()).map_err(read)?
-        } else {
-            blob
-        };
-        if blob.size() > MAX_FILE_BYTES {
-            return Err(Error::TooLarge {
-                path: display,
-                size: blob.size(),
-                limit: MAX_FILE_BYTES,
-            });
-        }
-        Ok(blob.content().to_vec())
     }
 }
 

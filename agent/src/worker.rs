@@ -49,6 +49,8 @@ const DIFF_LIMIT: usize = 64 * 1024;
 pub struct Spec {
     pub app: App,
     pub source: git::Source,
+    /// The Secret (in the agent's namespace) with the app's Git credentials.
+    pub credentials: Option<String>,
     pub cache_dir: PathBuf,
     pub interval: Duration,
     pub drift_interval: Duration,
@@ -67,6 +69,7 @@ pub struct Env {
     pub rollouts: Rollouts,
     pub control: Control,
     pub registry: Registry,
+    pub secrets: crate::secrets::Secrets,
     pub git_locks: GitLocks,
 }
 
@@ -141,6 +144,8 @@ struct Worker {
     env: Env,
     mirror: Arc<std::sync::Mutex<Mirror>>,
     lock: Arc<std::sync::Mutex<()>>,
+    /// How Git is reached (credentials from the app's Secret).
+    access: git::Access,
     synced: Option<Synced>,
     reported: BTreeSet<String>,
     backoff: Option<Duration>,
@@ -240,8 +245,21 @@ impl Worker {
             .lock()
             .map(|mut locks| Arc::clone(locks.entry(spec.source.url.clone()).or_default()))
             .unwrap_or_default();
+        let mut source = spec.source.clone();
+        match credentials(&env.secrets, spec.credentials.as_deref()).await {
+            Ok(auth) => source.access.auth = auth,
+            Err(error) => {
+                warn!(%error, "cannot read the app's Git credentials; retrying");
+                env.registry.update(&spec.app.name, |s| {
+                    s.last_error = Some(error);
+                    s.sync = "Failed".into();
+                    s.attempted = true;
+                });
+                return None;
+            }
+        }
+        let access = source.access.clone();
         let cache_dir = spec.cache_dir.clone();
-        let source = spec.source.clone();
         let repo_lock = Arc::clone(&lock);
         let opened = tokio::task::spawn_blocking(move || {
             let _repo = repo_lock.lock();
@@ -277,6 +295,7 @@ impl Worker {
             env,
             mirror: Arc::new(std::sync::Mutex::new(mirror)),
             lock,
+            access,
             synced: None,
             reported: BTreeSet::new(),
             backoff: None,
@@ -356,14 +375,20 @@ impl Worker {
                 .update(self.name(), |s| s.attempted = true);
             return later(interval + crate::settings::jitter(interval, self.name()));
         }
-        match self.fetch().await {
-            Err(message) => {
+        match self.fetch_classified().await {
+            Err((message, transient)) => {
                 let backoff = self
                     .backoff
                     .map_or(FIRST_BACKOFF, |b| (b * 2).min(interval));
                 self.backoff = Some(backoff);
-                warn!(error = %message, retry_in = ?backoff, "fetch failed; keeping the last synced state");
+                warn!(error = %message, transient, retry_in = ?backoff, "fetch failed; keeping the last synced state");
                 self.env.registry.update(self.name(), |s| {
+                    // Unreachable: Stale, the last good state kept. Refused (credentials,
+                    // a changed host key, an unknown ref): a person must act.
+                    if !transient {
+                        s.sync = "Failed".into();
+                        s.last_error = Some(message.clone());
+                    }
                     s.stale = Some(message);
                     s.attempted = true;
                     s.counters.fetch_failures += 1;
@@ -388,18 +413,39 @@ impl Worker {
     }
 
     async fn fetch(&self) -> Result<Revision, String> {
+        self.fetch_classified()
+            .await
+            .map_err(|(message, _)| message)
+    }
+
+    /// Fetches; an error says whether it is transient (the server unreachable).
+    async fn fetch_classified(&self) -> Result<Revision, (String, bool)> {
         let started = Instant::now();
-        let fetched = self.with_mirror(Mirror::fetch).await;
+        let fetched = self
+            .with_mirror(|m| {
+                Ok(m.fetch().map_err(|e| {
+                    let transient = e.is_transient();
+                    (format!("{:#}", anyhow::Error::new(e)), transient)
+                }))
+            })
+            .await;
         let took = started.elapsed();
         self.env
             .registry
             .update(self.name(), |s| s.counters.fetch_seconds.observe(took));
-        fetched
+        match fetched {
+            Ok(result) => result,
+            Err(message) => Err((message, true)),
+        }
     }
 
     /// The earlier synced revision whose app tree `revision` restores, if any: a
     /// revert merged by a person is a rollback like `gitsync rollback`.
     async fn restores(&self, revision: &Revision) -> Option<String> {
+        // Said in the commit (`Gitsync-Rollback-To:`, `This reverts commit …`).
+        if let Some(to) = &revision.rollback_to {
+            return Some(to.clone());
+        }
         let current = self.synced.as_ref().map(|s| s.revision.commit.clone());
         let entries = self.env.history.list(self.name()).await.ok()?;
         let mut earlier: Vec<String> = Vec::new();
@@ -748,15 +794,42 @@ impl Worker {
                     ));
             }
             Request::Revert { to, reply } => {
-                let _ = reply.send(self.revert(&to));
+                let result = self.revert(&to).await;
+                if result.is_ok() {
+                    // The agent syncs its own commit like any other, now.
+                    self.fetch_pass(false, changes).await;
+                }
+                let _ = reply.send(result);
             }
         }
     }
 
     /// Commits a revert of the app's path to `to` and pushes it.
-    fn revert(&self, to: &str) -> Result<serde_json::Value, String> {
-        let _ = &self.spec;
-        Err(format!("revert to {to}: not wired yet"))
+    async fn revert(&self, to: &str) -> Result<serde_json::Value, String> {
+        let rollback = git::Rollback {
+            url: self.spec.source.url.clone(),
+            branch: self.spec.source.reference.clone(),
+            path: self.spec.source.path.clone(),
+            to: to.to_owned(),
+            access: self.access.clone(),
+            author: git::Author {
+                name: "gitsync".into(),
+                email: "gitsync@localhost".into(),
+            },
+        };
+        let scratch = self
+            .spec
+            .cache_dir
+            .join(format!("rollback-{}", self.name()));
+        let lock = Arc::clone(&self.lock);
+        let commit = tokio::task::spawn_blocking(move || {
+            let _repo = lock.lock();
+            git::revert_to(&rollback, &scratch).map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        info!(%commit, to, "pushed a rollback commit; syncing it");
+        Ok(serde_json::json!({"reverted": commit, "to": to}))
     }
 
     /// What a sync of the tracked ref's tip would change now.
@@ -915,6 +988,46 @@ fn failures(outcome: &Outcome, commit: &str) -> String {
             .collect::<Vec<_>>()
             .join("; ")
     )
+}
+
+/// The Git credentials in Secret `name`: `token` (and `username`) for HTTPS, or
+/// `sshPrivateKey` and `knownHosts` (and `passphrase`) for SSH.
+async fn credentials(
+    secrets: &crate::secrets::Secrets,
+    name: Option<&str>,
+) -> Result<git::Auth, String> {
+    let Some(name) = name else {
+        return Ok(git::Auth::None);
+    };
+    let data = secrets
+        .data(name)
+        .await
+        .map_err(|e| crate::error_chain(&e))?
+        .ok_or_else(|| format!("the credentials Secret {name} does not exist"))?;
+    let text = |key: &str| {
+        data.get(key)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(key) = text("sshPrivateKey") {
+        let known_hosts = text("knownHosts").ok_or_else(|| {
+            format!("Secret {name} has sshPrivateKey but no knownHosts: host keys must be pinned")
+        })?;
+        return Ok(git::Auth::Ssh {
+            private_key: key,
+            passphrase: text("passphrase"),
+            known_hosts,
+        });
+    }
+    if let Some(token) = text("token") {
+        return Ok(git::Auth::token(
+            &text("username").unwrap_or_default(),
+            token.trim(),
+        ));
+    }
+    Err(format!(
+        "Secret {name} has neither token (HTTPS) nor sshPrivateKey and knownHosts (SSH)"
+    ))
 }
 
 /// Sleeps until `at`, forever when `None`.

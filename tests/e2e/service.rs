@@ -387,3 +387,141 @@ fn the_cli_rolls_back_directly_suspends_and_resumes_with_or_without_the_agent() 
     assert!(get_json(&base, "/api/v1/apps/web")["suspended"].is_null());
     drop(agent);
 }
+
+/// `git <args>` in `dir`, which must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn rollback_makes_a_revert_commit_that_the_agent_syncs() {
+    let cluster = Cluster::start();
+    let (tmp, work) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    // A bare repository stands in for the Git server; people work in a clone of it.
+    let origin = tmp.path().join("origin.git");
+    let clone = tmp.path().join("clone");
+    git(
+        tmp.path(),
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            origin.to_str().expect("utf-8"),
+        ],
+    );
+    git(
+        tmp.path(),
+        &["init", "-q", "-b", "main", clone.to_str().expect("utf-8")],
+    );
+    git(
+        &clone,
+        &["remote", "add", "origin", origin.to_str().expect("utf-8")],
+    );
+    let write = |v: &str| {
+        git(&clone, &["pull", "-q", "--ff-only", "origin", "main"]);
+        write_files(
+            &clone,
+            &[
+                ("web/ns.yaml", &namespace("rv-web")),
+                ("web/cm.yaml", &config_map("rv-web", "web", v)),
+                ("other/keep.txt", v),
+            ],
+        );
+        let commit = commit_all(&clone, &format!("web {v}"));
+        git(&clone, &["push", "-q", "origin", "main"]);
+        commit
+    };
+    write_files(&clone, &[("README", "app\n")]);
+    commit_all(&clone, "init");
+    git(&clone, &["push", "-q", "origin", "main"]);
+    let v1 = write("1");
+    secret(&cluster, "gitsync-api", &[("token", "rv-token")]);
+    let config = format!(
+        "api:\n  tokenSecret: {{name: gitsync-api, key: token}}\napps:\n  - {{name: web, repo: '{}', path: web, interval: 1s}}\n",
+        origin.display()
+    );
+    let (agent, base) = serve(&cluster, &config, work.path(), &[]);
+    let cluster = &cluster;
+    let at = |v: &'static str| {
+        move || (value(cluster, "rv-web", "web").as_deref() == Some(v)).then_some(())
+    };
+    eventually(WAIT, "v1 synced", at("1"));
+    write("2");
+    eventually(WAIT, "v2 synced", at("2"));
+
+    // Through the API: the agent commits the revert, pushes it and syncs it.
+    let body = format!("{{\"to\": \"{v1}\"}}");
+    let (code, reply) = post(&base, "/api/v1/apps/web/rollback", Some("rv-token"), &body);
+    assert_eq!(code, 200, "{reply}");
+    let reverted = reply["reverted"].as_str().expect("commit").to_owned();
+    eventually(WAIT, "the revert synced", at("1"));
+    let server = git2::Repository::open_bare(&origin).expect("origin");
+    let tip = server
+        .find_reference("refs/heads/main")
+        .and_then(|r| r.peel_to_commit())
+        .expect("tip");
+    assert_eq!(tip.id().to_string(), reverted);
+    assert!(
+        tip.message()
+            .unwrap_or_default()
+            .contains(&format!("Gitsync-Rollback-To: {v1}")),
+        "{:?}",
+        tip.message()
+    );
+    let entry = eventually(WAIT, "the rollback in the history", || {
+        history(cluster, "web")
+            .into_iter()
+            .find(|e| e["revision"] == reverted.as_str() && e["result"] == "Succeeded")
+    });
+    assert_eq!(entry["trigger"], "rollback", "{entry}");
+    assert_eq!(entry["rollbackTo"], v1.as_str(), "{entry}");
+    // Other paths keep the tip's content.
+    git(&clone, &["pull", "-q", "--ff-only", "origin", "main"]);
+    assert_eq!(
+        std::fs::read_to_string(clone.join("other/keep.txt")).expect("read"),
+        "2"
+    );
+
+    // The CLI does the same from anywhere (the agent published the app's source).
+    let v3 = write("3");
+    eventually(WAIT, "v3 synced", at("3"));
+    let run = cluster.gitsync(&["rollback", "web", "--to", &v1]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("the agent syncs it"), "{run:?}");
+    eventually(WAIT, "the CLI's revert synced", at("1"));
+
+    // A push the server refuses (its branch is locked): the exact commands to do it
+    // by hand.
+    write("4");
+    eventually(WAIT, "v4 synced", at("4"));
+    std::fs::write(origin.join("refs/heads/main.lock"), "").expect("lock the branch");
+    let run = cluster.gitsync(&["rollback", "web", "--to", &v3]);
+    assert_eq!(run.code, 1, "{run:?}");
+    for expected in [
+        "git clone",
+        &format!("git checkout {v3} -- web"),
+        "git push origin HEAD:main",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "{expected:?} missing: {run:?}"
+        );
+    }
+    assert_eq!(value(cluster, "rv-web", "web").as_deref(), Some("4"));
+    drop(agent);
+}

@@ -1,5 +1,10 @@
 use super::*;
 
+mod http;
+mod remote;
+mod revert;
+mod ssh;
+
 /// Commits `files` (path, content, is_symlink) to branch main of a new repo at `dir`.
 fn commit(repo: &Repository, files: &[(&str, &str, bool)], message: &str) -> Oid {
     let mut index = repo.index().expect("index");
@@ -46,6 +51,7 @@ fn source(url: &Path, path: &str) -> Source {
         url: url.display().to_string(),
         reference: "main".into(),
         path: PathBuf::from(path),
+        access: Access::default(),
     }
 }
 

@@ -117,7 +117,7 @@ pub async fn rollback(args: &RollbackArgs) -> anyhow::Result<ExitCode> {
     if args.direct {
         direct(args, &cluster, &control, &source).await
     } else {
-        revert(args, &source)
+        revert(args, &source).await
     }
 }
 
@@ -163,6 +163,7 @@ async fn direct(
         url: source.repo.clone(),
         reference: source.reference.clone(),
         path: PathBuf::from(&source.path),
+        access: gitsync_agent::git::Access::default(),
     };
     let to = args.to.clone();
     let dir = scratch.clone();
@@ -214,13 +215,50 @@ async fn direct(
     })
 }
 
-/// Commits a revert of the app's path to REV and pushes it.
-fn revert(args: &RollbackArgs, source: &AppSource) -> anyhow::Result<ExitCode> {
-    let _ = source;
-    bail!(
-        "rollback --to {} without --direct needs the revert support of the Git module",
-        args.to
-    )
+/// Commits a revert of the app's path to REV on the tracked branch and pushes it (with
+/// the credentials git and the SSH agent give this machine); when it cannot push, says
+/// so with the exact commands to do it by hand.
+async fn revert(args: &RollbackArgs, source: &AppSource) -> anyhow::Result<ExitCode> {
+    let rollback = gitsync_agent::git::Rollback {
+        url: source.repo.clone(),
+        branch: source.reference.clone(),
+        path: PathBuf::from(&source.path),
+        to: args.to.clone(),
+        access: gitsync_agent::git::Access::default(),
+        author: author(),
+    };
+    let scratch = tempfile_dir()?;
+    let dir = scratch.clone();
+    let result =
+        tokio::task::spawn_blocking(move || gitsync_agent::git::revert_to(&rollback, &dir)).await?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let app = &args.command.app;
+    match result {
+        Ok(commit) => {
+            output::line(&format!(
+                "{app}: pushed {commit} to {} of {}: it restores {} to {}; the agent syncs it like any change",
+                source.reference, source.repo, source.path, args.to
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ gitsync_agent::git::Error::Push { .. }) => {
+            output::line(&format!("{app}: {e}"));
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            Err(anyhow::Error::new(e).context(format!("cannot roll {app} back to {}", args.to)))
+        }
+    }
+}
+
+/// The commit author: git's `user.name` and `user.email`, else gitsync.
+fn author() -> gitsync_agent::git::Author {
+    let config = git2::Config::open_default().ok();
+    let get = |key: &str| config.as_ref().and_then(|c| c.get_string(key).ok());
+    gitsync_agent::git::Author {
+        name: get("user.name").unwrap_or_else(|| "gitsync".into()),
+        email: get("user.email").unwrap_or_else(|| "gitsync@localhost".into()),
+    }
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
