@@ -194,7 +194,10 @@ impl Setup {
         let local = server
             .block_on(LocalCluster::ephemeral())
             .expect("local cluster");
-        let client = local.client().expect("client");
+        let client = {
+            let _runtime = server.enter();
+            local.client().expect("client")
+        };
         server.block_on(async {
             let ns: Api<Namespace> = Api::all(client.clone());
             let body: Namespace = serde_json::from_value(serde_json::json!({

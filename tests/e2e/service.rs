@@ -224,34 +224,74 @@ fn one_agent_serves_many_apps_and_a_broken_one_blocks_none() {
     drop(agent);
 }
 
+/// One app `web` (a Namespace and ConfigMap `web` in `ns`) in its own repository,
+/// served by an agent whose API token is `token`.
+struct Web {
+    repo: tempfile::TempDir,
+    _work: tempfile::TempDir,
+    ns: &'static str,
+    _agent: Agent,
+    base: String,
+    /// The first commit (value "1").
+    v1: String,
+}
+
+impl Web {
+    fn start(cluster: &Cluster, ns: &'static str, token: &str) -> Self {
+        let (repo, work) = (
+            tempfile::tempdir().expect("tmp"),
+            tempfile::tempdir().expect("tmp"),
+        );
+        let v1 = commit_value(repo.path(), ns, "1");
+        secret(cluster, "gitsync-api", &[("token", token)]);
+        let config = format!(
+            "api:\n  tokenSecret: {{name: gitsync-api, key: token}}\napps:\n  - {{name: web, repo: '{}', path: web, interval: 1s}}\n",
+            repo.path().display()
+        );
+        let (agent, base) = serve(cluster, &config, work.path(), &[]);
+        let web = Self {
+            repo,
+            _work: work,
+            ns,
+            _agent: agent,
+            base,
+            v1,
+        };
+        web.wait(cluster, "1");
+        web
+    }
+
+    /// Commits value `v`; returns the commit.
+    fn write(&self, v: &str) -> String {
+        commit_value(self.repo.path(), self.ns, v)
+    }
+
+    /// Waits until ConfigMap `web` holds `v`.
+    fn wait(&self, cluster: &Cluster, v: &str) {
+        eventually(WAIT, &format!("value {v} synced"), || {
+            (value(cluster, self.ns, "web").as_deref() == Some(v)).then_some(())
+        });
+    }
+}
+
+/// Commits app `web` (Namespace `ns`, ConfigMap `web` = `v`) to the repository at
+/// `repo`; returns the commit.
+fn commit_value(repo: &Path, ns: &str, v: &str) -> String {
+    write_files(
+        repo,
+        &[
+            ("web/ns.yaml", &namespace(ns)),
+            ("web/cm.yaml", &config_map(ns, "web", v)),
+        ],
+    );
+    commit_all(repo, &format!("web {v}"))
+}
+
 #[test]
 fn api_actions_suspend_resume_and_roll_back() {
     let cluster = Cluster::start();
-    let (repo, work) = (
-        tempfile::tempdir().expect("tmp"),
-        tempfile::tempdir().expect("tmp"),
-    );
-    let write = |v: &str| {
-        write_files(
-            repo.path(),
-            &[
-                ("web/ns.yaml", &namespace("svc-web")),
-                ("web/cm.yaml", &config_map("svc-web", "web", v)),
-            ],
-        );
-        commit_all(repo.path(), &format!("web {v}"))
-    };
-    let v1 = write("1");
-    secret(&cluster, "gitsync-api", &[("token", "s3cret-token\n")]);
-    let config = format!(
-        "api:\n  tokenSecret: {{name: gitsync-api, key: token}}\napps:\n  - {{name: web, repo: '{}', path: web, interval: 1s}}\n",
-        repo.path().display()
-    );
-    let (agent, base) = serve(&cluster, &config, work.path(), &[]);
-    eventually(WAIT, "v1 synced", || {
-        (value(&cluster, "svc-web", "web").as_deref() == Some("1")).then_some(())
-    });
-
+    let web = Web::start(&cluster, "svc-web", "s3cret-token\n");
+    let (base, v1) = (web.base.clone(), web.v1.clone());
     let sync = "/api/v1/apps/web/sync";
     assert_eq!(post(&base, sync, None, "").0, 401);
     assert_eq!(post(&base, sync, Some("wrong"), "").0, 401);
@@ -263,10 +303,8 @@ fn api_actions_suspend_resume_and_roll_back() {
     let (code, _) = post(&base, "/api/v1/apps/web/explode", Some("s3cret-token"), "");
     assert_eq!(code, 404);
 
-    write("2");
-    eventually(WAIT, "v2 synced", || {
-        (value(&cluster, "svc-web", "web").as_deref() == Some("2")).then_some(())
-    });
+    web.write("2");
+    web.wait(&cluster, "2");
 
     // Emergency: straight back to v1, and automatic sync suspended.
     let body = format!("{{\"to\": \"{v1}\", \"direct\": true}}");
@@ -284,7 +322,7 @@ fn api_actions_suspend_resume_and_roll_back() {
     assert_eq!(entry["trigger"], "rollback", "{entry}");
     assert_eq!(entry["rollbackTo"], v1.as_str(), "{entry}");
 
-    let v3 = write("3");
+    let v3 = web.write("3");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         value(&cluster, "svc-web", "web").as_deref(),
@@ -293,15 +331,13 @@ fn api_actions_suspend_resume_and_roll_back() {
     );
     let (code, _) = post(&base, "/api/v1/apps/web/resume", Some("s3cret-token"), "");
     assert_eq!(code, 200);
-    eventually(WAIT, "v3 synced after resume", || {
-        (value(&cluster, "svc-web", "web").as_deref() == Some("3")).then_some(())
-    });
+    web.wait(&cluster, "3");
     let status = get_json(&base, "/api/v1/apps/web");
     assert!(status["suspended"].is_null(), "{status}");
     assert_eq!(status["revision"]["commit"], v3.as_str());
 
     // A person reverts to v1's content: the history calls it a rollback to v1.
-    let reverted = write("1");
+    let reverted = web.write("1");
     eventually(WAIT, "the revert synced", || {
         let h = history(&cluster, "web");
         (h[0]["revision"] == reverted.as_str() && h[0]["result"] == "Succeeded").then_some(())
@@ -309,59 +345,35 @@ fn api_actions_suspend_resume_and_roll_back() {
     let entry = &history(&cluster, "web")[0];
     assert_eq!(entry["trigger"], "rollback", "{entry}");
     assert_eq!(entry["rollbackTo"], v1.as_str(), "{entry}");
-    drop(agent);
+    drop(web);
 }
 
 #[test]
 fn the_cli_rolls_back_directly_suspends_and_resumes_with_or_without_the_agent() {
     let cluster = Cluster::start();
-    let (repo, work) = (
-        tempfile::tempdir().expect("tmp"),
-        tempfile::tempdir().expect("tmp"),
-    );
-    let write = |v: &str| {
-        write_files(
-            repo.path(),
-            &[
-                ("web/ns.yaml", &namespace("cli-web")),
-                ("web/cm.yaml", &config_map("cli-web", "web", v)),
-            ],
-        );
-        commit_all(repo.path(), &format!("web {v}"))
-    };
-    let v1 = write("1");
-    secret(&cluster, "gitsync-api", &[("token", "cli-token")]);
-    let config = format!(
-        "api:\n  tokenSecret: {{name: gitsync-api, key: token}}\napps:\n  - {{name: web, repo: '{}', path: web, interval: 1s}}\n",
-        repo.path().display()
-    );
-    let (agent, base) = serve(&cluster, &config, work.path(), &[]);
-    let cluster = &cluster;
-    let at = |v: &'static str| {
-        move || (value(cluster, "cli-web", "web").as_deref() == Some(v)).then_some(())
-    };
-    eventually(WAIT, "v1 synced", at("1"));
-    write("2");
-    eventually(WAIT, "v2 synced", at("2"));
+    let web = Web::start(&cluster, "cli-web", "cli-token");
+    let (base, v1) = (web.base.clone(), web.v1.clone());
+    web.write("2");
+    web.wait(&cluster, "2");
 
     // Straight on the cluster: the CLI reads where the app comes from (published by
     // its agent), applies v1's render and suspends the app.
     let run = cluster.gitsync(&["rollback", "web", "--to", &v1, "--direct"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("resume web"), "{run:?}");
-    assert_eq!(value(cluster, "cli-web", "web").as_deref(), Some("1"));
-    let entry = &history(cluster, "web")[0];
+    assert_eq!(value(&cluster, "cli-web", "web").as_deref(), Some("1"));
+    let entry = &history(&cluster, "web")[0];
     assert_eq!(entry["trigger"], "rollback", "{entry}");
     assert_eq!(entry["rollbackTo"], v1.as_str(), "{entry}");
-    write("3");
+    web.write("3");
     eventually(WAIT, "the agent shows the app suspended", || {
         let s = get_json(&base, "/api/v1/apps/web");
         (s["suspended"]["revision"] == v1.as_str()).then_some(())
     });
-    assert_eq!(value(cluster, "cli-web", "web").as_deref(), Some("1"));
+    assert_eq!(value(&cluster, "cli-web", "web").as_deref(), Some("1"));
     let run = cluster.gitsync(&["resume", "web"]);
     assert_eq!(run.code, 0, "{run:?}");
-    eventually(WAIT, "v3 synced after resume", at("3"));
+    web.wait(&cluster, "3");
 
     // Through the agent's API.
     let run = cluster.gitsync(&[
@@ -385,7 +397,7 @@ fn the_cli_rolls_back_directly_suspends_and_resumes_with_or_without_the_agent() 
     let run = cluster.gitsync(&["resume", "web", "--agent", &base, "--token", "cli-token"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(get_json(&base, "/api/v1/apps/web")["suspended"].is_null());
-    drop(agent);
+    drop(web);
 }
 
 /// `git <args>` in `dir`, which must succeed.
