@@ -19,7 +19,8 @@
 //!    about 4,200.
 //!
 //! `GITSYNC_BENCH_WEBHOOK_OBJECTS=5000`, `GITSYNC_BENCH_PUSHES=100`,
-//! `GITSYNC_BENCH_MEMORY=1000,10000`, `GITSYNC_BENCH_SETTLE=600` choose the sizes.
+//! `GITSYNC_BENCH_MEMORY=1000,10000`, `GITSYNC_BENCH_SETTLE=600` choose the sizes;
+//! `GITSYNC_BENCH_AGENT_LOG=info` shows the agent's log at that level.
 #![allow(
     clippy::print_stdout,
     clippy::cast_precision_loss,
@@ -88,7 +89,7 @@ fn webhook_latency(server: &Runtime, objects: usize, pushes: usize) {
     Setup::wait_synced(&agent, Duration::from_mins(10));
     let mut latencies = Vec::with_capacity(pushes);
     for i in 0..pushes {
-        setup.write(i % objects, &format!("v{i}"));
+        setup.write(i % objects, &format!("push-{i}"));
         let commit = setup.commit(&format!("change {i}"));
         let before = setup.app_writes();
         let sent = Instant::now();
@@ -314,9 +315,16 @@ impl Setup {
                 path(self.local.kubeconfig_path()),
             ])
             .args(["--namespace", "gitsync-system"])
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("GITSYNC_BENCH_AGENT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("GITSYNC_BENCH_AGENT_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("start gitsync-agent");
         Agent {

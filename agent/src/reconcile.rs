@@ -91,14 +91,18 @@ async fn prepare(
     rollouts: Option<&Rollouts>,
     mode: Mode,
 ) -> Result<Planned, Error> {
+    let started = std::time::Instant::now();
     let live = cluster
         .live_objects(&app.name, &rendered.manifests)
         .await
         .map_err(Error::Live)?;
+    let read = started.elapsed();
     let pass = rollouts::pass(cluster, rollouts, &app.name, rendered, &live, mode)
         .await
         .map_err(Error::Rollout)?;
+    let rolled = started.elapsed();
     let plan = plan::plan(&app.name, &pass.desired, &live, app.options).map_err(Error::Plan)?;
+    debug!(live = ?read, rollouts = ?(rolled - read), plan = ?(started.elapsed() - rolled), "planned");
     Ok(Planned { plan, pass, live })
 }
 
@@ -211,7 +215,10 @@ pub async fn sync(
     if !quiet {
         save(&entry).await;
     }
-    let rendered = match render(app, tree, revision.map(|r| r.commit.as_str())) {
+    let started = std::time::Instant::now();
+    let rendered = render(app, tree, revision.map(|r| r.commit.as_str()));
+    debug!(took = ?started.elapsed(), "rendered");
+    let rendered = match rendered {
         Ok(d) => d,
         Err(e) => {
             entry.fail(HistoryResult::RenderFailed, &error_chain(&e), &[]);

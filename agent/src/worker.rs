@@ -477,8 +477,10 @@ impl Worker {
         trigger: &'static str,
         changes: &mut Option<mpsc::Receiver<()>>,
     ) -> Result<String, String> {
+        let started = Instant::now();
         let rev = revision.clone();
         let read = self.with_mirror(move |m| m.read_app(&rev)).await;
+        debug!(took = ?started.elapsed(), "read the app's tree");
         let tree = match read {
             Ok(t) => t,
             Err(message) => {
@@ -486,11 +488,13 @@ impl Worker {
                 return Err(message);
             }
         };
+        let started = Instant::now();
         let rollback_to = if trigger == "agent" {
             self.restores(&revision).await
         } else {
             None
         };
+        debug!(took = ?started.elapsed(), "looked for a restored revision");
         let trigger = if rollback_to.is_some() {
             "rollback"
         } else {
