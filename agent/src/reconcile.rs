@@ -102,7 +102,8 @@ async fn prepare(
         .map_err(Error::Rollout)?;
     let rolled = started.elapsed();
     let plan = plan::plan(&app.name, &pass.desired, &live, app.options).map_err(Error::Plan)?;
-    debug!(live = ?read, rollouts = ?(rolled - read), plan = ?(started.elapsed() - rolled), "planned");
+    debug!(live = ?read, rollouts = ?rolled.saturating_sub(read),
+        plan = ?started.elapsed().saturating_sub(rolled), "planned");
     Ok(Planned { plan, pass, live })
 }
 

@@ -93,7 +93,13 @@ fn a_server_gone_or_hanging_keeps_the_last_state_and_a_force_push_is_followed() 
     std::fs::rename(&moved, &repo).expect("bring it back");
     let git = git2::Repository::open(&repo).expect("repo");
     let rewritten = {
-        write_files(&repo, &[("app/cm.yaml", &"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: gone\ndata:\n  v: \"rewritten\"\n".to_owned())]);
+        write_files(
+            &repo,
+            &[(
+                "app/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: gone\ndata:\n  v: \"rewritten\"\n",
+            )],
+        );
         let mut index = git.index().expect("index");
         index
             .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
