@@ -213,11 +213,21 @@ pub async fn sync(
         }
     };
     let quiet = record.trigger == ROLLOUT;
+    // The `Running` entry is written while the render runs on a blocking thread.
+    let started = std::time::Instant::now();
+    let rendering = {
+        let (app, tree) = (app.clone(), tree.clone());
+        let commit = revision.map(|r| r.commit.clone());
+        tokio::task::spawn_blocking(move || render(&app, &tree, commit.as_deref()))
+    };
     if !quiet {
         save(&entry).await;
     }
-    let started = std::time::Instant::now();
-    let rendered = render(app, tree, revision.map(|r| r.commit.as_str()));
+    let rendered = match rendering.await {
+        Ok(r) => r,
+        // Rendering panicked: the same as on this thread, not a silent success.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     debug!(took = ?started.elapsed(), "rendered");
     let rendered = match rendered {
         Ok(d) => d,

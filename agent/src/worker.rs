@@ -147,6 +147,9 @@ struct Worker {
     /// How Git is reached (credentials from the app's Secret).
     access: git::Access,
     synced: Option<Synced>,
+    /// Tree id of the app's path → the newest commit synced with it (to know a revert
+    /// when one arrives); loaded from the history on first use.
+    synced_trees: Option<std::collections::HashMap<String, String>>,
     reported: BTreeSet<String>,
     backoff: Option<Duration>,
 }
@@ -297,6 +300,7 @@ impl Worker {
             lock,
             access,
             synced: None,
+            synced_trees: None,
             reported: BTreeSet::new(),
             backoff: None,
         })
@@ -441,33 +445,44 @@ impl Worker {
 
     /// The earlier synced revision whose app tree `revision` restores, if any: a
     /// revert merged by a person is a rollback like `gitsync rollback`.
-    async fn restores(&self, revision: &Revision) -> Option<String> {
+    async fn restores(&mut self, revision: &Revision) -> Option<String> {
         // Said in the commit (`Gitsync-Rollback-To:`, `This reverts commit …`).
         if let Some(to) = &revision.rollback_to {
             return Some(to.clone());
         }
-        let current = self.synced.as_ref().map(|s| s.revision.commit.clone());
-        let entries = self.env.history.list(self.name()).await.ok()?;
-        let mut earlier: Vec<String> = Vec::new();
-        for e in entries {
+        if self.synced_trees.is_none() {
+            self.synced_trees = Some(self.load_synced_trees().await);
+        }
+        let current = self.synced.as_ref().map(|s| s.revision.commit.as_str());
+        self.synced_trees
+            .as_ref()?
+            .get(&revision.tree)
+            .filter(|c| Some(c.as_str()) != current && **c != revision.commit)
+            .cloned()
+    }
+
+    /// The app's tree in every revision its history says was synced, to the newest
+    /// commit with that tree (read once; kept up to date by each sync after).
+    async fn load_synced_trees(&self) -> std::collections::HashMap<String, String> {
+        let entries = self.env.history.list(self.name()).await.unwrap_or_default();
+        let mut commits: Vec<String> = Vec::new();
+        // Oldest first, so that the newest commit of a tree wins.
+        for e in entries.into_iter().rev() {
             if e.result == crate::history::Result::Succeeded
                 && let Some(commit) = e.revision
-                && Some(&commit) != current.as_ref()
-                && commit != revision.commit
-                && !earlier.contains(&commit)
+                && !commits.contains(&commit)
             {
-                earlier.push(commit);
+                commits.push(commit);
             }
         }
-        let tree = revision.tree.clone();
         self.with_mirror(move |m| {
-            Ok(earlier
+            Ok(commits
                 .into_iter()
-                .find(|c| m.at(c).is_ok_and(|r| r.tree == tree)))
+                .filter_map(|c| m.at(&c).ok().map(|r| (r.tree, c)))
+                .collect())
         })
         .await
-        .ok()
-        .flatten()
+        .unwrap_or_default()
     }
 
     /// Reads, renders and syncs `revision`; on success it becomes the synced state.
@@ -567,6 +582,9 @@ impl Worker {
                 info!(%commit, created = outcome.created, updated = outcome.updated,
                     pruned = outcome.pruned, unchanged = plan.summary().unchanged, "synced");
                 *changes = Some(self.env.cluster.watch_app(self.name(), &done.desired).await);
+                if let Some(trees) = self.synced_trees.as_mut() {
+                    trees.insert(done.revision.tree.clone(), commit.clone());
+                }
                 self.synced = Some(done);
                 self.reported.clear();
                 Ok(commit)

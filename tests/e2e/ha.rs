@@ -108,11 +108,12 @@ fn one_of_two_agents_leads_and_the_other_takes_over_mid_rollout() {
     assert_eq!(lease_holder(&cluster).as_deref(), Some(leader.name));
     eventually(WAIT, "v1 synced", || image(&cluster, "web"));
     // The follower answers the API by forwarding to the leader.
-    let (code, body) = http(&follower.base, "GET", "/api/v1/apps");
-    assert_eq!(code, 200, "{body}");
-    let apps: Value = serde_json::from_str(&body).expect("JSON");
+    let apps = eventually(WAIT, "v1 synced, seen through the follower", || {
+        let (code, body) = http(&follower.base, "GET", "/api/v1/apps");
+        let apps: Value = serde_json::from_str(&body).ok()?;
+        (code == 200 && apps["apps"][0]["sync"] == "Synced").then_some(apps)
+    });
     assert_eq!(apps["agent"]["identity"], leader.name, "{apps}");
-    assert_eq!(apps["apps"][0]["sync"], "Synced", "{apps}");
     let (code, _) = http(&follower.base, "GET", "/readyz");
     assert_eq!(code, 200, "a follower is ready (it forwards)");
 
