@@ -371,6 +371,12 @@ fn the_cli_rolls_back_directly_suspends_and_resumes_with_or_without_the_agent() 
         (s["suspended"]["revision"] == v1.as_str()).then_some(())
     });
     assert_eq!(value(&cluster, "cli-web", "web").as_deref(), Some("1"));
+    let status = cluster.gitsync(&["status", "web"]);
+    assert!(
+        status.stdout.contains("automatic sync suspended since"),
+        "{status:?}"
+    );
+    assert!(status.stdout.contains("direct rollback to"), "{status:?}");
     let run = cluster.gitsync(&["resume", "web"]);
     assert_eq!(run.code, 0, "{run:?}");
     web.wait(&cluster, "3");

@@ -43,6 +43,9 @@ struct Report {
     objects: Vec<Row>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     rollouts: Vec<Rollout>,
+    /// Set while the agent's automatic sync of the app is suspended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suspended: Option<gitsync_agent::control::Suspension>,
 }
 
 pub async fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
@@ -73,13 +76,26 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         Some(app) => store.list(app).await?,
         None => Vec::new(),
     };
+    let control =
+        gitsync_agent::control::Control::new(cluster.client().clone(), &args.history.namespace);
+    let suspended = match &app {
+        Some(app) => control.suspension(app).await?,
+        None => None,
+    };
     match args.output {
         Format::Json => output::json(&Report {
             objects: rows,
             rollouts,
+            suspended,
         }),
         Format::Text => {
             print_table(&rows);
+            if let (Some(s), Some(app)) = (&suspended, &app) {
+                output::text(&format!(
+                    "\nautomatic sync suspended since {}: {} (gitsync resume {app})",
+                    s.since, s.reason
+                ));
+            }
             let bar = output::stdout_is_terminal();
             for r in &rollouts {
                 output::text(&rollout_text(r, bar));
