@@ -40,6 +40,9 @@ pub struct AppSource {
     pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub vars: std::collections::BTreeMap<String, String>,
+    /// The app's shared policy directories (see [`crate::policies`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<std::path::PathBuf>,
 }
 
 /// The control ConfigMaps of one namespace.

@@ -87,6 +87,7 @@ impl Config {
                 },
             },
             credentials: app.credentials.as_ref().map(|c| c.secret.clone()),
+            policies: app.policies.clone(),
             cache_dir: self.cache_dir.clone(),
             interval: self.settings.interval(app),
             drift_interval: self.drift_interval,
@@ -271,6 +272,7 @@ fn start(config: &Config, env: &Env, hub: &Hub, shutdown: &watch::Receiver<bool>
             path: app.path.display().to_string(),
             namespace: app.namespace.clone(),
             vars: app.vars.clone(),
+            policies: app.policies.clone(),
         };
         let shutdown = shutdown.clone();
         let once = config.once;

@@ -329,8 +329,13 @@ impl Mirror {
     }
 
     fn app_tree_id(&self, commit: Oid) -> Result<Oid> {
+        self.tree_id(commit, &self.source.path)
+    }
+
+    /// The id of the tree at `path` (relative to the repository root) in `commit`.
+    fn tree_id(&self, commit: Oid, path: &Path) -> Result<Oid> {
         let read = |source| Error::Read {
-            path: self.source.path.display().to_string(),
+            path: path.display().to_string(),
             commit: commit.to_string(),
             source,
         };
@@ -339,15 +344,13 @@ impl Mirror {
             .find_commit(commit)
             .and_then(|c| c.tree())
             .map_err(read)?;
-        if is_root(&self.source.path) {
+        if is_root(path) {
             return Ok(root.id());
         }
-        let entry = root
-            .get_path(&self.source.path)
-            .map_err(|_| Error::MissingPath {
-                path: self.source.path.display().to_string(),
-                commit: commit.to_string(),
-            })?;
+        let entry = root.get_path(path).map_err(|_| Error::MissingPath {
+            path: path.display().to_string(),
+            commit: commit.to_string(),
+        })?;
         Ok(entry.id())
     }
 }

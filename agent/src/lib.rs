@@ -13,6 +13,7 @@ pub mod history;
 pub mod lease;
 pub mod metrics;
 pub mod page;
+pub mod policies;
 pub mod probe;
 pub mod reconcile;
 pub mod registry;

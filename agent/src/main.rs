@@ -145,6 +145,7 @@ fn settings(args: &Args) -> Result<Settings, String> {
         git_timeout: None,
         health_timeout: Some(args.execute.health_timeout),
         vars: args.vars.iter().cloned().collect::<BTreeMap<_, _>>(),
+        policies: Vec::new(),
         credentials: None,
     };
     Ok(Settings {

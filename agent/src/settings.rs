@@ -121,6 +121,10 @@ pub struct AppSpec {
     /// `${VAR}` values (win over the app's gitsync.yaml).
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Directories of the repository (from its root) whose StrategyPolicy documents
+    /// the app may use beside the built-in ones and its own, e.g. `[policies]`.
+    #[serde(default)]
+    pub policies: Vec<PathBuf>,
     /// A Secret in the agent's namespace with `token` (and `username`) for HTTPS, or
     /// `sshPrivateKey` and `knownHosts` for SSH.
     pub credentials: Option<Credentials>,
@@ -276,6 +280,7 @@ apps:
     path: example-repo
     namespace: demo
     selfHeal: true
+    policies: [policies]
   - name: tools
     repo: git@example.com:org/tools.git
     ref: '~1.2'
@@ -294,6 +299,7 @@ apps:
         assert_eq!(demo.reference, "main");
         assert!(demo.prune && demo.self_heal);
         assert_eq!(s.interval(demo), Duration::from_mins(2));
+        assert_eq!(demo.policies, [PathBuf::from("policies")]);
         assert_eq!(s.git_timeout(demo), Duration::from_secs(20));
         let tools = &s.apps[1];
         assert_eq!(tools.reference, "~1.2");

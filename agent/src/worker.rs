@@ -51,6 +51,8 @@ pub struct Spec {
     pub source: git::Source,
     /// The Secret (in the agent's namespace) with the app's Git credentials.
     pub credentials: Option<String>,
+    /// Shared policy directories of the repository (see [`crate::policies`]).
+    pub policies: Vec<PathBuf>,
     pub cache_dir: PathBuf,
     pub interval: Duration,
     pub drift_interval: Duration,
@@ -364,6 +366,28 @@ impl Worker {
         .map_err(|e| e.to_string())?
     }
 
+    /// The app's files at `revision`, with its shared policies.
+    async fn read(&self, revision: Revision) -> Result<AppTree, String> {
+        let paths = self.spec.policies.clone();
+        let mirror = Arc::clone(&self.mirror);
+        let lock = Arc::clone(&self.lock);
+        tokio::task::spawn_blocking(move || {
+            let _repo = lock
+                .lock()
+                .map_err(|_| "git cache lock poisoned".to_owned())?;
+            let mirror = mirror
+                .lock()
+                .map_err(|_| "git cache lock poisoned".to_owned())?;
+            let mut tree = mirror
+                .read_app(&revision)
+                .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+            crate::policies::add(&mirror, &revision, &mut tree, &paths)?;
+            Ok(tree)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
     /// Fetches; when the app's tree changed (or `force`), syncs. Returns when to fetch
     /// next.
     async fn fetch_pass(
@@ -494,7 +518,7 @@ impl Worker {
     ) -> Result<String, String> {
         let started = Instant::now();
         let rev = revision.clone();
-        let read = self.with_mirror(move |m| m.read_app(&rev)).await;
+        let read = self.read(rev).await;
         debug!(took = ?started.elapsed(), "read the app's tree");
         let tree = match read {
             Ok(t) => t,
@@ -858,7 +882,7 @@ impl Worker {
     async fn diff(&self) -> Result<serde_json::Value, String> {
         let fetched = self.fetch().await?;
         let rev = fetched.clone();
-        let tree = self.with_mirror(move |m| m.read_app(&rev)).await?;
+        let tree = self.read(rev).await?;
         let planned = reconcile::plan(
             &self.env.cluster,
             &self.spec.app,
@@ -902,7 +926,7 @@ impl Worker {
             .registry
             .update(self.name(), |s| s.suspended = Some(suspension));
         let rev = revision.clone();
-        let read = self.with_mirror(move |m| m.read_app(&rev)).await?;
+        let read = self.read(rev).await?;
         let record = self.record("rollback", Some(&commit));
         let synced = reconcile::sync(
             &self.env.cluster,

@@ -543,3 +543,54 @@ fn rollback_makes_a_revert_commit_that_the_agent_syncs() {
     assert_eq!(value(cluster, "rv-web", "web").as_deref(), Some("4"));
     drop(agent);
 }
+
+#[test]
+fn an_app_uses_the_shared_policies_its_config_names_and_nothing_else_from_them() {
+    let cluster = Cluster::start();
+    let (repo, work) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let recreate = crate::rollouts::policy("team-recreate", "  strategy:\n    type: recreate\n");
+    write_files(
+        repo.path(),
+        &[
+            ("policies/team.yaml", &recreate),
+            ("bad-policies/cm.yaml", &config_map("ro", "sneaky", "1")),
+            ("apps/ro/ns.yaml", crate::rollouts::NS),
+            ("apps/ro/svc.yaml", crate::rollouts::SERVICE),
+            (
+                "apps/ro/web.yaml",
+                &crate::rollouts::web("web:1", 2, "team-recreate", ""),
+            ),
+        ],
+    );
+    commit_all(repo.path(), "shared policies");
+    let repo_path = repo.path().display();
+    let config = format!(
+        "apps:\n  - {{name: ro, repo: '{repo_path}', path: apps/ro, interval: 1s, policies: [policies]}}\n  \
+         - {{name: other, repo: '{repo_path}', path: apps/ro, interval: 1s, policies: [bad-policies]}}\n"
+    );
+    let (agent, base) = serve(&cluster, &config, work.path(), &[]);
+    let ro = eventually(WAIT, "app ro synced with its shared policy", || {
+        let s = get_json(&base, "/api/v1/apps/ro");
+        (s["sync"] == "Synced").then_some(s)
+    });
+    let rollouts = ro["rollouts"].as_array().cloned().unwrap_or_default();
+    assert!(
+        rollouts.iter().any(|r| r["policy"] == "team-recreate"),
+        "{ro}"
+    );
+    let other = eventually(WAIT, "app other refused", || {
+        let s = get_json(&base, "/api/v1/apps/other");
+        (s["sync"] == "Failed").then_some(s)
+    });
+    let error = other["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("shared-policies/bad-policies/cm.yaml:1:1")
+            && error.contains("not a ConfigMap"),
+        "{other}"
+    );
+    assert!(value(&cluster, "ro", "sneaky").is_none());
+    drop(agent);
+}

@@ -12,25 +12,42 @@ impl Mirror {
     /// Reads the app's files at `revision` into an [`AppTree`]. Symlinks are followed
     /// only when they stay inside the repository; no file over the size cap is read.
     pub fn read_app(&self, revision: &Revision) -> Result<AppTree> {
-        let commit = Oid::from_str(&revision.commit).map_err(|source| Error::Read {
+        let read = |source| Error::Read {
             path: String::new(),
             commit: revision.commit.clone(),
             source,
-        })?;
-        let read = |path: &str, source| Error::Read {
-            path: path.to_owned(),
+        };
+        let tree = Oid::from_str(&revision.tree).map_err(read)?;
+        self.read_tree(&revision.commit, tree)
+    }
+
+    /// Reads another directory of the repository (`path`, relative to its root) at
+    /// `revision`'s commit, as [`Mirror::read_app`] reads the app's.
+    pub fn read_path(&self, revision: &Revision, path: &Path) -> Result<AppTree> {
+        super::check_relative(path)?;
+        let commit = Oid::from_str(&revision.commit).map_err(|source| Error::Read {
+            path: path.display().to_string(),
             commit: revision.commit.clone(),
             source,
+        })?;
+        let tree = self.tree_id(commit, path)?;
+        self.read_tree(&revision.commit, tree)
+    }
+
+    /// Every file under tree `tree` of `commit`.
+    fn read_tree(&self, commit: &str, tree: Oid) -> Result<AppTree> {
+        let read = |path: &str, source| Error::Read {
+            path: path.to_owned(),
+            commit: commit.to_owned(),
+            source,
         };
+        let oid = Oid::from_str(commit).map_err(|e| read("", e))?;
         let root = self
             .repo
-            .find_commit(commit)
+            .find_commit(oid)
             .and_then(|c| c.tree())
             .map_err(|e| read("", e))?;
-        let app_tree = self
-            .repo
-            .find_tree(Oid::from_str(&revision.tree).map_err(|e| read("", e))?)
-            .map_err(|e| read("", e))?;
+        let app_tree = self.repo.find_tree(tree).map_err(|e| read("", e))?;
         let mut tree = AppTree::new();
         let mut failure = None;
         app_tree

@@ -132,6 +132,7 @@ async fn source(args: &RollbackArgs, control: &Control) -> anyhow::Result<AppSou
             path: ".".into(),
             namespace: None,
             vars: std::collections::BTreeMap::new(),
+            policies: Vec::new(),
         },
         (None, None) => bail!(
             "no agent has published where {} comes from; give --repo (and --ref, --path)",
@@ -167,12 +168,15 @@ async fn direct(
     };
     let to = args.to.clone();
     let dir = scratch.clone();
+    let policies = source.policies.clone();
     let (revision, tree) = tokio::task::spawn_blocking(move || {
-        let mirror = Mirror::open(&dir, src)?;
-        mirror.fetch()?;
-        let revision = mirror.at(&to)?;
-        let tree = mirror.read_app(&revision)?;
-        Ok::<_, gitsync_agent::git::Error>((revision, tree))
+        let mirror = Mirror::open(&dir, src).map_err(anyhow::Error::new)?;
+        mirror.fetch().map_err(anyhow::Error::new)?;
+        let revision = mirror.at(&to).map_err(anyhow::Error::new)?;
+        let mut tree = mirror.read_app(&revision).map_err(anyhow::Error::new)?;
+        gitsync_agent::policies::add(&mirror, &revision, &mut tree, &policies)
+            .map_err(anyhow::Error::msg)?;
+        Ok::<_, anyhow::Error>((revision, tree))
     })
     .await?
     .with_context(|| format!("cannot read {} at {}", source.repo, args.to))?;
