@@ -116,12 +116,13 @@ fn a_server_gone_or_hanging_keeps_the_last_state_and_a_force_push_is_followed() 
             .expect("force");
         commit.to_string()
     };
-    eventually(WAIT, "the force-pushed tip synced", || {
-        (value(&cluster, "gone").as_deref() == Some("rewritten")).then_some(())
+    // Synced means applied and healthy: the revision moves when the sync is done.
+    let gone = eventually(WAIT, "the force-pushed tip synced", || {
+        let a = app(&base, "gone");
+        (a["revision"]["commit"] == rewritten.as_str()).then_some(a)
     });
-    let gone = app(&base, "gone");
     assert!(gone["stale"].is_null(), "{gone}");
-    assert_eq!(gone["revision"]["commit"], rewritten.as_str(), "{gone}");
+    assert_eq!(value(&cluster, "gone").as_deref(), Some("rewritten"));
     drop(hanging);
     drop(agent);
 }

@@ -332,9 +332,11 @@ fn api_actions_suspend_resume_and_roll_back() {
     let (code, _) = post(&base, "/api/v1/apps/web/resume", Some("s3cret-token"), "");
     assert_eq!(code, 200);
     web.wait(&cluster, "3");
-    let status = get_json(&base, "/api/v1/apps/web");
+    let status = eventually(WAIT, "v3 recorded as synced", || {
+        let s = get_json(&base, "/api/v1/apps/web");
+        (s["revision"]["commit"] == v3.as_str()).then_some(s)
+    });
     assert!(status["suspended"].is_null(), "{status}");
-    assert_eq!(status["revision"]["commit"], v3.as_str());
 
     // A person reverts to v1's content: the history calls it a rollback to v1.
     let reverted = web.write("1");
