@@ -26,6 +26,25 @@ pub struct Suspension {
     pub since: String,
 }
 
+impl Suspension {
+    /// A suspension starting now.
+    pub fn new(reason: impl Into<String>, revision: Option<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            revision,
+            since: gitsync_core::time::rfc3339(crate::now_ms() / 1000),
+        }
+    }
+
+    /// The suspension of a direct rollback to `commit`.
+    pub fn rollback(commit: &str) -> Self {
+        Self::new(
+            format!("direct rollback to {}", crate::git::short_commit(commit)),
+            Some(commit.to_owned()),
+        )
+    }
+}
+
 /// Where an app's manifests come from, as its agent serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -355,6 +355,11 @@ impl Mirror {
     }
 }
 
+/// A commit sha as people read it: its first 12 characters.
+pub fn short_commit(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
 /// The HEAD commit of the Git repository enclosing `path`, if there is one.
 pub fn head_commit(path: &Path) -> Option<String> {
     let repo = Repository::discover(path).ok()?;

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use crate::git::short_commit;
 use crate::registry::{AgentStatus, AppStatus};
 use crate::rollouts::Rollout;
 
@@ -96,7 +97,7 @@ fn app_section(out: &mut String, app: &AppStatus) {
         let _ = write!(
             out,
             "<tr><th>Revision</th><td><code>{}</code> {} — {}</td></tr>",
-            esc(rev.commit.get(..12).unwrap_or(&rev.commit)),
+            esc(short_commit(&rev.commit)),
             esc(&rev.message),
             esc(&rev.author)
         );
@@ -138,7 +139,7 @@ fn app_section(out: &mut String, app: &AppStatus) {
                 out,
                 "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&s.at),
-                esc(s.commit.get(..12).unwrap_or(&s.commit)),
+                esc(short_commit(&s.commit)),
                 esc(&s.trigger),
                 badge(&s.result),
                 esc(&s.summary)
@@ -149,7 +150,7 @@ fn app_section(out: &mut String, app: &AppStatus) {
             let _ = write!(
                 out,
                 "<details><summary>Diff of {} ({})</summary><pre>{}</pre></details>",
-                esc(s.commit.get(..12).unwrap_or(&s.commit)),
+                esc(short_commit(&s.commit)),
                 esc(&s.at),
                 esc(&s.diff)
             );

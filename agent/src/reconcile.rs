@@ -344,7 +344,7 @@ async fn report_changes(
 ) {
     let at = revision.map_or_else(
         || "the working tree".to_owned(),
-        |r| format!("revision {}", r.commit.get(..12).unwrap_or(&r.commit)),
+        |r| format!("revision {}", crate::git::short_commit(&r.commit)),
     );
     for (id, action, failure) in changed {
         let (kind, reason, message) = match (failure, action) {
@@ -365,22 +365,12 @@ async fn report_changes(
             (None, _) => (
                 EventType::Normal,
                 "Synced",
-                format!("{} by gitsync at {at}", past(*action)),
+                format!("{} by gitsync at {at}", action.past_tense()),
             ),
         };
         if let Err(e) = cluster.event(id, kind, reason, &message).await {
             debug!(error = %e, "cannot record the sync event");
         }
-    }
-}
-
-fn past(action: diff::Action) -> &'static str {
-    match action {
-        diff::Action::Create => "created",
-        diff::Action::Update => "updated",
-        diff::Action::Replace => "replaced",
-        diff::Action::Prune => "pruned",
-        diff::Action::Unchanged => "unchanged",
     }
 }
 

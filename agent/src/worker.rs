@@ -912,11 +912,7 @@ impl Worker {
         let revision = self.with_mirror(move |m| m.at(&spec)).await?;
         let commit = revision.commit.clone();
         // Suspend first: the next interval must not undo the rollback.
-        let suspension = Suspension {
-            reason: format!("direct rollback to {}", short(&commit)),
-            revision: Some(commit.clone()),
-            since: gitsync_core::time::rfc3339(crate::now_ms() / 1000),
-        };
+        let suspension = Suspension::rollback(&commit);
         self.env
             .control
             .set_suspension(self.name(), Some(&suspension))
@@ -976,10 +972,6 @@ fn judge(outcome: &Outcome, commit: &str) -> Result<(), String> {
     } else {
         Err(failures(outcome, commit))
     }
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
 }
 
 /// The plan's changes as unified diffs with a header per object (Secrets are masked

@@ -46,6 +46,17 @@ impl Action {
             Self::Unchanged => "unchanged",
         }
     }
+
+    /// What was done, as progress lines and Events say it (`created`, `pruned`).
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Self::Create => "created",
+            Self::Update => "updated",
+            Self::Replace => "replaced",
+            Self::Prune => "pruned",
+            Self::Unchanged => "unchanged",
+        }
+    }
 }
 
 /// The diff of one object, with both sides normalized and secrets masked.

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::{error, same_secret};
 use crate::control::Suspension;
 use crate::daemon::Hub;
-use crate::worker::Request;
+use crate::worker::{Reply, Request};
 
 /// How long a request that syncs waits for the worker (a sync waits for health).
 const ACTION_TIMEOUT: Duration = Duration::from_mins(15);
@@ -153,11 +153,7 @@ fn trim_newline(token: &[u8]) -> &[u8] {
 }
 
 /// Sends a request to the app's worker and waits for its answer.
-async fn ask(
-    hub: &Hub,
-    app: &str,
-    make: impl FnOnce(oneshot::Sender<Result<serde_json::Value, String>>) -> Request,
-) -> Response {
+async fn ask(hub: &Hub, app: &str, make: impl FnOnce(Reply) -> Request) -> Response {
     let Some(handle) = hub.handle(app) else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -196,11 +192,10 @@ async fn request(hub: &Hub, app: &str, command: Command) -> Response {
 }
 
 async fn suspend(hub: &Hub, app: &str, reason: Option<String>) -> Response {
-    let suspension = Suspension {
-        reason: reason.unwrap_or_else(|| "suspended through the API".into()),
-        revision: None,
-        since: gitsync_core::time::rfc3339(crate::now_ms() / 1000),
-    };
+    let suspension = Suspension::new(
+        reason.unwrap_or_else(|| "suspended through the API".into()),
+        None,
+    );
     match hub.control.set_suspension(app, Some(&suspension)).await {
         Ok(()) => {
             let shown = suspension.clone();

@@ -73,11 +73,7 @@ pub async fn suspend(args: &SuspendArgs) -> anyhow::Result<ExitCode> {
         return through_agent(&agent, &c.app, "suspend", &json!({"reason": args.reason})).await;
     }
     let cluster = connect(c).await?;
-    let suspension = Suspension {
-        reason: args.reason.clone(),
-        revision: None,
-        since: gitsync_core::time::rfc3339(now() / 1000),
-    };
+    let suspension = Suspension::new(args.reason.clone(), None);
     Control::new(cluster.client().clone(), &c.history.namespace)
         .set_suspension(&c.app, Some(&suspension))
         .await?;
@@ -159,7 +155,7 @@ async fn direct(
     source: &AppSource,
 ) -> anyhow::Result<ExitCode> {
     let app = &args.command.app;
-    let scratch = tempfile_dir()?;
+    let scratch = scratch()?;
     let src = Source {
         url: source.repo.clone(),
         reference: source.reference.clone(),
@@ -167,7 +163,7 @@ async fn direct(
         access: gitsync_agent::git::Access::default(),
     };
     let to = args.to.clone();
-    let dir = scratch.clone();
+    let dir = scratch.path().to_path_buf();
     let policies = source.policies.clone();
     let (revision, tree) = tokio::task::spawn_blocking(move || {
         let mirror = Mirror::open(&dir, src).map_err(anyhow::Error::new)?;
@@ -180,14 +176,7 @@ async fn direct(
     })
     .await?
     .with_context(|| format!("cannot read {} at {}", source.repo, args.to))?;
-    let suspension = Suspension {
-        reason: format!(
-            "direct rollback to {}",
-            &revision.commit[..12.min(revision.commit.len())]
-        ),
-        revision: Some(revision.commit.clone()),
-        since: gitsync_core::time::rfc3339(now() / 1000),
-    };
+    let suspension = Suspension::rollback(&revision.commit);
     control.set_suspension(app, Some(&suspension)).await?;
     let history = History::new(cluster.client().clone(), &args.command.history.namespace);
     let rollouts = Rollouts::new(cluster.client().clone(), &args.command.history.namespace);
@@ -204,9 +193,9 @@ async fn direct(
         trigger: "rollback",
         rollback_to: Some(&revision.commit),
     };
-    let synced = reconcile::sync(cluster, &target, &tree, Some(&revision), record, &|_| {}).await;
-    let _ = std::fs::remove_dir_all(&scratch);
-    let synced = synced.map_err(anyhow::Error::new)?;
+    let synced = reconcile::sync(cluster, &target, &tree, Some(&revision), record, &|_| {})
+        .await
+        .map_err(anyhow::Error::new)?;
     let o = &synced.outcome;
     output::line(&format!(
         "{app}: rolled back to {} ({} created, {} updated, {} pruned); automatic sync suspended until `gitsync resume {app}`",
@@ -231,11 +220,10 @@ async fn revert(args: &RollbackArgs, source: &AppSource) -> anyhow::Result<ExitC
         access: gitsync_agent::git::Access::default(),
         author: author(),
     };
-    let scratch = tempfile_dir()?;
-    let dir = scratch.clone();
+    let scratch = scratch()?;
+    let dir = scratch.path().to_path_buf();
     let result =
         tokio::task::spawn_blocking(move || gitsync_agent::git::revert_to(&rollback, &dir)).await?;
-    let _ = std::fs::remove_dir_all(&scratch);
     let app = &args.command.app;
     match result {
         Ok(commit) => {
@@ -265,15 +253,10 @@ fn author() -> gitsync_agent::git::Author {
     }
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir =
-        std::env::temp_dir().join(format!("gitsync-rollback-{}-{}", std::process::id(), now()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
+/// A scratch directory for a clone, removed when dropped.
+fn scratch() -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("gitsync-rollback-")
+        .tempdir()
+        .context("cannot create a scratch directory")
 }

@@ -12,7 +12,6 @@ use gitsync_agent::cluster::{Cluster, Event, SyncResult};
 use gitsync_agent::history::History;
 use gitsync_agent::reconcile::{self, App, Planned, Record};
 use gitsync_agent::rollouts::{Progress, Rollouts};
-use gitsync_core::diff::Action;
 use gitsync_core::plan::{self, Plan};
 use gitsync_core::rollout::{Preview, Wait};
 use serde::Serialize;
@@ -145,7 +144,7 @@ pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
         Event::Done(step) if progress => {
             output::note(&format!(
                 "  {} {}",
-                past_tense(step.diff.action),
+                step.diff.action.past_tense(),
                 step.diff.id.short()
             ));
         }
@@ -296,14 +295,4 @@ fn finish(app: &str, synced: &reconcile::Synced) -> anyhow::Result<ExitCode> {
         outcome.failed.len(),
         details.join("\n")
     )
-}
-
-fn past_tense(action: Action) -> &'static str {
-    match action {
-        Action::Create => "created",
-        Action::Update => "updated",
-        Action::Replace => "replaced",
-        Action::Prune => "pruned",
-        Action::Unchanged => "unchanged",
-    }
 }
