@@ -115,14 +115,6 @@ impl Hub {
         self.handles.read().ok()?.get(app).cloned()
     }
 
-    /// The running workers.
-    pub fn handles(&self) -> Vec<(String, Handle)> {
-        self.handles
-            .read()
-            .map(|h| h.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default()
-    }
-
     /// The app's configuration.
     pub fn spec(&self, app: &str) -> Option<&AppSpec> {
         self.settings.apps.iter().find(|a| a.name == app)

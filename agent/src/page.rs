@@ -28,7 +28,7 @@ pre{background:#0f1420;color:#d8dee9;padding:.6rem;overflow-x:auto;font-size:12p
 .error{color:#8a1c1c}progress{width:12rem}";
 
 /// The page for `agent` and its `apps`.
-pub fn render(agent: &AgentStatus, apps: &[AppStatus]) -> String {
+pub fn render(agent: &AgentStatus, apps: &[&AppStatus]) -> String {
     let mut out = String::with_capacity(8 * 1024);
     let _ = write!(
         out,
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn lists_states_and_escapes_everything_from_outside() {
-        let html = render(&AgentStatus::default(), &[app()]);
+        let html = render(&AgentStatus::default(), &[&app()]);
         assert!(html.contains("<meta http-equiv=\"refresh\""));
         assert!(html.contains("badge OutOfSync"));
         assert!(html.contains("1 drifted"));

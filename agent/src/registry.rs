@@ -142,12 +142,19 @@ impl Registry {
         self.apps.read().ok()?.get(app).cloned()
     }
 
-    /// Copies of every app's status, by name.
-    pub fn apps(&self) -> Vec<AppStatus> {
-        self.apps
-            .read()
-            .map(|a| a.values().cloned().collect())
-            .unwrap_or_default()
+    /// What `look` makes of every app's status, by name, read in place (a status
+    /// holds its recent diffs: readers must not copy them all).
+    pub fn with_apps<T>(&self, look: impl FnOnce(&[&AppStatus]) -> T) -> T {
+        match self.apps.read() {
+            Ok(apps) => look(&apps.values().collect::<Vec<_>>()),
+            Err(_) => look(&[]),
+        }
+    }
+
+    /// The commit the app last synced successfully.
+    pub fn revision(&self, app: &str) -> Option<String> {
+        let apps = self.apps.read().ok()?;
+        apps.get(app)?.revision.as_ref().map(|r| r.commit.clone())
     }
 
     /// Every app was attempted at least once.

@@ -67,7 +67,10 @@ async fn ready(State(hub): State<Arc<Hub>>) -> Response {
 }
 
 async fn page(State(hub): State<Arc<Hub>>) -> Response {
-    let html = crate::page::render(&hub.registry.agent(), &hub.registry.apps());
+    let agent = hub.registry.agent();
+    let html = hub
+        .registry
+        .with_apps(|apps| crate::page::render(&agent, apps));
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 

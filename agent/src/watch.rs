@@ -97,6 +97,6 @@ async fn sync_dir(cluster: &Cluster, app: &App, dir: &Path, record: Record<'_>) 
                 .collect();
             warn!(result = ?synced.outcome.result, failed = ?failed, "sync did not succeed");
         }
-        Err(e) => warn!(error = %format!("{:#}", anyhow::Error::new(e)), "sync failed"),
+        Err(e) => warn!(error = %crate::error_chain(&e), "sync failed"),
     }
 }

@@ -255,11 +255,7 @@ impl Worker {
             Ok(auth) => source.access.auth = auth,
             Err(error) => {
                 warn!(%error, "cannot read the app's Git credentials; retrying");
-                env.registry.update(&spec.app.name, |s| {
-                    s.last_error = Some(error);
-                    s.sync = "Failed".into();
-                    s.attempted = true;
-                });
+                report_failure(&env.registry, &spec.app.name, &error);
                 return None;
             }
         }
@@ -274,13 +270,9 @@ impl Worker {
         let mirror = match opened {
             Ok(Ok(m)) => m,
             Ok(Err(e)) => {
-                let error = format!("{:#}", anyhow::Error::new(e));
+                let error = crate::error_chain(&e);
                 warn!(error, "cannot open the git cache; retrying");
-                env.registry.update(&spec.app.name, |s| {
-                    s.last_error = Some(error);
-                    s.sync = "Failed".into();
-                    s.attempted = true;
-                });
+                report_failure(&env.registry, &spec.app.name, &error);
                 return None;
             }
             Err(_) => return None,
@@ -289,7 +281,7 @@ impl Worker {
             Ok(0) => {}
             Ok(n) => warn!(count = n, "an earlier sync was interrupted; syncing again"),
             Err(e) => {
-                let error = format!("{:#}", anyhow::Error::new(e));
+                let error = crate::error_chain(&e);
                 warn!(error, "cannot read the sync history");
             }
         }
@@ -346,10 +338,11 @@ impl Worker {
         suspension
     }
 
-    /// Runs `work` on the mirror on a blocking thread, holding the repository's lock.
+    /// Runs `work` on the mirror on a blocking thread, holding the repository's lock;
+    /// `Err` only when the lock or the thread failed.
     async fn with_mirror<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Mirror) -> Result<T, git::Error> + Send + 'static,
+        work: impl FnOnce(&Mirror) -> T + Send + 'static,
     ) -> Result<T, String> {
         let mirror = Arc::clone(&self.mirror);
         let lock = Arc::clone(&self.lock);
@@ -360,7 +353,7 @@ impl Worker {
             let mirror = mirror
                 .lock()
                 .map_err(|_| "git cache lock poisoned".to_owned())?;
-            work(&mirror).map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+            Ok(work(&mirror))
         })
         .await
         .map_err(|e| e.to_string())?
@@ -369,23 +362,12 @@ impl Worker {
     /// The app's files at `revision`, with its shared policies.
     async fn read(&self, revision: Revision) -> Result<AppTree, String> {
         let paths = self.spec.policies.clone();
-        let mirror = Arc::clone(&self.mirror);
-        let lock = Arc::clone(&self.lock);
-        tokio::task::spawn_blocking(move || {
-            let _repo = lock
-                .lock()
-                .map_err(|_| "git cache lock poisoned".to_owned())?;
-            let mirror = mirror
-                .lock()
-                .map_err(|_| "git cache lock poisoned".to_owned())?;
-            let mut tree = mirror
-                .read_app(&revision)
-                .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
-            crate::policies::add(&mirror, &revision, &mut tree, &paths)?;
+        self.with_mirror(move |m| {
+            let mut tree = m.read_app(&revision).map_err(|e| crate::error_chain(&e))?;
+            crate::policies::add(m, &revision, &mut tree, &paths)?;
             Ok(tree)
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     }
 
     /// Fetches; when the app's tree changed (or `force`), syncs. Returns when to fetch
@@ -432,7 +414,9 @@ impl Worker {
                     .is_some_and(|s| s.revision.tree == fetched.tree);
                 if unchanged && !force {
                     debug!(commit = %fetched.commit, "app tree unchanged; nothing to do");
-                } else if let Err(message) = self.sync_revision(fetched, "agent", changes).await {
+                } else if let Err(message) =
+                    self.sync_revision(fetched, "agent", None, changes).await
+                {
                     warn!(error = %message, "sync failed; retrying next interval");
                 }
                 later(interval + crate::settings::jitter(interval, self.name()))
@@ -451,20 +435,16 @@ impl Worker {
         let started = Instant::now();
         let fetched = self
             .with_mirror(|m| {
-                Ok(m.fetch().map_err(|e| {
-                    let transient = e.is_transient();
-                    (format!("{:#}", anyhow::Error::new(e)), transient)
-                }))
+                m.fetch()
+                    .map_err(|e| (crate::error_chain(&e), e.is_transient()))
             })
-            .await;
+            .await
+            .unwrap_or_else(|message| Err((message, true)));
         let took = started.elapsed();
         self.env
             .registry
             .update(self.name(), |s| s.counters.fetch_seconds.observe(took));
-        match fetched {
-            Ok(result) => result,
-            Err(message) => Err((message, true)),
-        }
+        fetched
     }
 
     /// The earlier synced revision whose app tree `revision` restores, if any: a
@@ -500,20 +480,24 @@ impl Worker {
             }
         }
         self.with_mirror(move |m| {
-            Ok(commits
+            commits
                 .into_iter()
                 .filter_map(|c| m.at(&c).ok().map(|r| (r.tree, c)))
-                .collect())
+                .collect()
         })
         .await
         .unwrap_or_default()
     }
 
     /// Reads, renders and syncs `revision`; on success it becomes the synced state.
+    /// `trigger` is `agent` or `api` for the tracked ref's tip (a newer commit
+    /// supersedes the sync, and a tip that restores an earlier revision is recorded as
+    /// a rollback to it), or `rollback` for a direct rollback to `rollback_to`.
     async fn sync_revision(
         &mut self,
         revision: Revision,
         trigger: &'static str,
+        rollback_to: Option<String>,
         changes: &mut Option<mpsc::Receiver<()>>,
     ) -> Result<String, String> {
         let started = Instant::now();
@@ -528,12 +512,14 @@ impl Worker {
             }
         };
         let started = Instant::now();
-        let rollback_to = if trigger == "agent" {
-            self.restores(&revision).await
-        } else {
-            None
+        let rollback_to = match rollback_to {
+            None if trigger == "agent" => self.restores(&revision).await,
+            given => given,
         };
         debug!(took = ?started.elapsed(), "looked for a restored revision");
+        // A direct rollback applies an older revision on purpose: the tip must not
+        // supersede it.
+        let supersedable = trigger != "rollback";
         let trigger = if rollback_to.is_some() {
             "rollback"
         } else {
@@ -552,13 +538,15 @@ impl Worker {
         // long time against a busy API server): keep fetching meanwhile.
         let mut app = self.spec.app.clone();
         app.execute.cancel = Cancel::default();
-        let watcher = tokio::spawn(watch_for_newer(
-            Arc::clone(&self.mirror),
-            Arc::clone(&self.lock),
-            revision.tree.clone(),
-            app.execute.cancel.clone(),
-            self.spec.interval,
-        ));
+        let watcher = supersedable.then(|| {
+            tokio::spawn(watch_for_newer(
+                Arc::clone(&self.mirror),
+                Arc::clone(&self.lock),
+                revision.tree.clone(),
+                app.execute.cancel.clone(),
+                self.spec.interval,
+            ))
+        });
         let record = self.record(trigger, rollback_to.as_deref());
         let synced = reconcile::sync(
             &self.env.cluster,
@@ -569,12 +557,14 @@ impl Worker {
             &log_failures,
         )
         .await;
-        watcher.abort();
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         let took = started.elapsed();
         let synced = match synced {
             Ok(s) => s,
             Err(e) => {
-                let message = format!("{:#}", anyhow::Error::new(e));
+                let message = crate::error_chain(&e);
                 self.env.registry.update(self.name(), |s| {
                     s.counters.sync_seconds.observe(took);
                     *s.counters.syncs.entry("Failed".into()).or_default() += 1;
@@ -673,11 +663,7 @@ impl Worker {
     }
 
     fn failed(&self, message: &str) {
-        self.env.registry.update(self.name(), |s| {
-            s.attempted = true;
-            s.sync = "Failed".into();
-            s.last_error = Some(message.to_owned());
-        });
+        report_failure(&self.env.registry, self.name(), message);
     }
 
     /// Passes the synced revision again to move its rollouts on.
@@ -703,7 +689,7 @@ impl Worker {
         let synced = match synced {
             Ok(s) => s,
             Err(e) => {
-                let message = format!("{:#}", anyhow::Error::new(e));
+                let message = crate::error_chain(&e);
                 warn!(error = %message, "rollout pass failed; retrying");
                 return;
             }
@@ -727,7 +713,7 @@ impl Worker {
         let drift = match reconcile::drift(&self.env.cluster, &self.spec.app, &done.desired).await {
             Ok(d) => d,
             Err(e) => {
-                let error = format!("{:#}", anyhow::Error::new(e));
+                let error = crate::error_chain(&e);
                 warn!(error, "drift check failed");
                 return;
             }
@@ -813,7 +799,7 @@ impl Worker {
             }
             Ok(healed) => warn!(failed = healed.outcome.failed.len(), "self-heal failed"),
             Err(e) => {
-                let error = format!("{:#}", anyhow::Error::new(e));
+                let error = crate::error_chain(&e);
                 warn!(error, "self-heal failed");
             }
         }
@@ -824,7 +810,7 @@ impl Worker {
         match request {
             Request::Sync(reply) => {
                 let result = match self.fetch().await {
-                    Ok(fetched) => self.sync_revision(fetched, "api", changes).await,
+                    Ok(fetched) => self.sync_revision(fetched, "api", None, changes).await,
                     Err(message) => Err(message),
                 };
                 let _ = reply.send(result.map(|commit| serde_json::json!({"synced": commit})));
@@ -870,7 +856,7 @@ impl Worker {
         let lock = Arc::clone(&self.lock);
         let commit = tokio::task::spawn_blocking(move || {
             let _repo = lock.lock();
-            git::revert_to(&rollback, &scratch).map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+            git::revert_to(&rollback, &scratch).map_err(|e| crate::error_chain(&e))
         })
         .await
         .map_err(|e| e.to_string())??;
@@ -892,7 +878,7 @@ impl Worker {
             false,
         )
         .await
-        .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+        .map_err(|e| crate::error_chain(&e))?;
         let summary = planned.plan.summary();
         Ok(serde_json::json!({
             "revision": registry::Revision::from(&fetched),
@@ -909,7 +895,9 @@ impl Worker {
         changes: &mut Option<mpsc::Receiver<()>>,
     ) -> Result<String, String> {
         let spec = to.to_owned();
-        let revision = self.with_mirror(move |m| m.at(&spec)).await?;
+        let revision = self
+            .with_mirror(move |m| m.at(&spec).map_err(|e| crate::error_chain(&e)))
+            .await??;
         let commit = revision.commit.clone();
         // Suspend first: the next interval must not undo the rollback.
         let suspension = Suspension::rollback(&commit);
@@ -921,34 +909,18 @@ impl Worker {
         self.env
             .registry
             .update(self.name(), |s| s.suspended = Some(suspension));
-        let rev = revision.clone();
-        let read = self.read(rev).await?;
-        let record = self.record("rollback", Some(&commit));
-        let synced = reconcile::sync(
-            &self.env.cluster,
-            &self.spec.app,
-            &read,
-            Some(&revision),
-            record,
-            &log_failures,
-        )
-        .await
-        .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
-        let mut done = Synced {
-            revision,
-            tree: read,
-            desired: Vec::new(),
-            rollouts: Vec::new(),
-            waiting: false,
-        };
-        let (plan, outcome) = done.absorb(synced);
-        let result = judge(&outcome, &commit);
-        self.report("rollback", &done, &plan, &outcome, result.as_ref().err());
-        result?;
-        *changes = Some(self.env.cluster.watch_app(self.name(), &done.desired).await);
-        self.synced = Some(done);
-        Ok(commit)
+        self.sync_revision(revision, "rollback", Some(commit), changes)
+            .await
     }
+}
+
+/// Marks the app Failed with `message` (it was attempted: readiness counts it).
+fn report_failure(registry: &Registry, app: &str, message: &str) {
+    registry.update(app, |s| {
+        s.attempted = true;
+        s.sync = "Failed".into();
+        s.last_error = Some(message.to_owned());
+    });
 }
 
 /// A sync's outcome as the app's result: `Err` with the reason unless it succeeded.

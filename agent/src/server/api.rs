@@ -21,7 +21,9 @@ use crate::worker::{Reply, Request};
 const ACTION_TIMEOUT: Duration = Duration::from_mins(15);
 
 pub async fn apps(State(hub): State<Arc<Hub>>) -> Response {
-    Json(json!({"agent": hub.registry.agent(), "apps": hub.registry.apps()})).into_response()
+    let agent = hub.registry.agent();
+    hub.registry
+        .with_apps(|apps| Json(json!({"agent": agent, "apps": apps})).into_response())
 }
 
 pub async fn app(State(hub): State<Arc<Hub>>, Path(app): Path<String>) -> Response {

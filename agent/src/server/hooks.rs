@@ -99,12 +99,8 @@ pub async fn receive(
                     .is_none_or(|r| webhook::ref_matches(r, &app.reference));
                 // Already at the pushed commit: nothing to fetch (a redelivery, or a
                 // burst for one push).
-                let current = push.after.as_ref().is_some_and(|after| {
-                    hub.registry
-                        .app(&app.name)
-                        .and_then(|s| s.revision)
-                        .is_some_and(|r| &r.commit == after)
-                });
+                let current =
+                    push.after.is_some() && hub.registry.revision(&app.name) == push.after;
                 if same_repo
                     && same_ref
                     && !current

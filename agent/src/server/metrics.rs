@@ -8,12 +8,17 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use crate::daemon::Hub;
-use crate::metrics::{family, labels};
-use crate::registry::AppStatus;
+use crate::metrics::{Histogram, family, labels};
+use crate::registry::{AgentStatus, AppStatus};
 
 pub async fn handler(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
-    let apps = hub.registry.apps();
     let agent = hub.registry.agent();
+    let out = hub.registry.with_apps(|apps| text(apps, &agent));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The exposition of `apps` and the agent-wide figures.
+fn text(apps: &[&AppStatus], agent: &AgentStatus) -> String {
     let mut out = String::new();
     let per_app = |out: &mut String,
                    name: &'static str,
@@ -21,21 +26,25 @@ pub async fn handler(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
                    help: &str,
                    value: &dyn Fn(&AppStatus) -> u64| {
         let mut f = family(out, name, kind, help);
-        for app in &apps {
+        for app in apps {
             f.sample(&labels(&[("app", &app.name)]), value(app));
         }
     };
-    {
-        let mut f = family(
-            &mut out,
-            "gitsync_sync_duration_seconds",
-            "histogram",
-            "Time a sync took, from render to healthy (or failed).",
-        );
-        for app in &apps {
-            f.histogram(&[("app", &app.name)], &app.counters.sync_seconds);
+    let per_app_histogram = |out: &mut String,
+                             name: &'static str,
+                             help: &str,
+                             of: &dyn Fn(&AppStatus) -> &Histogram| {
+        let mut f = family(out, name, "histogram", help);
+        for app in apps {
+            f.histogram(&[("app", &app.name)], of(app));
         }
-    }
+    };
+    per_app_histogram(
+        &mut out,
+        "gitsync_sync_duration_seconds",
+        "Time a sync took, from render to healthy (or failed).",
+        &|a| &a.counters.sync_seconds,
+    );
     {
         let mut f = family(
             &mut out,
@@ -43,7 +52,7 @@ pub async fn handler(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
             "counter",
             "Syncs by result (Succeeded, Degraded, HealthTimeout, Failed, PruneRefused, Superseded).",
         );
-        for app in &apps {
+        for app in apps {
             for (result, n) in &app.counters.syncs {
                 f.sample(&labels(&[("app", &app.name), ("result", result)]), n);
             }
@@ -56,7 +65,7 @@ pub async fn handler(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
             "gauge",
             "Managed objects by state at the last sync or drift check.",
         );
-        for app in &apps {
+        for app in apps {
             for (state, n) in &app.objects {
                 f.sample(&labels(&[("app", &app.name), ("state", state)]), n);
             }
@@ -125,17 +134,12 @@ pub async fn handler(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
         "Fetches that failed.",
         &|a| a.counters.fetch_failures,
     );
-    {
-        let mut f = family(
-            &mut out,
-            "gitsync_git_fetch_duration_seconds",
-            "histogram",
-            "Time a fetch of the tracked ref took.",
-        );
-        for app in &apps {
-            f.histogram(&[("app", &app.name)], &app.counters.fetch_seconds);
-        }
-    }
+    per_app_histogram(
+        &mut out,
+        "gitsync_git_fetch_duration_seconds",
+        "Time a fetch of the tracked ref took.",
+        &|a| &a.counters.fetch_seconds,
+    );
     {
         let mut f = family(
             &mut out,
@@ -154,5 +158,5 @@ pub async fn handler(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
         "1 when this replica leads (only the leader writes).",
     )
     .sample("", u64::from(agent.leader));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    out
 }
