@@ -97,14 +97,11 @@ impl Config {
     }
 }
 
-/// What the HTTP server reaches the apps through.
+/// What the HTTP server reaches the apps through: the stores and registry the
+/// workers share ([`Env`]), the configuration, who leads, and the running workers.
 pub struct Hub {
-    pub registry: Registry,
+    pub env: Env,
     pub settings: Settings,
-    pub history: History,
-    pub rollouts: Rollouts,
-    pub control: Control,
-    pub secrets: Secrets,
     pub leadership: watch::Receiver<Leadership>,
     handles: RwLock<BTreeMap<String, Handle>>,
 }
@@ -123,9 +120,7 @@ impl Hub {
 
 /// Connects to the cluster and builds the hub (before the server starts, so that it
 /// can answer at once).
-pub async fn connect(
-    config: &Config,
-) -> Result<(Cluster, Arc<Hub>, watch::Sender<Leadership>), Error> {
+pub async fn connect(config: &Config) -> Result<(Arc<Hub>, watch::Sender<Leadership>), Error> {
     let cluster = Cluster::connect(&config.target)
         .await
         .map_err(Error::Cluster)?;
@@ -145,22 +140,25 @@ pub async fn connect(
     }
     let (tx, rx) = watch::channel(Leadership::default());
     let hub = Hub {
-        registry,
+        env: Env {
+            history: History::new(client.clone(), &config.namespace),
+            rollouts: Rollouts::new(client.clone(), &config.namespace),
+            control: Control::new(client.clone(), &config.namespace),
+            secrets: Secrets::new(client, &config.namespace),
+            cluster: Arc::new(cluster),
+            registry,
+            git_locks: worker::GitLocks::default(),
+        },
         settings: config.settings.clone(),
-        history: History::new(client.clone(), &config.namespace),
-        rollouts: Rollouts::new(client.clone(), &config.namespace),
-        control: Control::new(client.clone(), &config.namespace),
-        secrets: Secrets::new(client, &config.namespace),
         leadership: rx,
         handles: RwLock::default(),
     };
-    Ok((cluster, Arc::new(hub), tx))
+    Ok((Arc::new(hub), tx))
 }
 
 /// Runs until `shutdown` flips to true (or after one pass per app with `once`).
 pub async fn run(
     config: Config,
-    cluster: Cluster,
     hub: Arc<Hub>,
     leadership: watch::Sender<Leadership>,
     shutdown: watch::Receiver<bool>,
@@ -168,7 +166,7 @@ pub async fn run(
     let mut leading = leadership.subscribe();
     if config.settings.leader_election {
         let elector = Elector::new(
-            cluster.client().clone(),
+            hub.env.cluster.client().clone(),
             &config.namespace,
             &config.identity,
             config.address.clone(),
@@ -184,28 +182,19 @@ pub async fn run(
     }
     info!(
         apps = config.settings.apps.len(),
-        cluster = cluster.url(),
+        cluster = hub.env.cluster.url(),
         "agent started"
     );
-    let env = Env {
-        cluster: Arc::new(cluster),
-        history: hub.history.clone(),
-        rollouts: hub.rollouts.clone(),
-        control: hub.control.clone(),
-        registry: hub.registry.clone(),
-        secrets: hub.secrets.clone(),
-        git_locks: worker::GitLocks::default(),
-    };
     let mut shutdown = shutdown;
     let mut workers: Option<Workers> = None;
     loop {
         let now = leading.borrow_and_update().clone();
-        hub.registry.update_agent(|a| {
+        hub.env.registry.update_agent(|a| {
             a.leader = now.leading;
             a.leader_identity.clone_from(&now.leader);
         });
         match (&workers, now.leading) {
-            (None, true) => workers = Some(start(&config, &env, &hub, &shutdown)),
+            (None, true) => workers = Some(start(&config, &hub, &shutdown)),
             (Some(_), false) => {
                 warn!("lost the lead: stopping every app's worker");
                 // Dropping the workers cancels them where they are; a sync cut off
@@ -250,14 +239,14 @@ pub async fn run(
 type Workers = FuturesUnordered<std::pin::Pin<Box<dyn Future<Output = ()>>>>;
 
 /// Starts one worker per app and publishes their handles.
-fn start(config: &Config, env: &Env, hub: &Hub, shutdown: &watch::Receiver<bool>) -> Workers {
+fn start(config: &Config, hub: &Hub, shutdown: &watch::Receiver<bool>) -> Workers {
     let set = Workers::new();
     let mut handles = BTreeMap::new();
     for app in &config.settings.apps {
         let spec = config.spec(app);
         let (handle, requests) = worker::channels();
         handles.insert(app.name.clone(), handle.clone());
-        let env = env.clone();
+        let env = hub.env.clone();
         let source = AppSource {
             repo: app.repo.clone(),
             reference: app.reference.clone(),

@@ -225,7 +225,7 @@ async fn main() -> ExitCode {
         },
         once: args.once,
     };
-    let (cluster, hub, leadership) = match daemon::connect(&config).await {
+    let (hub, leadership) = match daemon::connect(&config).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(
@@ -247,6 +247,6 @@ async fn main() -> ExitCode {
             }
         }
     }
-    daemon::run(config, cluster, hub, leadership, stopped).await;
+    daemon::run(config, hub, leadership, stopped).await;
     ExitCode::SUCCESS
 }

@@ -55,7 +55,7 @@ async fn ready(State(hub): State<Arc<Hub>>) -> Response {
             None => (StatusCode::SERVICE_UNAVAILABLE, "no leader yet").into_response(),
         };
     }
-    if hub.registry.all_attempted() {
+    if hub.env.registry.all_attempted() {
         (StatusCode::OK, "ready").into_response()
     } else {
         (
@@ -67,8 +67,9 @@ async fn ready(State(hub): State<Arc<Hub>>) -> Response {
 }
 
 async fn page(State(hub): State<Arc<Hub>>) -> Response {
-    let agent = hub.registry.agent();
+    let agent = hub.env.registry.agent();
     let html = hub
+        .env
         .registry
         .with_apps(|apps| crate::page::render(&agent, apps));
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()

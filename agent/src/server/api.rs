@@ -21,13 +21,14 @@ use crate::worker::{Reply, Request};
 const ACTION_TIMEOUT: Duration = Duration::from_mins(15);
 
 pub async fn apps(State(hub): State<Arc<Hub>>) -> Response {
-    let agent = hub.registry.agent();
-    hub.registry
+    let agent = hub.env.registry.agent();
+    hub.env
+        .registry
         .with_apps(|apps| Json(json!({"agent": agent, "apps": apps})).into_response())
 }
 
 pub async fn app(State(hub): State<Arc<Hub>>, Path(app): Path<String>) -> Response {
-    match hub.registry.app(&app) {
+    match hub.env.registry.app(&app) {
         Some(status) => Json(status).into_response(),
         None => unknown(&app),
     }
@@ -37,7 +38,7 @@ pub async fn history(State(hub): State<Arc<Hub>>, Path(app): Path<String>) -> Re
     if hub.spec(&app).is_none() {
         return unknown(&app);
     }
-    match hub.history.list(&app).await {
+    match hub.env.history.list(&app).await {
         Ok(entries) => Json(entries).into_response(),
         Err(e) => error(StatusCode::BAD_GATEWAY, crate::error_chain(&e)),
     }
@@ -121,7 +122,7 @@ async fn authorize(hub: &Hub, headers: &HeaderMap) -> Result<(), Response> {
             "the API takes no actions: no token is configured (api.tokenSecret)",
         ));
     };
-    let token = match hub.secrets.key(key).await {
+    let token = match hub.env.secrets.key(key).await {
         Ok(Some(t)) => t,
         Ok(None) => {
             return Err(error(
@@ -179,7 +180,7 @@ async fn ask(hub: &Hub, app: &str, make: impl FnOnce(Reply) -> Request) -> Respo
 
 /// Records a promote or abort in the cluster and wakes the worker to carry it out.
 async fn request(hub: &Hub, app: &str, command: Command) -> Response {
-    match hub.rollouts.request(app, command).await {
+    match hub.env.rollouts.request(app, command).await {
         Ok(request) => {
             if let Some(handle) = hub.handle(app) {
                 handle.roll.notify_one();
@@ -198,10 +199,10 @@ async fn suspend(hub: &Hub, app: &str, reason: Option<String>) -> Response {
         reason.unwrap_or_else(|| "suspended through the API".into()),
         None,
     );
-    match hub.control.set_suspension(app, Some(&suspension)).await {
+    match hub.env.control.set_suspension(app, Some(&suspension)).await {
         Ok(()) => {
             let shown = suspension.clone();
-            hub.registry.update(app, |s| s.suspended = Some(shown));
+            hub.env.registry.update(app, |s| s.suspended = Some(shown));
             Json(json!({"suspended": suspension})).into_response()
         }
         Err(e) => error(StatusCode::BAD_GATEWAY, crate::error_chain(&e)),
@@ -209,9 +210,9 @@ async fn suspend(hub: &Hub, app: &str, reason: Option<String>) -> Response {
 }
 
 async fn resume(hub: &Hub, app: &str) -> Response {
-    match hub.control.set_suspension(app, None).await {
+    match hub.env.control.set_suspension(app, None).await {
         Ok(()) => {
-            hub.registry.update(app, |s| s.suspended = None);
+            hub.env.registry.update(app, |s| s.suspended = None);
             if let Some(handle) = hub.handle(app) {
                 handle.fetch.notify_one();
             }

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::{BODY_LIMIT, error};
@@ -23,6 +24,9 @@ use crate::daemon::Hub;
 /// Marks a forwarded request, so it is never forwarded twice (a stale Lease naming
 /// this replica, or two replicas that each think the other leads).
 const FORWARDED: &str = "x-gitsync-forwarded";
+
+/// One client (and its pool of connections to the leader) for every forwarded request.
+static CLIENT: std::sync::OnceLock<Client<HttpConnector, Full<Bytes>>> = std::sync::OnceLock::new();
 
 /// How long the leader may take (an API sync waits for health).
 const TIMEOUT: Duration = Duration::from_mins(15);
@@ -68,7 +72,7 @@ async fn forward(address: &str, request: Request) -> Response {
     parts
         .headers
         .insert(FORWARDED, hyper::header::HeaderValue::from_static("1"));
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client = CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build_http());
     let request = hyper::Request::from_parts(parts, Full::new(body));
     match tokio::time::timeout(TIMEOUT, client.request(request)).await {
         Ok(Ok(response)) => {

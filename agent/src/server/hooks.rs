@@ -30,7 +30,7 @@ pub async fn receive(
         "generic" => (Provider::Generic, &hub.settings.webhooks.generic),
         _ => return error(StatusCode::NOT_FOUND, format!("no receiver {receiver:?}")),
     };
-    let count = |result: &str| hub.registry.count_webhook(&receiver, result);
+    let count = |result: &str| hub.env.registry.count_webhook(&receiver, result);
     let Some(config) = config else {
         count("disabled");
         return error(
@@ -50,7 +50,7 @@ pub async fn receive(
             return error(code, rejection.body_text());
         }
     };
-    let secret = match hub.secrets.key(&config.secret).await {
+    let secret = match hub.env.secrets.key(&config.secret).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             count("misconfigured");
@@ -100,7 +100,7 @@ pub async fn receive(
                 // Already at the pushed commit: nothing to fetch (a redelivery, or a
                 // burst for one push).
                 let current =
-                    push.after.is_some() && hub.registry.revision(&app.name) == push.after;
+                    push.after.is_some() && hub.env.registry.revision(&app.name) == push.after;
                 if same_repo
                     && same_ref
                     && !current

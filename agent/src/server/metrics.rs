@@ -12,8 +12,8 @@ use crate::metrics::{Histogram, family, labels};
 use crate::registry::{AgentStatus, AppStatus};
 
 pub async fn handler(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
-    let agent = hub.registry.agent();
-    let out = hub.registry.with_apps(|apps| text(apps, &agent));
+    let agent = hub.env.registry.agent();
+    let out = hub.env.registry.with_apps(|apps| text(apps, &agent));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
