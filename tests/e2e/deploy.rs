@@ -11,15 +11,12 @@
 //! namespace itself; the kubectl check covers what kustomize adds.
 
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Cluster, workspace};
+use crate::support::{Cluster, http_with, workspace};
 
 /// One document of a manifest file, with where it came from.
 struct Doc {
@@ -150,31 +147,14 @@ fn object_path(cluster: &Cluster, doc: &Doc) -> String {
 
 /// A server-side apply (`PATCH`, `application/apply-patch+yaml`): (status, body).
 fn apply(cluster: &Cluster, path: &str, object: &Value) -> (u16, String) {
-    let authority = cluster
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
     let body = object.to_string(); // JSON is YAML
-    let mut stream = TcpStream::connect(authority).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "PATCH {path}?fieldManager=gitsync-e2e HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nContent-Type: application/apply-patch+yaml\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+    http_with(
+        &cluster.url,
+        "PATCH",
+        &format!("{path}?fieldManager=gitsync-e2e"),
+        &[("Content-Type", "application/apply-patch+yaml")],
+        body.as_bytes(),
     )
-    .expect("write");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, body.to_owned())
 }
 
 /// Whether everything in `want` is in `got` (objects by key, lists item by item).

@@ -76,11 +76,8 @@ pub fn serve_on(
         &listen,
         "--cache-dir",
         cache.to_str().expect("utf-8"),
-        "--cluster",
-        "local",
-        "--local-dir",
-        cluster.dir.path().to_str().expect("utf-8"),
     ];
+    args.extend(cluster.flags());
     args.extend(extra);
     let agent = Agent::start(&args);
     let base = format!("http://{listen}");

@@ -134,11 +134,16 @@ impl Cluster {
         Self { dir, url }
     }
 
+    /// `--cluster local --local-dir <dir>`: the flags that point either binary here.
+    pub fn flags(&self) -> [&str; 4] {
+        let dir = self.dir.path().to_str().expect("utf-8 path");
+        ["--cluster", "local", "--local-dir", dir]
+    }
+
     /// Runs `gitsync <args> --cluster local --local-dir <dir>`.
     pub fn gitsync(&self, args: &[&str]) -> Run {
         let mut all: Vec<&str> = args.to_vec();
-        let dir = self.dir.path().to_str().expect("utf-8 path");
-        all.extend(["--cluster", "local", "--local-dir", dir]);
+        all.extend(self.flags());
         gitsync_in(&workspace(), &all)
     }
 
@@ -262,11 +267,8 @@ impl Agent {
             "1s",
             "--cache-dir",
             cache.to_str().expect("utf-8"),
-            "--cluster",
-            "local",
-            "--local-dir",
-            cluster.dir.path().to_str().expect("utf-8"),
         ];
+        args.extend(cluster.flags());
         args.extend(extra);
         Self::start(&args)
     }

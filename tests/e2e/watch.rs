@@ -33,16 +33,14 @@ fn every_save_syncs_and_a_broken_save_changes_nothing() {
             ("settings.yaml", &settings("1")),
         ],
     );
-    let agent = Agent::start(&[
+    let mut args = vec![
         "--watch",
         dir.path().to_str().expect("utf-8"),
         "--app",
         "watched",
-        "--cluster",
-        "local",
-        "--local-dir",
-        cluster.dir.path().to_str().expect("utf-8"),
-    ]);
+    ];
+    args.extend(cluster.flags());
+    let agent = Agent::start(&args);
     eventually(WAIT, "the first sync", || {
         (value(&cluster).as_deref() == Some("1")).then_some(())
     });
