@@ -5,6 +5,7 @@
 //! The same `kube::Client` code path serves a real cluster and the local one. Nothing
 //! here decides *what* to change: that is [`gitsync_core::plan`].
 
+mod cache;
 mod connect;
 mod events;
 mod execute;
@@ -19,6 +20,7 @@ use kube::{Client, core::GroupVersionKind};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
+pub use cache::LiveCache;
 pub use connect::Target;
 pub use events::Type as EventType;
 pub(crate) use execute::retry;
@@ -102,10 +104,30 @@ impl Cluster {
         &self.client
     }
 
-    /// Every live object of `app` (by its label, across all listable kinds), plus the
-    /// live versions of desired objects that do not carry the label yet.
-    pub async fn live_objects(&self, app: &str, desired: &[Manifest]) -> Result<Vec<Value>> {
-        let mut live = self.list_labeled(&format!("{LABEL_APP}={app}")).await?;
+    /// Every live object of `app` (by its label, across all listable kinds; the kinds
+    /// `cache` holds ready from it, the others listed), plus the live versions of
+    /// desired objects that do not carry the label yet.
+    pub async fn live_objects(
+        &self,
+        app: &str,
+        desired: &[Manifest],
+        cache: Option<&LiveCache>,
+    ) -> Result<Vec<Value>> {
+        let mut live = Vec::new();
+        let mut resources = self.listable_resources().await;
+        if let Some(cache) = cache {
+            resources.retain(|(ar, _)| match cache.objects(&ar.group, &ar.kind) {
+                Some(objects) => {
+                    live.extend(objects);
+                    false
+                }
+                None => true,
+            });
+        }
+        live.extend(
+            self.list_all(resources, &format!("{LABEL_APP}={app}"))
+                .await?,
+        );
         let seen = gitsync_core::manifest::index(&live);
         let missing: Vec<&Manifest> = desired
             .iter()
@@ -176,6 +198,15 @@ impl Cluster {
     /// Every object matching a label selector, across all listable kinds.
     pub async fn list_labeled(&self, selector: &str) -> Result<Vec<Value>> {
         let resources = self.listable_resources().await;
+        self.list_all(resources, selector).await
+    }
+
+    /// Every object of `resources` matching a label selector.
+    async fn list_all(
+        &self,
+        resources: Vec<(ApiResource, ApiCapabilities)>,
+        selector: &str,
+    ) -> Result<Vec<Value>> {
         let lists = futures::stream::iter(
             resources
                 .into_iter()
@@ -216,65 +247,6 @@ impl Cluster {
                     && !matches!(ar.kind.as_str(), "Event" | "Endpoints" | "EndpointSlice")
             })
             .collect()
-    }
-
-    /// Watches the app's objects of the kinds in `desired` (by the app's label); every
-    /// change (after the initial listing) sends a tick. The watches stop when the
-    /// receiver is dropped.
-    pub async fn watch_app(
-        &self,
-        app: &str,
-        desired: &[Manifest],
-    ) -> tokio::sync::mpsc::Receiver<()> {
-        use kube::runtime::watcher;
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let mut kinds: Vec<(&str, &str, &str)> = desired
-            .iter()
-            .map(|m| {
-                (
-                    m.id.group.as_str(),
-                    m.id.version.as_str(),
-                    m.id.kind.as_str(),
-                )
-            })
-            .collect();
-        kinds.sort_unstable();
-        kinds.dedup();
-        for (group, version, kind) in kinds {
-            let probe = ObjectId {
-                group: group.to_owned(),
-                version: version.to_owned(),
-                kind: kind.to_owned(),
-                namespace: None,
-                name: String::new(),
-            };
-            let Ok((ar, _)) = self.resolve(&probe).await else {
-                continue;
-            };
-            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
-            let config = watcher::Config::default().labels(&format!("{LABEL_APP}={app}"));
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut stream = std::pin::pin!(watcher(api, config));
-                let mut listed = false;
-                while let Some(event) = stream.next().await {
-                    match event {
-                        Ok(watcher::Event::InitDone) => listed = true,
-                        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) if listed => {
-                            if tx.send(()).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::debug!(error = %e, "watch interrupted; resuming"),
-                    }
-                    if tx.is_closed() {
-                        return;
-                    }
-                }
-            });
-        }
-        rx
     }
 
     /// The resource of `id`'s kind, and an `Api` for it in `namespace`.

@@ -76,6 +76,7 @@ impl Config {
                     max_prune_percent: self.max_prune_percent,
                 },
                 execute,
+                cache: None,
             },
             source: git::Source {
                 url: app.repo.clone(),

@@ -176,6 +176,7 @@ async fn main() -> ExitCode {
             namespace: None,
             options: args.prune.plan_options(),
             execute: args.execute.execute_options(),
+            cache: None,
         };
         return match watch::run(dir, app, &args.cluster.target(), stopped).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,7 @@ use gitsync_core::{Manifest, diff, digest, health, manifest};
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use crate::cluster::{self, Cluster, Event, EventType, ExecuteOptions, Outcome};
+use crate::cluster::{self, Cluster, Event, EventType, ExecuteOptions, LiveCache, Outcome};
 use crate::error_chain;
 use crate::git::Revision;
 use crate::history::{Entry, History, Result as HistoryResult};
@@ -45,6 +45,9 @@ pub struct App {
     pub options: plan::Options,
     /// How plans are executed (force, health timeout, concurrency).
     pub execute: ExecuteOptions,
+    /// Where a sync reads the live objects of the kinds it watches (see
+    /// [`LiveCache`]); `None`: every kind is listed.
+    pub cache: Option<std::sync::Arc<LiveCache>>,
 }
 
 /// What a plan was made of: the rollouts' pass (its `desired` is what the plan
@@ -93,7 +96,7 @@ async fn prepare(
 ) -> Result<Planned, Error> {
     let started = std::time::Instant::now();
     let live = cluster
-        .live_objects(&app.name, &rendered.manifests)
+        .live_objects(&app.name, &rendered.manifests, app.cache.as_deref())
         .await
         .map_err(Error::Live)?;
     let read = started.elapsed();
@@ -115,7 +118,7 @@ async fn plan_rendered(
     desired: &[Manifest],
 ) -> Result<(Plan, Vec<Value>), Error> {
     let live = cluster
-        .live_objects(&app.name, desired)
+        .live_objects(&app.name, desired, None)
         .await
         .map_err(Error::Live)?;
     let plan = plan::plan(&app.name, desired, &live, app.options).map_err(Error::Plan)?;

@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
-use gitsync_core::Manifest;
 use gitsync_core::diff::Action;
 use gitsync_core::drift::Drift;
+use gitsync_core::manifest::Packed;
 use gitsync_core::plan::Plan;
 use gitsync_core::tree::AppTree;
 
-use crate::cluster::{Cancel, Cluster, Event, EventType, Outcome, SyncResult};
+use crate::cluster::{Cancel, Cluster, Event, EventType, LiveCache, Outcome, SyncResult};
 use crate::control::{Control, Suspension};
 use crate::git::{self, Mirror, Revision};
 use crate::history::History;
@@ -119,7 +119,7 @@ pub fn channels() -> (Handle, mpsc::Receiver<Request>) {
 struct Synced {
     revision: Revision,
     tree: AppTree,
-    desired: Vec<Manifest>,
+    desired: Packed,
     rollouts: Vec<Rollout>,
     waiting: bool,
 }
@@ -134,7 +134,7 @@ impl Synced {
                 info!(workload = %progress.rollout.workload, "{note}");
             }
         }
-        self.desired = synced.desired;
+        self.desired = Packed::pack(synced.desired);
         self.rollouts = synced.rollouts.into_iter().map(|p| p.rollout).collect();
         (synced.plan, synced.outcome)
     }
@@ -154,6 +154,9 @@ struct Worker {
     synced_trees: Option<std::collections::HashMap<String, String>>,
     reported: BTreeSet<String>,
     backoff: Option<Duration>,
+    /// The app's live objects as watches see them, for syncs of new revisions; its
+    /// change ticks trigger drift checks.
+    live: Arc<LiveCache>,
 }
 
 /// Opens the app's Git cache; then runs until `shutdown` flips to true, or after
@@ -192,7 +195,7 @@ pub async fn run(
     let mut drift_due: Option<tokio::time::Instant> = None;
     let mut drift_ticker = tokio::time::interval(worker.spec.drift_interval);
     drift_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut changes: Option<mpsc::Receiver<()>> = None;
+    let mut changes = worker.live.take_ticks();
     loop {
         let next_change = async {
             match changes.as_mut() {
@@ -204,27 +207,32 @@ pub async fn run(
             biased;
             _ = shutdown.changed() => return,
             Some(request) = requests.recv() => {
-                worker.serve(request, &mut changes).instrument(span.clone()).await;
+                worker.serve(request).instrument(span.clone()).await;
                 rollout_due = worker.rollout_due(rollout_due);
+                discard(&mut changes);
             }
             () = tokio::time::sleep_until(next_fetch) => {
-                next_fetch = worker.fetch_pass(false, &mut changes).instrument(span.clone()).await;
+                next_fetch = worker.fetch_pass(false).instrument(span.clone()).await;
                 rollout_due = worker.rollout_due(rollout_due);
+                discard(&mut changes);
                 if once {
                     return;
                 }
             }
             () = handle.fetch.notified() => {
-                next_fetch = worker.fetch_pass(false, &mut changes).instrument(span.clone()).await;
+                next_fetch = worker.fetch_pass(false).instrument(span.clone()).await;
                 rollout_due = worker.rollout_due(rollout_due);
+                discard(&mut changes);
             }
             () = sleep_until(rollout_due) => {
                 worker.roll_on().instrument(span.clone()).await;
                 rollout_due = worker.rollout_due(None);
+                discard(&mut changes);
             }
             () = handle.roll.notified() => {
                 worker.roll_on().instrument(span.clone()).await;
                 rollout_due = worker.rollout_due(None);
+                discard(&mut changes);
             }
             _ = drift_ticker.tick() => drift_due = Some(tokio::time::Instant::now()),
             Some(()) = next_change => {
@@ -233,8 +241,17 @@ pub async fn run(
             () = sleep_until(drift_due) => {
                 drift_due = None;
                 worker.check_drift().instrument(span.clone()).await;
+                discard(&mut changes);
             }
         }
+    }
+}
+
+/// Drops the change ticks that arrived while a pass ran: they are its own writes (a
+/// change made by hand meanwhile is found by the next periodic drift check).
+fn discard(changes: &mut Option<mpsc::Receiver<()>>) {
+    if let Some(rx) = changes.as_mut() {
+        while rx.try_recv().is_ok() {}
     }
 }
 
@@ -287,6 +304,7 @@ impl Worker {
         }
         info!(url = %spec.source.url, reference = %spec.source.reference,
             path = %spec.source.path.display(), "serving app");
+        let live = Arc::new(LiveCache::new(&spec.app.name));
         Some(Self {
             spec,
             env,
@@ -297,6 +315,7 @@ impl Worker {
             synced_trees: None,
             reported: BTreeSet::new(),
             backoff: None,
+            live,
         })
     }
 
@@ -372,11 +391,7 @@ impl Worker {
 
     /// Fetches; when the app's tree changed (or `force`), syncs. Returns when to fetch
     /// next.
-    async fn fetch_pass(
-        &mut self,
-        force: bool,
-        changes: &mut Option<mpsc::Receiver<()>>,
-    ) -> tokio::time::Instant {
+    async fn fetch_pass(&mut self, force: bool) -> tokio::time::Instant {
         let interval = self.spec.interval;
         let later = |d: Duration| tokio::time::Instant::now() + d;
         if !force && self.suspension().await.is_some() {
@@ -414,9 +429,7 @@ impl Worker {
                     .is_some_and(|s| s.revision.tree == fetched.tree);
                 if unchanged && !force {
                     debug!(commit = %fetched.commit, "app tree unchanged; nothing to do");
-                } else if let Err(message) =
-                    self.sync_revision(fetched, "agent", None, changes).await
-                {
+                } else if let Err(message) = self.sync_revision(fetched, "agent", None).await {
                     warn!(error = %message, "sync failed; retrying next interval");
                 }
                 later(interval + crate::settings::jitter(interval, self.name()))
@@ -498,7 +511,6 @@ impl Worker {
         revision: Revision,
         trigger: &'static str,
         rollback_to: Option<String>,
-        changes: &mut Option<mpsc::Receiver<()>>,
     ) -> Result<String, String> {
         let started = Instant::now();
         let rev = revision.clone();
@@ -538,6 +550,7 @@ impl Worker {
         // long time against a busy API server): keep fetching meanwhile.
         let mut app = self.spec.app.clone();
         app.execute.cancel = Cancel::default();
+        app.cache = Some(Arc::clone(&self.live));
         let watcher = supersedable.then(|| {
             tokio::spawn(watch_for_newer(
                 Arc::clone(&self.mirror),
@@ -576,7 +589,7 @@ impl Worker {
         let mut done = Synced {
             revision,
             tree,
-            desired: Vec::new(),
+            desired: Packed::default(),
             rollouts: Vec::new(),
             waiting: false,
         };
@@ -595,7 +608,10 @@ impl Worker {
             Ok(()) => {
                 info!(%commit, created = outcome.created, updated = outcome.updated,
                     pruned = outcome.pruned, unchanged = plan.summary().unchanged, "synced");
-                *changes = Some(self.env.cluster.watch_app(self.name(), &done.desired).await);
+                self.env
+                    .cluster
+                    .watch_app(&self.live, done.desired.ids())
+                    .await;
                 if let Some(trees) = self.synced_trees.as_mut() {
                     trees.insert(done.revision.tree.clone(), commit.clone());
                 }
@@ -710,7 +726,8 @@ impl Worker {
         let Some(done) = &self.synced else {
             return;
         };
-        let drift = match reconcile::drift(&self.env.cluster, &self.spec.app, &done.desired).await {
+        let desired = done.desired.unpack();
+        let drift = match reconcile::drift(&self.env.cluster, &self.spec.app, &desired).await {
             Ok(d) => d,
             Err(e) => {
                 let error = crate::error_chain(&e);
@@ -806,11 +823,11 @@ impl Worker {
     }
 
     /// Carries out an operator's request.
-    async fn serve(&mut self, request: Request, changes: &mut Option<mpsc::Receiver<()>>) {
+    async fn serve(&mut self, request: Request) {
         match request {
             Request::Sync(reply) => {
                 let result = match self.fetch().await {
-                    Ok(fetched) => self.sync_revision(fetched, "api", None, changes).await,
+                    Ok(fetched) => self.sync_revision(fetched, "api", None).await,
                     Err(message) => Err(message),
                 };
                 let _ = reply.send(result.map(|commit| serde_json::json!({"synced": commit})));
@@ -819,7 +836,7 @@ impl Worker {
                 let _ = reply.send(self.diff().await);
             }
             Request::RollbackDirect { to, reply } => {
-                let result = self.rollback_direct(&to, changes).await;
+                let result = self.rollback_direct(&to).await;
                 let _ =
                     reply.send(result.map(
                         |commit| serde_json::json!({"rolledBackTo": commit, "suspended": true}),
@@ -829,7 +846,7 @@ impl Worker {
                 let result = self.revert(&to).await;
                 if result.is_ok() {
                     // The agent syncs its own commit like any other, now.
-                    self.fetch_pass(false, changes).await;
+                    self.fetch_pass(false).await;
                 }
                 let _ = reply.send(result);
             }
@@ -889,11 +906,7 @@ impl Worker {
     }
 
     /// Applies the render of `to` now and suspends automatic sync until resumed.
-    async fn rollback_direct(
-        &mut self,
-        to: &str,
-        changes: &mut Option<mpsc::Receiver<()>>,
-    ) -> Result<String, String> {
+    async fn rollback_direct(&mut self, to: &str) -> Result<String, String> {
         let spec = to.to_owned();
         let revision = self
             .with_mirror(move |m| m.at(&spec).map_err(|e| crate::error_chain(&e)))
@@ -909,8 +922,7 @@ impl Worker {
         self.env
             .registry
             .update(self.name(), |s| s.suspended = Some(suspension));
-        self.sync_revision(revision, "rollback", Some(commit), changes)
-            .await
+        self.sync_revision(revision, "rollback", Some(commit)).await
     }
 }
 

@@ -173,6 +173,65 @@ pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
     object.pointer("/metadata/annotations")?.get(key)?.as_str()
 }
 
+/// Manifests kept for later as compact JSON text: a parsed object tree costs several
+/// times its text, and the agent keeps every app's last synced render between syncs
+/// (for drift checks and rollout passes), unpacking it only when it reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Packed {
+    items: Vec<PackedManifest>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct PackedManifest {
+    id: ObjectId,
+    source: Source,
+    digest: String,
+    object: Box<str>,
+}
+
+impl Packed {
+    /// Packs `manifests`, in their order.
+    pub fn pack(manifests: Vec<Manifest>) -> Self {
+        let items = manifests
+            .into_iter()
+            .map(|m| PackedManifest {
+                object: m.object.to_string().into_boxed_str(),
+                id: m.id,
+                source: m.source,
+                digest: m.digest,
+            })
+            .collect();
+        Self { items }
+    }
+
+    /// The manifests as they were packed.
+    pub fn unpack(&self) -> Vec<Manifest> {
+        self.items
+            .iter()
+            .map(|p| Manifest {
+                id: p.id.clone(),
+                source: p.source.clone(),
+                // Text this module wrote from a `Value` parses back to it.
+                object: serde_json::from_str(&p.object).unwrap_or(Value::Null),
+                digest: p.digest.clone(),
+            })
+            .collect()
+    }
+
+    /// The packed objects' identities, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &ObjectId> {
+        self.items.iter().map(|p| &p.id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
 /// Label of an object as a string, if present.
 pub fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
     object.pointer("/metadata/labels")?.get(key)?.as_str()
@@ -196,6 +255,27 @@ mod tests {
         let id = ObjectId::of(&ns).expect("identity");
         assert_eq!(id.to_string(), "/v1/Namespace//demo");
         assert_eq!(id.api_version(), "v1");
+    }
+
+    #[test]
+    fn packed_manifests_unpack_as_they_were() {
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "demo", "labels": {"x": "1"}},
+            "data": {"n": "2", "u": "ünï", "e": ""}, "z": [1, 2.5, null, true]});
+        let manifests = vec![Manifest {
+            id: ObjectId::of(&object).expect("id"),
+            source: Source {
+                file: "a.yaml".into(),
+                line: 3,
+                column: 1,
+            },
+            object,
+            digest: "abc".into(),
+        }];
+        let packed = Packed::pack(manifests.clone());
+        assert_eq!(packed.len(), 1);
+        assert_eq!(packed.ids().next(), Some(&manifests[0].id));
+        assert_eq!(packed.unpack(), manifests);
     }
 
     #[test]

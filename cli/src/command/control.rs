@@ -186,6 +186,7 @@ async fn direct(
         namespace: source.namespace.clone(),
         options: gitsync_core::plan::Options::default(),
         execute: ExecuteOptions::default(),
+        cache: None,
     };
     let record = Record {
         history: Some(&history),

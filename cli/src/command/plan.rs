@@ -30,6 +30,7 @@ fn app(args: &PlanArgs, loaded: &Loaded, sync: Option<&SyncArgs>) -> App {
         execute: sync
             .map(|s| s.execute.execute_options())
             .unwrap_or_default(),
+        cache: None,
     }
 }
 

@@ -169,6 +169,7 @@ async fn app_rows(
             ..plan::Options::default()
         },
         execute: gitsync_agent::cluster::ExecuteOptions::default(),
+        cache: None,
     };
     let commit = loaded.revision.as_ref().map(|r| r.commit.as_str());
     // What the next sync would apply (rollouts' objects included), against live.
