@@ -113,6 +113,14 @@ impl Cluster {
         desired: &[Manifest],
         cache: Option<&LiveCache>,
     ) -> Result<Vec<Value>> {
+        let labelled = self.labelled(app, cache).await?;
+        self.with_unlabelled(labelled, desired).await
+    }
+
+    /// Every live object carrying `app`'s label, across all listable kinds: the kinds
+    /// `cache` holds ready from it, the others listed. Needs no render, so a sync reads
+    /// it while it renders.
+    pub async fn labelled(&self, app: &str, cache: Option<&LiveCache>) -> Result<Vec<Value>> {
         let mut live = Vec::new();
         let mut resources = self.listable_resources().await;
         if let Some(cache) = cache {
@@ -128,6 +136,16 @@ impl Cluster {
             self.list_all(resources, &format!("{LABEL_APP}={app}"))
                 .await?,
         );
+        Ok(live)
+    }
+
+    /// `live` (an app's [`labelled`](Self::labelled) objects) with the live versions of
+    /// the desired objects that do not carry the label yet.
+    pub async fn with_unlabelled(
+        &self,
+        mut live: Vec<Value>,
+        desired: &[Manifest],
+    ) -> Result<Vec<Value>> {
         let seen = gitsync_core::manifest::index(&live);
         let missing: Vec<&Manifest> = desired
             .iter()

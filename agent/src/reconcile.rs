@@ -73,7 +73,7 @@ pub async fn plan(
 ) -> Result<Planned, Error> {
     let rendered = render(app, tree, revision)?;
     let mode = if steps { Mode::Plan } else { Mode::Diff };
-    prepare(cluster, app, rendered, rollouts, mode).await
+    prepare(cluster, app, rendered, None, rollouts, mode).await
 }
 
 fn render(app: &App, tree: &AppTree, revision: Option<&str>) -> Result<Rendered, Error> {
@@ -86,19 +86,26 @@ fn render(app: &App, tree: &AppTree, revision: Option<&str>) -> Result<Rendered,
     render::render(tree, &context).map_err(Error::Render)
 }
 
-/// Reads the live state, moves the rollouts and plans.
+/// Reads the live state (completing `labelled`, the app's labelled objects when they
+/// were read already), moves the rollouts and plans.
 async fn prepare(
     cluster: &Cluster,
     app: &App,
     rendered: Rendered,
+    labelled: Option<Vec<Value>>,
     rollouts: Option<&Rollouts>,
     mode: Mode,
 ) -> Result<Planned, Error> {
     let started = std::time::Instant::now();
-    let live = cluster
-        .live_objects(&app.name, &rendered.manifests, app.cache.as_deref())
-        .await
-        .map_err(Error::Live)?;
+    let live = match labelled {
+        Some(labelled) => cluster.with_unlabelled(labelled, &rendered.manifests).await,
+        None => {
+            cluster
+                .live_objects(&app.name, &rendered.manifests, app.cache.as_deref())
+                .await
+        }
+    }
+    .map_err(Error::Live)?;
     let read = started.elapsed();
     let pass = rollouts::pass(cluster, rollouts, &app.name, rendered, &live, mode)
         .await
@@ -223,15 +230,24 @@ pub async fn sync(
         let commit = revision.map(|r| r.commit.clone());
         tokio::task::spawn_blocking(move || render(&app, &tree, commit.as_deref()))
     };
-    if !quiet {
-        save(&entry).await;
-    }
-    let rendered = match rendering.await {
+    // So are the app's labelled live objects read (the rest of the live state needs
+    // the render).
+    let saving = async {
+        if !quiet {
+            save(&entry).await;
+        }
+    };
+    let reading = async {
+        let labelled = cluster.labelled(&app.name, app.cache.as_deref()).await;
+        (labelled, started.elapsed())
+    };
+    let (rendering, (labelled, read), ()) = tokio::join!(rendering, reading, saving);
+    let rendered = match rendering {
         Ok(r) => r,
         // Rendering panicked: the same as on this thread, not a silent success.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
-    debug!(took = ?started.elapsed(), "rendered");
+    debug!(took = ?started.elapsed(), labelled = ?read, "rendered");
     let rendered = match rendered {
         Ok(d) => d,
         Err(e) => {
@@ -245,21 +261,35 @@ pub async fn sync(
         .iter()
         .flat_map(|m| diff::secret_values(&m.object))
         .collect();
-    let Planned { plan, pass, live } =
-        match prepare(cluster, app, rendered, record.rollouts, Mode::Sync).await {
-            Ok(p) => p,
-            Err(e) => {
-                let result = match &e {
-                    Error::Plan(
-                        plan::Error::EmptyRender { .. } | plan::Error::PruneShare { .. },
-                    ) => HistoryResult::PruneRefused,
-                    _ => HistoryResult::Failed,
-                };
-                entry.fail(result, &error_chain(&e), &secrets);
-                save(&entry).await;
-                return Err(e);
-            }
-        };
+    let labelled = labelled.map_err(Error::Live);
+    let prepared = match labelled {
+        Ok(labelled) => {
+            prepare(
+                cluster,
+                app,
+                rendered,
+                Some(labelled),
+                record.rollouts,
+                Mode::Sync,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let Planned { plan, pass, live } = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let result = match &e {
+                Error::Plan(plan::Error::EmptyRender { .. } | plan::Error::PruneShare { .. }) => {
+                    HistoryResult::PruneRefused
+                }
+                _ => HistoryResult::Failed,
+            };
+            entry.fail(result, &error_chain(&e), &secrets);
+            save(&entry).await;
+            return Err(e);
+        }
+    };
     entry.digest = digest::of_render(&pass.desired);
     entry.rollout = pass
         .rollouts

@@ -118,7 +118,6 @@ pub fn channels() -> (Handle, mpsc::Receiver<Request>) {
 /// What the last successful sync left, for drift checks and rollout passes.
 struct Synced {
     revision: Revision,
-    tree: AppTree,
     desired: Packed,
     rollouts: Vec<Rollout>,
     waiting: bool,
@@ -134,7 +133,7 @@ impl Synced {
                 info!(workload = %progress.rollout.workload, "{note}");
             }
         }
-        self.desired = Packed::pack(synced.desired);
+        self.desired = Packed::pack(&synced.desired);
         self.rollouts = synced.rollouts.into_iter().map(|p| p.rollout).collect();
         (synced.plan, synced.outcome)
     }
@@ -588,7 +587,6 @@ impl Worker {
         };
         let mut done = Synced {
             revision,
-            tree,
             desired: Packed::default(),
             rollouts: Vec::new(),
             waiting: false,
@@ -610,7 +608,7 @@ impl Worker {
                     pruned = outcome.pruned, unchanged = plan.summary().unchanged, "synced");
                 self.env
                     .cluster
-                    .watch_app(&self.live, done.desired.ids())
+                    .watch_app(&self.live, done.desired.kinds())
                     .await;
                 if let Some(trees) = self.synced_trees.as_mut() {
                     trees.insert(done.revision.tree.clone(), commit.clone());
@@ -684,6 +682,18 @@ impl Worker {
 
     /// Passes the synced revision again to move its rollouts on.
     async fn roll_on(&mut self) {
+        // The tree is read again rather than kept between passes (it is most of an
+        // app's memory and a pass comes every few seconds at most).
+        let Some(revision) = self.synced.as_ref().map(|d| d.revision.clone()) else {
+            return;
+        };
+        let tree = match self.read(revision).await {
+            Ok(t) => t,
+            Err(message) => {
+                warn!(error = %message, "rollout pass failed; retrying");
+                return;
+            }
+        };
         let Some(done) = self.synced.as_mut() else {
             return;
         };
@@ -696,7 +706,7 @@ impl Worker {
         let synced = reconcile::sync(
             &self.env.cluster,
             &self.spec.app,
-            &done.tree,
+            &tree,
             Some(&done.revision),
             record,
             &log_failures,
@@ -776,6 +786,16 @@ impl Worker {
             return;
         }
         tokio::time::sleep(self.spec.self_heal_delay).await;
+        let Some(revision) = self.synced.as_ref().map(|d| d.revision.clone()) else {
+            return;
+        };
+        let tree = match self.read(revision).await {
+            Ok(t) => t,
+            Err(message) => {
+                warn!(error = %message, "cannot read the synced revision to heal drift");
+                return;
+            }
+        };
         let Some(done) = &self.synced else {
             return;
         };
@@ -786,7 +806,7 @@ impl Worker {
         let healed = reconcile::sync(
             &self.env.cluster,
             &healing,
-            &done.tree,
+            &tree,
             Some(&done.revision),
             record,
             &|_| {},

@@ -175,60 +175,130 @@ pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 
 /// Manifests kept for later as compact JSON text: a parsed object tree costs several
 /// times its text, and the agent keeps every app's last synced render between syncs
-/// (for drift checks and rollout passes), unpacking it only when it reads it.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// (for drift checks and rollout passes), unpacking it only when it reads it. All of
+/// it is one buffer: thousands of small long-lived allocations would pin as many
+/// allocator pages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Packed {
-    items: Vec<PackedManifest>,
+    /// One JSON line per manifest.
+    text: String,
+    /// Where each manifest's line ends in `text`.
+    ends: Vec<usize>,
+    /// One identity per kind (no namespace, no name), in first-seen order.
+    kinds: Vec<ObjectId>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct PackedManifest {
-    id: ObjectId,
-    source: Source,
-    digest: String,
-    object: Box<str>,
+/// A manifest as [`Packed`] writes it.
+#[derive(Serialize)]
+struct PackedLine<'a> {
+    g: &'a str,
+    v: &'a str,
+    k: &'a str,
+    ns: Option<&'a str>,
+    n: &'a str,
+    f: &'a str,
+    l: usize,
+    c: usize,
+    d: &'a str,
+    o: &'a Value,
+}
+
+/// A manifest as [`Packed`] reads it back.
+#[derive(serde::Deserialize)]
+struct UnpackedLine {
+    g: String,
+    v: String,
+    k: String,
+    ns: Option<String>,
+    n: String,
+    f: String,
+    l: usize,
+    c: usize,
+    d: String,
+    o: Value,
 }
 
 impl Packed {
     /// Packs `manifests`, in their order.
-    pub fn pack(manifests: Vec<Manifest>) -> Self {
-        let items = manifests
-            .into_iter()
-            .map(|m| PackedManifest {
-                object: m.object.to_string().into_boxed_str(),
-                id: m.id,
-                source: m.source,
-                digest: m.digest,
-            })
-            .collect();
-        Self { items }
+    pub fn pack(manifests: &[Manifest]) -> Self {
+        let mut packed = Self::default();
+        for m in manifests {
+            let line = PackedLine {
+                g: &m.id.group,
+                v: &m.id.version,
+                k: &m.id.kind,
+                ns: m.id.namespace.as_deref(),
+                n: &m.id.name,
+                f: &m.source.file,
+                l: m.source.line,
+                c: m.source.column,
+                d: &m.digest,
+                o: &m.object,
+            };
+            // Writing JSON into a String fails only on a map with non-string keys,
+            // which a `Value` cannot hold.
+            if let Ok(text) = serde_json::to_string(&line) {
+                packed.text.push_str(&text);
+                packed.ends.push(packed.text.len());
+            }
+            if !packed
+                .kinds
+                .iter()
+                .any(|k| k.group == m.id.group && k.kind == m.id.kind)
+            {
+                packed.kinds.push(ObjectId {
+                    namespace: None,
+                    name: String::new(),
+                    ..m.id.clone()
+                });
+            }
+        }
+        packed.text.shrink_to_fit();
+        packed.ends.shrink_to_fit();
+        packed
     }
 
     /// The manifests as they were packed.
     pub fn unpack(&self) -> Vec<Manifest> {
-        self.items
-            .iter()
-            .map(|p| Manifest {
-                id: p.id.clone(),
-                source: p.source.clone(),
-                // Text this module wrote from a `Value` parses back to it.
-                object: serde_json::from_str(&p.object).unwrap_or(Value::Null),
-                digest: p.digest.clone(),
-            })
-            .collect()
+        let mut start = 0;
+        let mut manifests = Vec::with_capacity(self.ends.len());
+        for &end in &self.ends {
+            // Text this module wrote parses back.
+            if let Ok(line) = serde_json::from_str::<UnpackedLine>(&self.text[start..end]) {
+                manifests.push(Manifest {
+                    id: ObjectId {
+                        group: line.g,
+                        version: line.v,
+                        kind: line.k,
+                        namespace: line.ns,
+                        name: line.n,
+                    },
+                    source: Source {
+                        file: line.f,
+                        line: line.l,
+                        column: line.c,
+                    },
+                    object: line.o,
+                    digest: line.d,
+                });
+            }
+            start = end;
+        }
+        manifests
     }
 
-    /// The packed objects' identities, in order.
-    pub fn ids(&self) -> impl Iterator<Item = &ObjectId> {
-        self.items.iter().map(|p| &p.id)
+    /// One identity per kind of the packed manifests (group, version and kind set;
+    /// no namespace, no name).
+    pub fn kinds(&self) -> &[ObjectId] {
+        &self.kinds
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.ends.is_empty()
     }
 }
 
@@ -272,9 +342,10 @@ mod tests {
             object,
             digest: "abc".into(),
         }];
-        let packed = Packed::pack(manifests.clone());
+        let packed = Packed::pack(&manifests);
         assert_eq!(packed.len(), 1);
-        assert_eq!(packed.ids().next(), Some(&manifests[0].id));
+        assert_eq!(packed.kinds()[0].kind, "ConfigMap");
+        assert_eq!(packed.kinds()[0].name, "");
         assert_eq!(packed.unpack(), manifests);
     }
 

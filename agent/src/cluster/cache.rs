@@ -12,7 +12,7 @@
 //! interrupted) are listed as before. Objects are kept as compact JSON text: a parsed
 //! tree costs several times its text.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt as _;
@@ -46,8 +46,51 @@ impl Drop for Kind {
     }
 }
 
-/// (namespace, name) → the object as compact JSON.
-type Objects = HashMap<(Option<String>, String), Box<str>>;
+/// A kind's objects, each found by its namespace and name.
+type Objects = HashSet<Cached>;
+
+/// One object in a single allocation: `namespace NUL name NUL json` (names cannot hold
+/// a NUL), equal to and hashed as its namespace and name only, so that a probe of
+/// those two finds it.
+struct Cached(Box<str>);
+
+impl Cached {
+    fn new(namespace: Option<&str>, name: &str, json: &str) -> Self {
+        let mut text =
+            String::with_capacity(namespace.map_or(0, str::len) + name.len() + json.len() + 2);
+        text.push_str(namespace.unwrap_or_default());
+        text.push('\0');
+        text.push_str(name);
+        text.push('\0');
+        text.push_str(json);
+        Self(text.into_boxed_str())
+    }
+
+    /// `namespace NUL name NUL`.
+    fn key(&self) -> &str {
+        let mut nuls = self.0.match_indices('\0').map(|(i, _)| i);
+        let end = nuls.nth(1).map_or(self.0.len(), |i| i + 1);
+        &self.0[..end]
+    }
+
+    fn json(&self) -> &str {
+        &self.0[self.key().len()..]
+    }
+}
+
+impl PartialEq for Cached {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Cached {}
+
+impl std::hash::Hash for Cached {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
 
 #[derive(Default)]
 struct Store {
@@ -99,8 +142,8 @@ impl LiveCache {
         Some(
             store
                 .objects
-                .values()
-                .filter_map(|text| serde_json::from_str(text).ok())
+                .iter()
+                .filter_map(|cached| serde_json::from_str(cached.json()).ok())
                 .collect(),
         )
     }
@@ -173,13 +216,12 @@ async fn follow(
             let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
             match event {
                 Ok(watcher::Event::Init) => {
-                    relisted = Some(HashMap::new());
+                    relisted = Some(HashSet::new());
                     false
                 }
                 Ok(watcher::Event::InitApply(object)) => {
                     if let Some(listed) = relisted.as_mut() {
-                        let (key, text) = entry(object, &ar);
-                        listed.insert(key, text);
+                        listed.replace(cached(object, &ar));
                     }
                     false
                 }
@@ -193,14 +235,17 @@ async fn follow(
                     was_ready
                 }
                 Ok(watcher::Event::Apply(object)) => {
-                    let (key, text) = entry(object, &ar);
-                    store.objects.insert(key, text);
+                    store.objects.replace(cached(object, &ar));
                     store.ready = relisted.is_none();
                     true
                 }
                 Ok(watcher::Event::Delete(object)) => {
-                    let (key, _) = entry(object, &ar);
-                    store.objects.remove(&key);
+                    let probe = Cached::new(
+                        object.metadata.namespace.as_deref(),
+                        object.metadata.name.as_deref().unwrap_or_default(),
+                        "",
+                    );
+                    store.objects.remove(&probe);
                     store.ready = relisted.is_none();
                     true
                 }
@@ -217,16 +262,11 @@ async fn follow(
     }
 }
 
-fn entry(
-    object: DynamicObject,
-    ar: &kube::discovery::ApiResource,
-) -> ((Option<String>, String), Box<str>) {
-    let key = (
-        object.metadata.namespace.clone(),
-        object.metadata.name.clone().unwrap_or_default(),
-    );
-    let text = serde_json::to_string(&to_value(object, ar)).unwrap_or_default();
-    (key, text.into_boxed_str())
+fn cached(object: DynamicObject, ar: &kube::discovery::ApiResource) -> Cached {
+    let namespace = object.metadata.namespace.clone();
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let json = serde_json::to_string(&to_value(object, ar)).unwrap_or_default();
+    Cached::new(namespace.as_deref(), &name, &json)
 }
 
 #[cfg(test)]
@@ -277,6 +317,19 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         panic!("the cache did not catch up within 5 s");
+    }
+
+    #[test]
+    fn a_cached_object_is_found_by_namespace_and_name() {
+        let mut objects = Objects::new();
+        objects.replace(Cached::new(Some("ns"), "a", r#"{"v":1}"#));
+        objects.replace(Cached::new(None, "a", r#"{"v":2}"#));
+        objects.replace(Cached::new(Some("ns"), "a", r#"{"v":3}"#));
+        assert_eq!(objects.len(), 2);
+        let probe = Cached::new(Some("ns"), "a", "");
+        assert_eq!(objects.get(&probe).map(Cached::json), Some(r#"{"v":3}"#));
+        assert!(objects.remove(&Cached::new(None, "a", "")));
+        assert_eq!(objects.len(), 1);
     }
 
     #[tokio::test]
