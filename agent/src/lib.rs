@@ -33,6 +33,40 @@ pub mod worker;
 /// glibc's malloc.
 pub use mimalloc::MiMalloc as Allocator;
 
+/// mimalloc settings for a long-running agent, which between syncs should hold no more
+/// memory than it uses: freed pages go back to the OS at once instead of after a
+/// second (idle threads would never get to it), no spare empty pages are kept per
+/// size class, and pages left by exited threads (Git and render run on the blocking
+/// pool) are adopted when freed into.
+const ALLOCATOR_SETTINGS: [(&str, &str); 3] = [
+    ("MIMALLOC_PURGE_DELAY", "0"),
+    ("MIMALLOC_PAGE_FULL_RETAIN", "0"),
+    ("MIMALLOC_PAGE_RECLAIM_ON_FREE", "1"),
+];
+
+/// Applies [`ALLOCATOR_SETTINGS`]: mimalloc reads its settings from the environment
+/// once, before `main`, so the program executes itself again (same process id, same
+/// arguments) with them set. Any `MIMALLOC_*` variable already set means the operator
+/// chose: nothing is changed. Returns only when it did not (or could not) re-execute.
+pub fn tune_allocator() {
+    use std::os::unix::process::CommandExt as _;
+    let chosen = std::env::vars_os()
+        .any(|(key, _)| key.to_str().is_some_and(|k| k.starts_with("MIMALLOC_")));
+    if chosen {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new(exe);
+    if let Some(argv0) = args.next() {
+        command.arg0(argv0);
+    }
+    // `exec` returns only on failure; the agent then runs with mimalloc's defaults.
+    let _ = command.args(args).envs(ALLOCATOR_SETTINGS).exec();
+}
+
 /// Milliseconds since the epoch, as history entries and rollout states record time.
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -160,8 +160,13 @@ fn identity() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+fn main() -> ExitCode {
+    gitsync_agent::tune_allocator();
+    run()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn run() -> ExitCode {
     let args = Args::parse();
     telemetry::init(args.log_json, "info,kube=warn,hyper=warn");
     let (stop, stopped) = tokio::sync::watch::channel(false);

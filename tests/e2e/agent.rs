@@ -52,6 +52,12 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
         commit.as_str()
     );
     synced_at(&cluster, Some(&commit));
+    // The agent re-executed itself (same process) with its allocator settings.
+    let environment = agent.environment();
+    assert!(
+        environment.iter().any(|e| e == "MIMALLOC_PURGE_DELAY=0"),
+        "{environment:?}"
+    );
     let log = agent.stop();
     assert!(log.contains("synced"), "{log}");
 }

@@ -289,6 +289,15 @@ impl Agent {
         Self(child, log)
     }
 
+    /// The running agent's environment (`/proc/<pid>/environ`), one `KEY=VALUE` per
+    /// entry.
+    pub fn environment(&self) -> Vec<String> {
+        let raw = std::fs::read(format!("/proc/{}/environ", self.0.id())).unwrap_or_default();
+        raw.split(|b| *b == 0)
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect()
+    }
+
     /// Stops the agent and returns its log.
     pub fn stop(mut self) -> String {
         let _ = self.0.kill();
