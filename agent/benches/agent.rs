@@ -20,7 +20,8 @@
 //!
 //! `GITSYNC_BENCH_WEBHOOK_OBJECTS=5000`, `GITSYNC_BENCH_PUSHES=100`,
 //! `GITSYNC_BENCH_MEMORY=1000,10000`, `GITSYNC_BENCH_SETTLE=600` choose the sizes;
-//! `GITSYNC_BENCH_AGENT_LOG=info` shows the agent's log at that level.
+//! `GITSYNC_BENCH_AGENT_LOG=info` shows the agent's log at that level;
+//! `GITSYNC_BENCH_AGENT_BIN=PATH` runs another build of the agent (to compare builds).
 #![allow(
     clippy::print_stdout,
     clippy::cast_precision_loss,
@@ -304,7 +305,11 @@ impl Setup {
             .and_then(|l| l.local_addr())
             .expect("port")
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_gitsync-agent"))
+        let binary = std::env::var_os("GITSYNC_BENCH_AGENT_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_gitsync-agent")),
+            PathBuf::from,
+        );
+        let child = Command::new(binary)
             .args(["--config", path(&self.config), "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["--cache-dir", path(&self.dir.path().join("cache"))])

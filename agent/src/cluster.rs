@@ -146,10 +146,12 @@ impl Cluster {
         mut live: Vec<Value>,
         desired: &[Manifest],
     ) -> Result<Vec<Value>> {
-        let seen = gitsync_core::manifest::index(&live);
+        // Hashed: thousands of keys sharing group, kind and namespace compare slowly.
+        let seen: std::collections::HashSet<_> =
+            gitsync_core::manifest::index(&live).into_keys().collect();
         let missing: Vec<&Manifest> = desired
             .iter()
-            .filter(|m| !seen.contains_key(&m.id.group_kind_key()))
+            .filter(|m| !seen.contains(&m.id.group_kind_key()))
             .collect();
         // A few are read one by one; many of one kind and namespace (a first sync) by
         // one unfiltered list of that namespace, not thousands of GETs.

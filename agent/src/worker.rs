@@ -680,19 +680,24 @@ impl Worker {
         report_failure(&self.env.registry, self.name(), message);
     }
 
+    /// The app's tree at the synced revision, read again rather than kept between
+    /// passes (it is most of an app's memory, and rollout passes and self-heal are
+    /// seconds apart at most); `None` (logged with `failure`) when it cannot be read.
+    async fn synced_tree(&self, failure: &str) -> Option<AppTree> {
+        let revision = self.synced.as_ref()?.revision.clone();
+        match self.read(revision).await {
+            Ok(tree) => Some(tree),
+            Err(message) => {
+                warn!(error = %message, "{failure}");
+                None
+            }
+        }
+    }
+
     /// Passes the synced revision again to move its rollouts on.
     async fn roll_on(&mut self) {
-        // The tree is read again rather than kept between passes (it is most of an
-        // app's memory and a pass comes every few seconds at most).
-        let Some(revision) = self.synced.as_ref().map(|d| d.revision.clone()) else {
+        let Some(tree) = self.synced_tree("rollout pass failed; retrying").await else {
             return;
-        };
-        let tree = match self.read(revision).await {
-            Ok(t) => t,
-            Err(message) => {
-                warn!(error = %message, "rollout pass failed; retrying");
-                return;
-            }
         };
         let Some(done) = self.synced.as_mut() else {
             return;
@@ -786,15 +791,11 @@ impl Worker {
             return;
         }
         tokio::time::sleep(self.spec.self_heal_delay).await;
-        let Some(revision) = self.synced.as_ref().map(|d| d.revision.clone()) else {
+        let Some(tree) = self
+            .synced_tree("cannot read the synced revision to heal drift")
+            .await
+        else {
             return;
-        };
-        let tree = match self.read(revision).await {
-            Ok(t) => t,
-            Err(message) => {
-                warn!(error = %message, "cannot read the synced revision to heal drift");
-                return;
-            }
         };
         let Some(done) = &self.synced else {
             return;

@@ -12,7 +12,7 @@
 //! interrupted) are listed as before. Objects are kept as compact JSON text: a parsed
 //! tree costs several times its text.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt as _;
@@ -46,11 +46,12 @@ impl Drop for Kind {
     }
 }
 
-/// A kind's objects, each found by its namespace and name.
-type Objects = HashSet<Cached>;
+/// A kind's objects, each found by its namespace and name, in that order (the order
+/// lists have, which the plan's indexes build from fastest).
+type Objects = BTreeSet<Cached>;
 
 /// One object in a single allocation: `namespace NUL name NUL json` (names cannot hold
-/// a NUL), equal to and hashed as its namespace and name only, so that a probe of
+/// a NUL), equal to and ordered by its namespace and name only, so that a probe of
 /// those two finds it.
 struct Cached(Box<str>);
 
@@ -68,13 +69,23 @@ impl Cached {
 
     /// `namespace NUL name NUL`.
     fn key(&self) -> &str {
-        let mut nuls = self.0.match_indices('\0').map(|(i, _)| i);
-        let end = nuls.nth(1).map_or(self.0.len(), |i| i + 1);
-        &self.0[..end]
+        Self::key_of(&self.0)
     }
 
+    fn key_of(text: &str) -> &str {
+        let mut nuls = text.match_indices('\0').map(|(i, _)| i);
+        let end = nuls.nth(1).map_or(text.len(), |i| i + 1);
+        &text[..end]
+    }
+
+    /// The object's JSON in a cached entry's text.
+    fn json_of(text: &str) -> &str {
+        &text[Self::key_of(text).len()..]
+    }
+
+    #[cfg(test)]
     fn json(&self) -> &str {
-        &self.0[self.key().len()..]
+        Self::json_of(&self.0)
     }
 }
 
@@ -86,9 +97,15 @@ impl PartialEq for Cached {
 
 impl Eq for Cached {}
 
-impl std::hash::Hash for Cached {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.key().hash(state);
+impl Ord for Cached {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(other.key())
+    }
+}
+
+impl PartialOrd for Cached {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -133,17 +150,22 @@ impl LiveCache {
     /// The app's live objects of `group`/`kind` as the watch last saw them, or `None`
     /// when that kind is not watched or its watch is not ready.
     pub fn objects(&self, group: &str, kind: &str) -> Option<Vec<Value>> {
-        let kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
-        let watched = kinds.get(&(group.to_owned(), kind.to_owned()))?;
-        let store = watched.store.lock().unwrap_or_else(PoisonError::into_inner);
-        if !store.ready {
-            return None;
-        }
+        let store = {
+            let kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(&kinds.get(&(group.to_owned(), kind.to_owned()))?.store)
+        };
+        // Copied out, parsed without holding up the watch.
+        let texts: Vec<Box<str>> = {
+            let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+            if !store.ready {
+                return None;
+            }
+            store.objects.iter().map(|c| c.0.clone()).collect()
+        };
         Some(
-            store
-                .objects
+            texts
                 .iter()
-                .filter_map(|cached| serde_json::from_str(cached.json()).ok())
+                .filter_map(|text| serde_json::from_str(Cached::json_of(text)).ok())
                 .collect(),
         )
     }
@@ -216,7 +238,7 @@ async fn follow(
             let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
             match event {
                 Ok(watcher::Event::Init) => {
-                    relisted = Some(HashSet::new());
+                    relisted = Some(BTreeSet::new());
                     false
                 }
                 Ok(watcher::Event::InitApply(object)) => {
