@@ -391,7 +391,7 @@ async fn sync_pass(cluster: &Cluster, app: &Path) -> Pass {
     let desired = render::render(&tree, &context()).expect("render").manifests;
     let rendered = lap.next();
     let live = cluster
-        .live_objects(APP, &desired, None)
+        .live_objects(APP, &desired)
         .await
         .expect("live read");
     let read = lap.next();

@@ -104,16 +104,10 @@ impl Cluster {
         &self.client
     }
 
-    /// Every live object of `app` (by its label, across all listable kinds; the kinds
-    /// `cache` holds ready from it, the others listed), plus the live versions of
-    /// desired objects that do not carry the label yet.
-    pub async fn live_objects(
-        &self,
-        app: &str,
-        desired: &[Manifest],
-        cache: Option<&LiveCache>,
-    ) -> Result<Vec<Value>> {
-        let labelled = self.labelled(app, cache).await?;
+    /// Every live object of `app` (by its label, across all listable kinds, listed),
+    /// plus the live versions of desired objects that do not carry the label yet.
+    pub async fn live_objects(&self, app: &str, desired: &[Manifest]) -> Result<Vec<Value>> {
+        let labelled = self.labelled(app, None).await?;
         self.with_unlabelled(labelled, desired).await
     }
 

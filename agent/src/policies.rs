@@ -24,12 +24,9 @@ pub fn add(
     for path in paths {
         let shared = mirror
             .read_path(revision, path)
-            .map_err(|e| format!("policies {}: {:#}", path.display(), anyhow::Error::new(e)))?;
+            .map_err(|e| format!("policies {}: {}", path.display(), crate::error_chain(&e)))?;
         for (file, bytes) in shared.files() {
-            let is_yaml = std::path::Path::new(file)
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json");
-            if !is_yaml {
+            if !gitsync_core::render::is_manifest(file) {
                 continue;
             }
             let name = format!("{PREFIX}/{}/{file}", path.display());

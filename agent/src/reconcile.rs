@@ -99,11 +99,7 @@ async fn prepare(
     let started = std::time::Instant::now();
     let live = match labelled {
         Some(labelled) => cluster.with_unlabelled(labelled, &rendered.manifests).await,
-        None => {
-            cluster
-                .live_objects(&app.name, &rendered.manifests, app.cache.as_deref())
-                .await
-        }
+        None => cluster.live_objects(&app.name, &rendered.manifests).await,
     }
     .map_err(Error::Live)?;
     let read = started.elapsed();
@@ -125,7 +121,7 @@ async fn plan_rendered(
     desired: &[Manifest],
 ) -> Result<(Plan, Vec<Value>), Error> {
     let live = cluster
-        .live_objects(&app.name, desired, None)
+        .live_objects(&app.name, desired)
         .await
         .map_err(Error::Live)?;
     let plan = plan::plan(&app.name, desired, &live, app.options).map_err(Error::Plan)?;
@@ -261,20 +257,9 @@ pub async fn sync(
         .iter()
         .flat_map(|m| diff::secret_values(&m.object))
         .collect();
-    let labelled = labelled.map_err(Error::Live);
     let prepared = match labelled {
-        Ok(labelled) => {
-            prepare(
-                cluster,
-                app,
-                rendered,
-                Some(labelled),
-                record.rollouts,
-                Mode::Sync,
-            )
-            .await
-        }
-        Err(e) => Err(e),
+        Ok(l) => prepare(cluster, app, rendered, Some(l), record.rollouts, Mode::Sync).await,
+        Err(e) => Err(Error::Live(e)),
     };
     let Planned { plan, pass, live } = match prepared {
         Ok(p) => p,

@@ -202,46 +202,54 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        // Whether a pass ran (it may have written to the app's objects).
+        let passed = tokio::select! {
             biased;
             _ = shutdown.changed() => return,
             Some(request) = requests.recv() => {
                 worker.serve(request).instrument(span.clone()).await;
                 rollout_due = worker.rollout_due(rollout_due);
-                discard(&mut changes);
+                true
             }
             () = tokio::time::sleep_until(next_fetch) => {
                 next_fetch = worker.fetch_pass(false).instrument(span.clone()).await;
                 rollout_due = worker.rollout_due(rollout_due);
-                discard(&mut changes);
                 if once {
                     return;
                 }
+                true
             }
             () = handle.fetch.notified() => {
                 next_fetch = worker.fetch_pass(false).instrument(span.clone()).await;
                 rollout_due = worker.rollout_due(rollout_due);
-                discard(&mut changes);
+                true
             }
             () = sleep_until(rollout_due) => {
                 worker.roll_on().instrument(span.clone()).await;
                 rollout_due = worker.rollout_due(None);
-                discard(&mut changes);
+                true
             }
             () = handle.roll.notified() => {
                 worker.roll_on().instrument(span.clone()).await;
                 rollout_due = worker.rollout_due(None);
-                discard(&mut changes);
+                true
             }
-            _ = drift_ticker.tick() => drift_due = Some(tokio::time::Instant::now()),
+            _ = drift_ticker.tick() => {
+                drift_due = Some(tokio::time::Instant::now());
+                false
+            }
             Some(()) = next_change => {
                 drift_due.get_or_insert_with(|| tokio::time::Instant::now() + DRIFT_DEBOUNCE);
+                false
             }
             () = sleep_until(drift_due) => {
                 drift_due = None;
                 worker.check_drift().instrument(span.clone()).await;
-                discard(&mut changes);
+                true
             }
+        };
+        if passed {
+            discard(&mut changes);
         }
     }
 }

@@ -218,7 +218,7 @@ pub fn to_yaml_stream(manifests: &[Manifest]) -> String {
 }
 
 /// Files render reads: `.yaml`, `.yml`, `.json`, outside hidden directories.
-fn is_manifest(path: &str) -> bool {
+pub fn is_manifest(path: &str) -> bool {
     let visible = path.split('/').all(|part| !part.starts_with('.'));
     let ext = std::path::Path::new(path)
         .extension()

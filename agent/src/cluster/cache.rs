@@ -196,13 +196,8 @@ impl Cluster {
             {
                 continue;
             }
-            let probe = ObjectId {
-                namespace: None,
-                name: String::new(),
-                ..(*id).clone()
-            };
             // A kind the cluster does not serve yet is listed until it is.
-            let Ok((ar, _)) = self.resolve(&probe).await else {
+            let Ok((ar, _)) = self.resolve(id).await else {
                 continue;
             };
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
@@ -389,17 +384,11 @@ mod tests {
             local.stats().by_verb.get("list").copied().unwrap_or(0)
         };
         let before = lists(&local);
-        let live = cluster
-            .live_objects("shop", &desired, Some(&cache))
-            .await
-            .expect("live");
+        let live = cluster.labelled("shop", Some(&cache)).await.expect("live");
         let through_cache = lists(&local) - before;
         assert_eq!(names(&live, "ConfigMap"), ["a", "b"]);
         let before = lists(&local);
-        let fresh = cluster
-            .live_objects("shop", &desired, None)
-            .await
-            .expect("live");
+        let fresh = cluster.live_objects("shop", &desired).await.expect("live");
         assert_eq!(lists(&local) - before, through_cache + 1);
         assert_eq!(names(&fresh, "ConfigMap"), ["a", "b"]);
 
