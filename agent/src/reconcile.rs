@@ -113,21 +113,6 @@ async fn prepare(
     Ok(Planned { plan, pass, live })
 }
 
-/// The plan of `desired` as it is (no rollout moves), and the live objects it was made
-/// against.
-async fn plan_rendered(
-    cluster: &Cluster,
-    app: &App,
-    desired: &[Manifest],
-) -> Result<(Plan, Vec<Value>), Error> {
-    let live = cluster
-        .live_objects(&app.name, desired)
-        .await
-        .map_err(Error::Live)?;
-    let plan = plan::plan(&app.name, desired, &live, app.options).map_err(Error::Plan)?;
-    Ok((plan, live))
-}
-
 /// True when every desired object is live and healthy, judged on the objects the
 /// plan already read (no request). Deployments a rollout moves are its to judge.
 fn all_healthy(desired: &[Manifest], live: &[Value]) -> bool {
@@ -139,13 +124,22 @@ fn all_healthy(desired: &[Manifest], live: &[Value]) -> bool {
 }
 
 /// The drift of the live objects from `desired`, what the last sync applied (kept from
-/// that sync: a drift check reads and compares, it does not render).
+/// that sync: a drift check reads and compares, it does not render). The kinds the
+/// app's cache watches are read from it, not listed.
 pub async fn drift(
     cluster: &Cluster,
     app: &App,
     desired: &[Manifest],
 ) -> Result<Vec<gitsync_core::drift::Drift>, Error> {
-    let (plan, live) = plan_rendered(cluster, app, desired).await?;
+    let labelled = cluster
+        .labelled(&app.name, app.cache.as_deref())
+        .await
+        .map_err(Error::Live)?;
+    let live = cluster
+        .with_unlabelled(labelled, desired)
+        .await
+        .map_err(Error::Live)?;
+    let plan = plan::plan(&app.name, desired, &live, app.options).map_err(Error::Plan)?;
     Ok(gitsync_core::drift::detect(&plan, &live))
 }
 

@@ -153,8 +153,8 @@ struct Worker {
     synced_trees: Option<std::collections::HashMap<String, String>>,
     reported: BTreeSet<String>,
     backoff: Option<Duration>,
-    /// The app's live objects as watches see them, for syncs of new revisions; its
-    /// change ticks trigger drift checks.
+    /// The app's live objects as watches see them (also `spec.app.cache`, read by syncs
+    /// of new revisions and drift checks); its change ticks trigger drift checks.
     live: Arc<LiveCache>,
 }
 
@@ -312,6 +312,9 @@ impl Worker {
         info!(url = %spec.source.url, reference = %spec.source.reference,
             path = %spec.source.path.display(), "serving app");
         let live = Arc::new(LiveCache::new(&spec.app.name));
+        // Syncs of new revisions and drift checks read the kinds it watches from it.
+        let mut spec = spec;
+        spec.app.cache = Some(Arc::clone(&live));
         Some(Self {
             spec,
             env,
@@ -557,7 +560,6 @@ impl Worker {
         // long time against a busy API server): keep fetching meanwhile.
         let mut app = self.spec.app.clone();
         app.execute.cancel = Cancel::default();
-        app.cache = Some(Arc::clone(&self.live));
         let watcher = supersedable.then(|| {
             tokio::spawn(watch_for_newer(
                 Arc::clone(&self.mirror),
