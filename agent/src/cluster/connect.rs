@@ -114,16 +114,52 @@ fn client_for_url(url: &str) -> Result<Client> {
     client_for(Config::new(uri), url)
 }
 
-/// A client without kube's own retry layer: its backoff grows without a useful cap
-/// (up to 15 tries and minutes per request), so one slow object could hold a sync far
-/// past a newer revision. Sync retries itself, capped and cancellable (see
-/// `execute::retry`).
+/// Idle connections kept open to the API server. A sync writes with up to 32 requests
+/// in flight; keeping every one of those connections (kube's default pool keeps all,
+/// forever, each holding its buffers) would cost about 45 KiB apiece between syncs.
+const IDLE_CONNECTIONS: usize = 8;
+
+/// How long an idle connection is kept.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A client for `config`, as kube builds one (its TLS, authentication, base URL and
+/// header layers, its connect and read timeouts) with two differences: no retry layer
+/// (its backoff grows without a useful cap, up to 15 tries and minutes per request, so
+/// one slow object could hold a sync far past a newer revision; sync retries itself,
+/// capped and cancellable, see `execute::retry`), and a connection pool that closes
+/// idle connections beyond [`IDLE_CONNECTIONS`] and after [`IDLE_TIMEOUT`].
 fn client_for(mut config: Config, url: &str) -> Result<Client> {
+    use kube::client::ConfigExt as _;
     config.default_retry = false;
-    Client::try_from(config).map_err(|source| Error::Unreachable {
+    let unreachable = |source| Error::Unreachable {
         url: url.to_owned(),
         source,
-    })
+    };
+    if config.proxy_url.is_some() {
+        // kube's own builder reports the proxy support it lacks.
+        return Client::try_from(config).map_err(unreachable);
+    }
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let https = config
+        .rustls_https_connector_with_connector(http)
+        .map_err(unreachable)?;
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    let pool = hyper_util::client::legacy::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(IDLE_CONNECTIONS)
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(connector);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer().map_err(unreachable)?)
+        .layer(config.extra_headers_layer().map_err(unreachable)?)
+        .map_err(tower::BoxError::from)
+        .service(pool);
+    Ok(Client::new(service, config.default_namespace))
 }
 
 /// URL of a `gitsync local-cluster start` server on `state_dir`, if one answers.
@@ -134,4 +170,79 @@ fn running_url(state_dir: &Path) -> Option<String> {
     let addr: std::net::SocketAddr = authority.parse().ok()?;
     std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500)).ok()?;
     Some(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// An HTTP/1.1 server that answers every request after `delay`, keeping the
+    /// connection open; counts the connections open now and ever.
+    async fn slow_server(delay: Duration) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (open, opened) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let counters = (Arc::clone(&open), Arc::clone(&opened));
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counters.0.fetch_add(1, Ordering::SeqCst);
+                counters.1.fetch_add(1, Ordering::SeqCst);
+                let open = Arc::clone(&counters.0);
+                tokio::spawn(async move {
+                    let mut buffer = vec![0; 4096];
+                    // Each read is one whole request (small GETs without a body).
+                    while matches!(socket.read(&mut buffer).await, Ok(n) if n > 0) {
+                        tokio::time::sleep(delay).await;
+                        let body = r#"{"major":"1","minor":"33"}"#;
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(response.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (url, open, opened)
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_requests_leaves_a_bounded_number_of_idle_connections() {
+        let (url, open, opened) = slow_server(Duration::from_millis(300)).await;
+        let client = super::client_for_url(&url).expect("client");
+        let requests = (0..32).map(|_| {
+            let client = client.clone();
+            async move {
+                let request = http::Request::get("/version")
+                    .body(Vec::new())
+                    .expect("request");
+                client.request_text(request).await.expect("answer")
+            }
+        });
+        futures::future::join_all(requests).await;
+        assert!(
+            opened.load(Ordering::SeqCst) > super::IDLE_CONNECTIONS,
+            "the burst needed more connections than are kept idle"
+        );
+        // Connections beyond the idle limit are closed once their request is done.
+        for _ in 0..100 {
+            if open.load(Ordering::SeqCst) <= super::IDLE_CONNECTIONS {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "{} connections left open after the burst",
+            open.load(Ordering::SeqCst)
+        );
+    }
 }
