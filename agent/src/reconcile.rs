@@ -124,23 +124,46 @@ fn all_healthy(desired: &[Manifest], live: &[Value]) -> bool {
 }
 
 /// The drift of the live objects from `desired`, what the last sync applied (kept from
-/// that sync: a drift check reads and compares, it does not render). The kinds the
-/// app's cache watches are read from it, not listed.
+/// that sync: a drift check reads and compares, it does not render). One object at a
+/// time: each read from the app's watch cache when it holds the object's kind, then
+/// compared and let go, so a check of thousands of objects holds a few in memory, not
+/// all. Those the cache cannot answer for (a kind not watched yet, an object gone or
+/// without the app's label) are read from the API server.
 pub async fn drift(
     cluster: &Cluster,
     app: &App,
-    desired: &[Manifest],
+    desired: &manifest::Packed,
 ) -> Result<Vec<gitsync_core::drift::Drift>, Error> {
-    let labelled = cluster
-        .labelled(&app.name, app.cache.as_deref())
-        .await
-        .map_err(Error::Live)?;
-    let live = cluster
-        .with_unlabelled(labelled, desired)
-        .await
-        .map_err(Error::Live)?;
-    let plan = plan::plan(&app.name, desired, &live, app.options).map_err(Error::Plan)?;
-    Ok(gitsync_core::drift::detect(&plan, &live))
+    let owned = |m: &Manifest, live: Option<&Value>| {
+        plan::check_owner(&app.name, m, live).map_err(Error::Plan)
+    };
+    let mut drift = Vec::new();
+    // The objects the cache cannot answer for, and their positions in the render.
+    let (mut unseen, mut unseen_at) = (Vec::new(), Vec::new());
+    for (position, m) in desired.each().enumerate() {
+        if let Some(Some(live)) = app.cache.as_deref().and_then(|c| c.object(&m.id)) {
+            owned(&m, Some(&live))?;
+            drift.extend(gitsync_core::drift::of_object(&m, Some(&live)).map(|d| (position, d)));
+        } else {
+            unseen.push(m);
+            unseen_at.push(position);
+        }
+    }
+    if !unseen.is_empty() {
+        let live = cluster
+            .with_unlabelled(Vec::new(), &unseen)
+            .await
+            .map_err(Error::Live)?;
+        let live = manifest::index(&live);
+        for (m, position) in unseen.iter().zip(unseen_at) {
+            let object = live.get(&m.id.group_kind_key()).copied();
+            owned(m, object)?;
+            drift.extend(gitsync_core::drift::of_object(m, object).map(|d| (position, d)));
+        }
+    }
+    // In the order of the render.
+    drift.sort_by_key(|(position, _)| *position);
+    Ok(drift.into_iter().map(|(_, d)| d).collect())
 }
 
 /// Where and as whom a sync is recorded.

@@ -751,8 +751,7 @@ impl Worker {
         let Some(done) = &self.synced else {
             return;
         };
-        let desired = done.desired.unpack();
-        let drift = match reconcile::drift(&self.env.cluster, &self.spec.app, &desired).await {
+        let drift = match reconcile::drift(&self.env.cluster, &self.spec.app, &done.desired).await {
             Ok(d) => d,
             Err(e) => {
                 let error = crate::error_chain(&e);

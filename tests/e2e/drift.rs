@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    Agent, Cluster, commit_all, eventually, free_port, history, http, http_patch, write_files,
+    Agent, Cluster, commit_all, eventually, free_port, history, http, http_patch, http_with,
+    write_files,
 };
 
 const CM: &str = "/api/v1/namespaces/drift/configmaps/settings";
@@ -107,6 +108,15 @@ fn drift_is_reported_with_field_and_manager_and_left_alone_without_self_heal() {
     // Reported, not reverted.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(level(&cluster).as_deref(), Some("9"));
+
+    // Deleted by hand: gone from the watch, read from the API server, reported.
+    let (code, _) = http_with(&cluster.url, "DELETE", CM, &[], b"");
+    assert_eq!(code, 200);
+    eventually(Duration::from_secs(30), "the deletion as drift", || {
+        let (_, body) = http(&base, "GET", "/api/v1/apps/app");
+        let status: Value = serde_json::from_str(&body).ok()?;
+        (status["drift"][0] == "ConfigMap/drift/settings: deleted").then_some(())
+    });
     drop(agent);
 }
 

@@ -63,24 +63,39 @@ pub fn detect(plan: &Plan, live: &[Value]) -> Vec<Drift> {
         .iter()
         .filter_map(|step| {
             let desired = step.manifest.as_ref()?;
-            match step.diff.action {
-                Action::Create => Some(Drift {
-                    object: step.diff.id.clone(),
-                    kind: "deleted",
-                    fields: Vec::new(),
-                }),
-                Action::Update | Action::Replace => {
-                    let object = live.get(&step.diff.id.group_kind_key())?;
-                    Some(Drift {
-                        object: step.diff.id.clone(),
-                        kind: "modified",
-                        fields: explain(object, desired),
-                    })
-                }
-                Action::Unchanged | Action::Prune => None,
-            }
+            let object = live.get(&step.diff.id.group_kind_key()).copied();
+            drifted(&step.diff.id, step.diff.action, desired, object)
         })
         .collect()
+}
+
+/// The drift of one object as synced, `desired`, from its `live` version (`None`:
+/// gone): what [`detect`] finds for it, without a plan of the whole app, so that a
+/// drift check can look at thousands of objects one at a time.
+pub fn of_object(desired: &Manifest, live: Option<&Value>) -> Option<Drift> {
+    let diff = diff::object(Some(desired), live)?;
+    drifted(&diff.id, diff.action, desired, live)
+}
+
+fn drifted(
+    id: &ObjectId,
+    action: Action,
+    desired: &Manifest,
+    live: Option<&Value>,
+) -> Option<Drift> {
+    match action {
+        Action::Create => Some(Drift {
+            object: id.clone(),
+            kind: "deleted",
+            fields: Vec::new(),
+        }),
+        Action::Update | Action::Replace => Some(Drift {
+            object: id.clone(),
+            kind: "modified",
+            fields: explain(live?, desired),
+        }),
+        Action::Unchanged | Action::Prune => None,
+    }
 }
 
 /// The fields where `live` differs from what applying `desired` would leave, and who
@@ -195,5 +210,25 @@ mod tests {
         let p = plan_against(&[]);
         let drift = detect(&p, &[]);
         assert_eq!(drift[0].summary(), "Deployment/demo/web: deleted");
+    }
+
+    #[test]
+    fn one_object_at_a_time_finds_what_the_plan_finds() {
+        let mut edited = desired();
+        edited["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:hacked");
+        let mut scaled = desired();
+        scaled["spec"]["replicas"] = json!(3);
+        let cases = [None, Some(desired()), Some(edited), Some(scaled)];
+        for live in cases {
+            let live: Vec<Value> = live.into_iter().collect();
+            let p = plan_against(&live);
+            assert_eq!(
+                of_object(&manifest(desired()), live.first())
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+                detect(&p, &live),
+                "{live:?}"
+            );
+        }
     }
 }

@@ -183,8 +183,8 @@ pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 pub struct Packed {
     /// One JSON line per manifest, deflated.
     text: Vec<u8>,
-    /// Where each manifest's line ends in the inflated text.
-    ends: Vec<usize>,
+    /// How many manifests it holds.
+    len: usize,
     /// One identity per kind (no namespace, no name), in first-seen order.
     kinds: Vec<ObjectId>,
 }
@@ -239,9 +239,11 @@ impl Packed {
             };
             // Writing JSON into a String fails only on a map with non-string keys,
             // which a `Value` cannot hold.
+            // A JSON text holds no raw newline: one per line ends it.
             if let Ok(line) = serde_json::to_string(&line) {
                 text.push_str(&line);
-                packed.ends.push(text.len());
+                text.push('\n');
+                packed.len += 1;
             }
             if !packed
                 .kinds
@@ -256,39 +258,39 @@ impl Packed {
             }
         }
         packed.text = deflate(text.as_bytes());
-        packed.ends.shrink_to_fit();
         packed
     }
 
     /// The manifests as they were packed.
     pub fn unpack(&self) -> Vec<Manifest> {
-        let text = inflate(&self.text);
-        let mut start = 0;
-        let mut manifests = Vec::with_capacity(self.ends.len());
-        for &end in &self.ends {
-            // Text this module wrote parses back.
-            let line = text.get(start..end).unwrap_or_default();
-            if let Ok(line) = serde_json::from_slice::<UnpackedLine>(line) {
-                manifests.push(Manifest {
-                    id: ObjectId {
-                        group: line.g,
-                        version: line.v,
-                        kind: line.k,
-                        namespace: line.ns,
-                        name: line.n,
-                    },
-                    source: Source {
-                        file: line.f,
-                        line: line.l,
-                        column: line.c,
-                    },
-                    object: line.o,
-                    digest: line.d,
-                });
-            }
-            start = end;
-        }
-        manifests
+        self.each().collect()
+    }
+
+    /// The manifests as they were packed, one at a time: reading them all holds one in
+    /// memory, not all of them.
+    pub fn each(&self) -> impl Iterator<Item = Manifest> + '_ {
+        use std::io::BufRead as _;
+        let lines = std::io::BufReader::new(flate2::read::DeflateDecoder::new(&self.text[..]));
+        // Text this module wrote inflates and parses back.
+        lines.split(b'\n').map_while(Result::ok).filter_map(|line| {
+            let line: UnpackedLine = serde_json::from_slice(&line).ok()?;
+            Some(Manifest {
+                id: ObjectId {
+                    group: line.g,
+                    version: line.v,
+                    kind: line.k,
+                    namespace: line.ns,
+                    name: line.n,
+                },
+                source: Source {
+                    file: line.f,
+                    line: line.l,
+                    column: line.c,
+                },
+                object: line.o,
+                digest: line.d,
+            })
+        })
     }
 
     /// One identity per kind of the packed manifests (group, version and kind set;
@@ -298,11 +300,11 @@ impl Packed {
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len == 0
     }
 }
 
@@ -318,14 +320,6 @@ fn deflate(bytes: &[u8]) -> Vec<u8> {
     let mut deflated = encoder.finish().unwrap_or_default();
     deflated.shrink_to_fit();
     deflated
-}
-
-/// What [`deflate`] wrote, inflated (empty if it is not).
-fn inflate(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Read as _;
-    let mut inflated = Vec::new();
-    let _ = flate2::read::DeflateDecoder::new(bytes).read_to_end(&mut inflated);
-    inflated
 }
 
 /// Label of an object as a string, if present.

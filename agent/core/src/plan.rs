@@ -157,6 +157,19 @@ impl Plan {
     }
 }
 
+/// Fails when `live`, the live version of `desired`, carries another app's label.
+pub fn check_owner(app: &str, desired: &Manifest, live: Option<&Value>) -> Result<(), Error> {
+    match live.and_then(|l| label(l, LABEL_APP)) {
+        Some(owner) if owner != app => Err(Error::OwnedByOtherApp {
+            app: app.to_owned(),
+            object: desired.id.short(),
+            file: desired.source.clone(),
+            owner: owner.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Plans the sync of `app`: `desired` is the render, `live` every live object that
 /// carries the app's label or shares an identity with a desired object.
 pub fn plan(
@@ -170,16 +183,7 @@ pub fn plan(
     let mut applies = Vec::with_capacity(desired.len());
     for m in desired {
         let live = live_by_key.remove(&m.id.group_kind_key());
-        if let Some(owner) = live.and_then(|l| label(l, LABEL_APP))
-            && owner != app
-        {
-            return Err(Error::OwnedByOtherApp {
-                app: app.to_owned(),
-                object: m.id.short(),
-                file: m.source.clone(),
-                owner: owner.to_owned(),
-            });
-        }
+        check_owner(app, m, live)?;
         let Some(diff) = diff::object(Some(m), live) else {
             continue;
         };

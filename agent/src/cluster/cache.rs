@@ -83,7 +83,6 @@ impl Cached {
         &text[Self::key_of(text).len()..]
     }
 
-    #[cfg(test)]
     fn json(&self) -> &str {
         Self::json_of(&self.0)
     }
@@ -150,10 +149,7 @@ impl LiveCache {
     /// The app's live objects of `group`/`kind` as the watch last saw them, or `None`
     /// when that kind is not watched or its watch is not ready.
     pub fn objects(&self, group: &str, kind: &str) -> Option<Vec<Value>> {
-        let store = {
-            let kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(&kinds.get(&(group.to_owned(), kind.to_owned()))?.store)
-        };
+        let store = self.store(group, kind)?;
         // Copied out, parsed without holding up the watch.
         let texts: Vec<Box<str>> = {
             let store = store.lock().unwrap_or_else(PoisonError::into_inner);
@@ -167,6 +163,31 @@ impl LiveCache {
                 .iter()
                 .filter_map(|text| serde_json::from_str(Cached::json_of(text)).ok())
                 .collect(),
+        )
+    }
+
+    fn store(&self, group: &str, kind: &str) -> Option<Arc<Mutex<Store>>> {
+        let kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(Arc::clone(
+            &kinds.get(&(group.to_owned(), kind.to_owned()))?.store,
+        ))
+    }
+
+    /// The live object `id` as the watch last saw it: `None` when its kind is not
+    /// watched or its watch is not ready, `Some(None)` when the watch saw no such
+    /// object carrying the app's label.
+    pub fn object(&self, id: &ObjectId) -> Option<Option<Value>> {
+        let store = self.store(&id.group, &id.kind)?;
+        let probe = Cached::new(id.namespace.as_deref(), &id.name, "");
+        let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+        if !store.ready {
+            return None;
+        }
+        Some(
+            store
+                .objects
+                .get(&probe)
+                .and_then(|c| serde_json::from_str(c.json()).ok()),
         )
     }
 }
@@ -378,6 +399,17 @@ mod tests {
             .watch_app(&cache, desired.iter().map(|m| &m.id))
             .await;
         until(|| cache.objects("", "ConfigMap").is_some_and(|o| o.len() == 2)).await;
+        // One object by its identity: there, not there, or a kind not watched.
+        let one = cache
+            .object(&desired[0].id)
+            .expect("watched")
+            .expect("cached");
+        assert_eq!(one["metadata"]["name"], "a");
+        let mut missing = desired[0].id.clone();
+        missing.name = "nope".into();
+        assert_eq!(cache.object(&missing), Some(None));
+        missing.kind = "Secret".into();
+        assert_eq!(cache.object(&missing), None);
 
         // Read through the cache: every kind but ConfigMaps is listed.
         let lists = |local: &gitsync_local_cluster::LocalCluster| {
