@@ -44,15 +44,33 @@ const ALLOCATOR_SETTINGS: [(&str, &str); 3] = [
     ("MIMALLOC_PAGE_RECLAIM_ON_FREE", "1"),
 ];
 
-/// Applies [`ALLOCATOR_SETTINGS`]: mimalloc reads its settings from the environment
-/// once, before `main`, so the program executes itself again (same process id, same
-/// arguments) with them set. Any `MIMALLOC_*` variable already set means the operator
-/// chose: nothing is changed. Returns only when it did not (or could not) re-execute.
+/// glibc malloc settings for the C libraries (libgit2, OpenSSL, libssh2), whose heap
+/// would otherwise keep what reading thousands of blobs fragmented: at most two arenas
+/// (not one per thread that ever ran Git), blocks from 64 KiB up mapped on their own
+/// and unmapped when freed, free memory at a heap's top beyond 128 KiB returned.
+const C_ALLOCATOR_SETTINGS: (&str, &str) = (
+    "GLIBC_TUNABLES",
+    "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=131072",
+);
+
+/// Applies [`ALLOCATOR_SETTINGS`] and [`C_ALLOCATOR_SETTINGS`]: both allocators read
+/// their settings from the environment once, before `main`, so the program executes
+/// itself again (same process id, same arguments) with them set. Any `MIMALLOC_*`
+/// variable already set means the operator chose mimalloc's, `GLIBC_TUNABLES` glibc's:
+/// those are left as they are. Returns only when it did not (or could not) re-execute.
 pub fn tune_allocator() {
     use std::os::unix::process::CommandExt as _;
-    let chosen = std::env::vars_os()
-        .any(|(key, _)| key.to_str().is_some_and(|k| k.starts_with("MIMALLOC_")));
-    if chosen {
+    let set = |prefix: &str| {
+        std::env::vars_os().any(|(key, _)| key.to_str().is_some_and(|k| k.starts_with(prefix)))
+    };
+    let mut settings: Vec<(&str, &str)> = Vec::new();
+    if !set("MIMALLOC_") {
+        settings.extend(ALLOCATOR_SETTINGS);
+    }
+    if !set(C_ALLOCATOR_SETTINGS.0) {
+        settings.push(C_ALLOCATOR_SETTINGS);
+    }
+    if settings.is_empty() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
@@ -63,8 +81,8 @@ pub fn tune_allocator() {
     if let Some(argv0) = args.next() {
         command.arg0(argv0);
     }
-    // `exec` returns only on failure; the agent then runs with mimalloc's defaults.
-    let _ = command.args(args).envs(ALLOCATOR_SETTINGS).exec();
+    // `exec` returns only on failure; the agent then runs with the defaults.
+    let _ = command.args(args).envs(settings).exec();
 }
 
 /// Milliseconds since the epoch, as history entries and rollout states record time.

@@ -58,6 +58,12 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
         environment.iter().any(|e| e == "MIMALLOC_PURGE_DELAY=0"),
         "{environment:?}"
     );
+    assert!(
+        environment
+            .iter()
+            .any(|e| e.starts_with("GLIBC_TUNABLES=") && e.contains("glibc.malloc.arena_max=2")),
+        "{environment:?}"
+    );
     let log = agent.stop();
     assert!(log.contains("synced"), "{log}");
 }
