@@ -134,15 +134,12 @@ pub async fn drift(
     app: &App,
     desired: &manifest::Packed,
 ) -> Result<Vec<gitsync_core::drift::Drift>, Error> {
-    let owned = |m: &Manifest, live: Option<&Value>| {
-        plan::check_owner(&app.name, m, live).map_err(Error::Plan)
-    };
     let mut drift = Vec::new();
     // The objects the cache cannot answer for, and their positions in the render.
     let (mut unseen, mut unseen_at) = (Vec::new(), Vec::new());
     for (position, m) in desired.each().enumerate() {
+        // The cache holds only objects carrying this app's label: no owner to check.
         if let Some(Some(live)) = app.cache.as_deref().and_then(|c| c.object(&m.id)) {
-            owned(&m, Some(&live))?;
             drift.extend(gitsync_core::drift::of_object(&m, Some(&live)).map(|d| (position, d)));
         } else {
             unseen.push(m);
@@ -157,7 +154,7 @@ pub async fn drift(
         let live = manifest::index(&live);
         for (m, position) in unseen.iter().zip(unseen_at) {
             let object = live.get(&m.id.group_kind_key()).copied();
-            owned(m, object)?;
+            plan::check_owner(&app.name, m, object).map_err(Error::Plan)?;
             drift.extend(gitsync_core::drift::of_object(m, object).map(|d| (position, d)));
         }
     }

@@ -263,7 +263,7 @@ fn discard(changes: &mut Option<mpsc::Receiver<()>>) {
 }
 
 impl Worker {
-    async fn open(spec: Spec, env: Env) -> Option<Self> {
+    async fn open(mut spec: Spec, env: Env) -> Option<Self> {
         env.registry.update(&spec.app.name, |s| {
             s.sync = "Unknown".into();
             s.health = "Unknown".into();
@@ -313,7 +313,6 @@ impl Worker {
             path = %spec.source.path.display(), "serving app");
         let live = Arc::new(LiveCache::new(&spec.app.name));
         // Syncs of new revisions and drift checks read the kinds it watches from it.
-        let mut spec = spec;
         spec.app.cache = Some(Arc::clone(&live));
         Some(Self {
             spec,

@@ -222,8 +222,12 @@ struct UnpackedLine {
 impl Packed {
     /// Packs `manifests`, in their order.
     pub fn pack(manifests: &[Manifest]) -> Self {
+        use std::io::Write as _;
         let mut packed = Self::default();
-        let mut text = String::new();
+        // Lines are written straight into the encoder: fast, as packing follows every
+        // sync.
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         for m in manifests {
             let line = PackedLine {
                 g: &m.id.group,
@@ -237,12 +241,11 @@ impl Packed {
                 d: &m.digest,
                 o: &m.object,
             };
-            // Writing JSON into a String fails only on a map with non-string keys,
-            // which a `Value` cannot hold.
-            // A JSON text holds no raw newline: one per line ends it.
-            if let Ok(line) = serde_json::to_string(&line) {
-                text.push_str(&line);
-                text.push('\n');
+            // Writing into a Vec fails only on a map with non-string keys, which a
+            // `Value` cannot hold. A JSON text holds no raw newline: one ends each line.
+            if serde_json::to_writer(&mut encoder, &line).is_ok()
+                && encoder.write_all(b"\n").is_ok()
+            {
                 packed.len += 1;
             }
             if !packed
@@ -257,7 +260,8 @@ impl Packed {
                 });
             }
         }
-        packed.text = deflate(text.as_bytes());
+        packed.text = encoder.finish().unwrap_or_default();
+        packed.text.shrink_to_fit();
         packed
     }
 
@@ -306,20 +310,6 @@ impl Packed {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-}
-
-/// `bytes` deflated, fast: packing runs after every sync.
-fn deflate(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut encoder = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(bytes.len() / 8),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(bytes);
-    let mut deflated = encoder.finish().unwrap_or_default();
-    deflated.shrink_to_fit();
-    deflated
 }
 
 /// Label of an object as a string, if present.
