@@ -36,12 +36,16 @@ pub use mimalloc::MiMalloc as Allocator;
 /// mimalloc settings for a long-running agent, which between syncs should hold no more
 /// memory than it uses: freed pages go back to the OS at once instead of after a
 /// second (idle threads would never get to it), no spare empty pages are kept per
-/// size class, and pages left by exited threads (Git and render run on the blocking
-/// pool) are adopted when freed into.
-const ALLOCATOR_SETTINGS: [(&str, &str); 3] = [
+/// size class, pages left by exited threads (Git and render run on the blocking
+/// pool) are adopted when freed into, and each thread collects the blocks other
+/// threads freed into its pages every 1,000 slow-path allocations rather than every
+/// 10,000 (a worker that goes quiet after a sync would otherwise keep pages that are
+/// empty but for those blocks: 1.6 MiB of 28 at 1,000 objects).
+const ALLOCATOR_SETTINGS: [(&str, &str); 4] = [
     ("MIMALLOC_PURGE_DELAY", "0"),
     ("MIMALLOC_PAGE_FULL_RETAIN", "0"),
     ("MIMALLOC_PAGE_RECLAIM_ON_FREE", "1"),
+    ("MIMALLOC_GENERIC_COLLECT", "1"),
 ];
 
 /// glibc malloc settings for the C libraries (libgit2, OpenSSL, libssh2), whose heap

@@ -61,6 +61,12 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
     assert!(
         environment
             .iter()
+            .any(|e| e == "MIMALLOC_GENERIC_COLLECT=1"),
+        "{environment:?}"
+    );
+    assert!(
+        environment
+            .iter()
             .any(|e| e.starts_with("GLIBC_TUNABLES=") && e.contains("glibc.malloc.arena_max=2")),
         "{environment:?}"
     );
