@@ -152,7 +152,7 @@ fn app_section(out: &mut String, app: &AppStatus) {
                 "<details><summary>Diff of {} ({})</summary><pre>{}</pre></details>",
                 esc(short_commit(&s.commit)),
                 esc(&s.at),
-                esc(&s.diff)
+                esc(&s.diff.text())
             );
         }
     }

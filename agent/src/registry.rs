@@ -80,8 +80,9 @@ pub struct RecentSync {
     pub at: String,
     /// `2 created, 1 updated, 0 pruned`.
     pub summary: String,
-    /// Unified diffs per object, Secrets masked, uncolored.
-    pub diff: String,
+    /// Unified diffs per object, Secrets masked, uncolored; deflated, as it is held
+    /// until five more syncs changed something.
+    pub diff: gitsync_core::deflated::DeflatedText,
 }
 
 /// How many recent syncs each app keeps.

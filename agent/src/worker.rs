@@ -648,7 +648,7 @@ impl Worker {
                 "{} created, {} updated, {} replaced, {} pruned",
                 outcome.created, outcome.updated, outcome.replaced, outcome.pruned
             ),
-            diff: plan_text(plan),
+            diff: plan_text(plan).as_str().into(),
         });
         let objects = done.desired.len() as u64;
         let rollouts = done.rollouts.clone();

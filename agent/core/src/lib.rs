@@ -5,6 +5,7 @@
 //! no I/O, no clocks, no cluster. The agent and the CLI do the I/O at the edges and call
 //! into these stages. Dependencies enforce it: no tokio, git2, kube or axum here.
 
+pub mod deflated;
 pub mod diff;
 pub mod digest;
 pub mod drift;
