@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
+use gitsync_core::deflated::DeflatedText;
 use gitsync_core::diff::Action;
 use gitsync_core::drift::Drift;
 use gitsync_core::manifest::Packed;
@@ -648,7 +649,7 @@ impl Worker {
                 "{} created, {} updated, {} replaced, {} pruned",
                 outcome.created, outcome.updated, outcome.replaced, outcome.pruned
             ),
-            diff: plan_text(plan).as_str().into(),
+            diff: DeflatedText::new(&plan_text(plan)),
         });
         let objects = done.desired.len() as u64;
         let rollouts = done.rollouts.clone();

@@ -1,9 +1,27 @@
 //! Text kept for a long time but read rarely, deflated: the diffs of an app's recent
 //! syncs, which only the status page and the API show. A diff of a thousand changed
 //! objects is tens of KiB of similar lines; deflated it is a few KiB, and holding it
-//! does not pin the allocator's large pages between syncs.
+//! does not pin the allocator's large pages between syncs. The codec is shared with
+//! [`crate::manifest::Packed`], the last synced render kept the same way.
 
 use std::io::{Read as _, Write as _};
+
+/// An encoder deflating into memory at the level everything kept deflated uses: fast,
+/// as deflating follows every sync.
+pub(crate) fn encoder() -> flate2::write::DeflateEncoder<Vec<u8>> {
+    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast())
+}
+
+/// What `encoder` deflated, without spare capacity.
+pub(crate) fn finish(encoder: flate2::write::DeflateEncoder<Vec<u8>>) -> Box<[u8]> {
+    // Writing into a Vec does not fail.
+    encoder.finish().unwrap_or_default().into_boxed_slice()
+}
+
+/// Inflates bytes an [`encoder`] deflated.
+pub(crate) fn decoder(bytes: &[u8]) -> flate2::read::DeflateDecoder<&[u8]> {
+    flate2::read::DeflateDecoder::new(bytes)
+}
 
 /// Deflated UTF-8 text; [`DeflatedText::text`] gives it back. Serializes as the text.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -15,15 +33,11 @@ pub struct DeflatedText {
 impl DeflatedText {
     /// Deflates `text`.
     pub fn new(text: &str) -> Self {
-        let mut encoder =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut encoder = encoder();
         // Writing into a Vec does not fail.
-        let bytes = match encoder.write_all(text.as_bytes()) {
-            Ok(()) => encoder.finish().unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
+        let _ = encoder.write_all(text.as_bytes());
         Self {
-            bytes: bytes.into_boxed_slice(),
+            bytes: finish(encoder),
             len: text.len(),
         }
     }
@@ -32,7 +46,7 @@ impl DeflatedText {
     pub fn text(&self) -> String {
         let mut bytes = Vec::with_capacity(self.len);
         // Bytes this type deflated inflate back to the UTF-8 text it was given.
-        let _ = flate2::read::DeflateDecoder::new(&self.bytes[..]).read_to_end(&mut bytes);
+        let _ = decoder(&self.bytes).read_to_end(&mut bytes);
         String::from_utf8(bytes).unwrap_or_default()
     }
 

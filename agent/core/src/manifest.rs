@@ -182,7 +182,7 @@ pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Packed {
     /// One JSON line per manifest, deflated.
-    text: Vec<u8>,
+    text: Box<[u8]>,
     /// How many manifests it holds.
     len: usize,
     /// One identity per kind (no namespace, no name), in first-seen order.
@@ -224,10 +224,8 @@ impl Packed {
     pub fn pack(manifests: &[Manifest]) -> Self {
         use std::io::Write as _;
         let mut packed = Self::default();
-        // Lines are written straight into the encoder: fast, as packing follows every
-        // sync.
-        let mut encoder =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        // Lines are written straight into the encoder, with no uncompressed copy.
+        let mut encoder = crate::deflated::encoder();
         for m in manifests {
             let line = PackedLine {
                 g: &m.id.group,
@@ -260,8 +258,7 @@ impl Packed {
                 });
             }
         }
-        packed.text = encoder.finish().unwrap_or_default();
-        packed.text.shrink_to_fit();
+        packed.text = crate::deflated::finish(encoder);
         packed
     }
 
@@ -274,7 +271,7 @@ impl Packed {
     /// memory, not all of them.
     pub fn each(&self) -> impl Iterator<Item = Manifest> + '_ {
         use std::io::BufRead as _;
-        let lines = std::io::BufReader::new(flate2::read::DeflateDecoder::new(&self.text[..]));
+        let lines = std::io::BufReader::new(crate::deflated::decoder(&self.text));
         // Text this module wrote inflates and parses back.
         lines.split(b'\n').map_while(Result::ok).filter_map(|line| {
             let line: UnpackedLine = serde_json::from_slice(&line).ok()?;
