@@ -177,6 +177,11 @@ impl Mirror {
         Ok(Self { repo, source })
     }
 
+    /// Replaces the credentials and timeout used by the next fetch (a rotated token).
+    pub fn set_access(&mut self, access: Access) {
+        self.source.access = access;
+    }
+
     /// Fetches the tracked ref and resolves the app's tree in it. Lists the remote's
     /// refs first and downloads only when the tracked ref moved; a full commit sha the
     /// cache holds needs no network at all.

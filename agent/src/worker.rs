@@ -146,8 +146,6 @@ struct Worker {
     env: Env,
     mirror: Arc<std::sync::Mutex<Mirror>>,
     lock: Arc<std::sync::Mutex<()>>,
-    /// How Git is reached (credentials from the app's Secret).
-    access: git::Access,
     synced: Option<Synced>,
     /// Tree id of the app's path → the newest commit synced with it (to know a revert
     /// when one arrives); loaded from the history on first use.
@@ -275,16 +273,7 @@ impl Worker {
             .lock()
             .map(|mut locks| Arc::clone(locks.entry(spec.source.url.clone()).or_default()))
             .unwrap_or_default();
-        let mut source = spec.source.clone();
-        match credentials(&env.secrets, spec.credentials.as_deref()).await {
-            Ok(auth) => source.access.auth = auth,
-            Err(error) => {
-                warn!(%error, "cannot read the app's Git credentials; retrying");
-                report_failure(&env.registry, &spec.app.name, &error);
-                return None;
-            }
-        }
-        let access = source.access.clone();
+        let source = spec.source.clone();
         let cache_dir = spec.cache_dir.clone();
         let repo_lock = Arc::clone(&lock);
         let opened = tokio::task::spawn_blocking(move || {
@@ -320,7 +309,6 @@ impl Worker {
             env,
             mirror: Arc::new(std::sync::Mutex::new(mirror)),
             lock,
-            access,
             synced: None,
             synced_trees: None,
             reported: BTreeSet::new(),
@@ -371,7 +359,7 @@ impl Worker {
     /// `Err` only when the lock or the thread failed.
     async fn with_mirror<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Mirror) -> T + Send + 'static,
+        work: impl FnOnce(&mut Mirror) -> T + Send + 'static,
     ) -> Result<T, String> {
         let mirror = Arc::clone(&self.mirror);
         let lock = Arc::clone(&self.lock);
@@ -379,10 +367,10 @@ impl Worker {
             let _repo = lock
                 .lock()
                 .map_err(|_| "git cache lock poisoned".to_owned())?;
-            let mirror = mirror
+            let mut mirror = mirror
                 .lock()
                 .map_err(|_| "git cache lock poisoned".to_owned())?;
-            Ok(work(&mirror))
+            Ok(work(&mut mirror))
         })
         .await
         .map_err(|e| e.to_string())?
@@ -455,9 +443,11 @@ impl Worker {
 
     /// Fetches; an error says whether it is transient (the server unreachable).
     async fn fetch_classified(&self) -> Result<Revision, (String, bool)> {
+        let access = self.access().await.map_err(|message| (message, false))?;
         let started = Instant::now();
         let fetched = self
             .with_mirror(|m| {
+                m.set_access(access);
                 m.fetch()
                     .map_err(|e| (crate::error_chain(&e), e.is_transient()))
             })
@@ -468,6 +458,17 @@ impl Worker {
             .registry
             .update(self.name(), |s| s.counters.fetch_seconds.observe(took));
         fetched
+    }
+
+    /// How Git is reached: the app's timeout, and the credentials in its Secret as they
+    /// are now (read through the agent's Secret cache, so a rotated token is used
+    /// within [`crate::secrets::TTL`]).
+    async fn access(&self) -> Result<git::Access, String> {
+        let auth = credentials(&self.env.secrets, self.spec.credentials.as_deref()).await?;
+        Ok(git::Access {
+            auth,
+            ..self.spec.source.access.clone()
+        })
     }
 
     /// The earlier synced revision whose app tree `revision` restores, if any: a
@@ -890,7 +891,7 @@ impl Worker {
             branch: self.spec.source.reference.clone(),
             path: self.spec.source.path.clone(),
             to: to.to_owned(),
-            access: self.access.clone(),
+            access: self.access().await?,
             author: git::Author {
                 name: "gitsync".into(),
                 email: "gitsync@localhost".into(),

@@ -6,6 +6,7 @@ mod bad_input;
 mod deploy;
 mod drift;
 mod engine;
+mod git_credentials;
 mod git_faults;
 mod ha;
 mod history;

@@ -1,6 +1,5 @@
 use super::*;
 
-mod http;
 mod remote;
 mod revert;
 mod ssh;

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::http::{GitHttp, Silent};
 use super::*;
+use gitsync_tests::git_http::{GitHttp, Silent};
 
 /// A bare repository `name` under `root` with one commit on main.
 fn bare(root: &Path, name: &str) -> Repository {

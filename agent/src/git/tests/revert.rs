@@ -1,7 +1,7 @@
 //! Rolling an app back by a pushed commit.
 
-use super::http::GitHttp;
 use super::*;
+use gitsync_tests::git_http::GitHttp;
 
 /// A bare origin with two commits on main; returns (repo, first, second).
 fn history(dir: &Path) -> (Repository, Oid, Oid) {

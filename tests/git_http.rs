@@ -1,4 +1,4 @@
-//! Test servers: `git http-backend` behind a std `TcpListener` (one request per
+//! Git test servers: `git http-backend` behind a std `TcpListener` (one request per
 //! connection, optional Basic auth, a log of requests), and a server that accepts
 //! connections and never answers.
 
@@ -221,7 +221,7 @@ fn cgi(request: &Request, root: &Path) -> io::Result<Reply> {
     for line in String::from_utf8_lossy(&out[..split.0]).lines() {
         if let Some((name, value)) = line.split_once(':') {
             if name.eq_ignore_ascii_case("status") {
-                status = value.trim().to_owned();
+                value.trim().clone_into(&mut status);
             } else {
                 headers.push((name.trim().to_owned(), value.trim().to_owned()));
             }

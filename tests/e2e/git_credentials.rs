@@ -1,0 +1,115 @@
+//! An app's Git credentials come from a Secret in the agent's namespace: a token goes
+//! to the Git server as Basic credentials, a refused or missing one fails the app
+//! (naming the Secret, never the token) without touching the others, and a rotated
+//! token is used without restarting the agent.
+
+use std::time::Duration;
+
+use gitsync_tests::git_http::GitHttp;
+
+use crate::service::{secret, serve};
+use crate::support::{Cluster, commit_all, eventually, http, http_patch, write_files};
+
+const WAIT: Duration = Duration::from_mins(1);
+
+fn app(base: &str, name: &str) -> serde_json::Value {
+    let (_, body) = http(base, "GET", &format!("/api/v1/apps/{name}"));
+    serde_json::from_str(&body).unwrap_or_default()
+}
+
+/// Waits until app `name`'s last error contains `text`; returns the app.
+fn failing_with(base: &str, name: &str, text: &str) -> serde_json::Value {
+    eventually(WAIT, &format!("{name} failing with {text:?}"), || {
+        let a = app(base, name);
+        a["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains(text))
+            .then_some(a)
+    })
+}
+
+#[test]
+fn a_token_from_a_secret_is_sent_refused_reported_and_rotated() {
+    const OLD: &str = "old-token-4f1c";
+    const NEW: &str = "new-token-9b2e";
+    let cluster = Cluster::start();
+    let (root, work) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let repo = root.path().join("private");
+    write_files(
+        &repo,
+        &[
+            (
+                "app/ns.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: private\n",
+            ),
+            (
+                "app/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: private\ndata:\n  v: \"1\"\n",
+            ),
+        ],
+    );
+    commit_all(&repo, "private app");
+    let server = GitHttp::serve(root.path(), Some(("deploy", NEW)));
+    secret(
+        &cluster,
+        "git-token",
+        &[("username", "deploy"), ("token", OLD)],
+    );
+
+    let config = format!(
+        "apps:\n  - {{name: private, repo: '{url}', path: app, interval: 1s, credentials: {{secret: git-token}}}}\n  \
+         - {{name: nosecret, repo: '{url}', path: app, interval: 1s, credentials: {{secret: absent}}}}\n",
+        url = server.url("private"),
+    );
+    let (agent, base) = serve(&cluster, &config, work.path(), &[]);
+
+    // The old token is refused: the app fails saying so; the server saw Basic
+    // credentials (a request it answered 401 is logged like any other).
+    let refused = failing_with(&base, "private", "rejected the token");
+    assert_eq!(refused["sync"], "Failed", "{refused}");
+    assert!(
+        !server.requests().is_empty(),
+        "the agent reached the server"
+    );
+    let missing = failing_with(
+        &base,
+        "nosecret",
+        "the credentials Secret absent does not exist",
+    );
+    assert_eq!(missing["sync"], "Failed", "{missing}");
+
+    // The token is rotated in the Secret: the next fetch uses it, no restart.
+    let status = http_patch(
+        &cluster.url,
+        "/api/v1/namespaces/gitsync-system/secrets/git-token",
+        &format!(r#"{{"stringData": {{"token": "{NEW}"}}}}"#),
+    );
+    assert_eq!(status, 200);
+    let synced = eventually(WAIT, "the app synced with the rotated token", || {
+        let a = app(&base, "private");
+        (a["sync"] == "Synced").then_some(a)
+    });
+    assert!(synced["lastError"].is_null(), "{synced}");
+    let cm = cluster
+        .get("/api/v1/namespaces/private/configmaps/cm")
+        .expect("the app's ConfigMap");
+    assert_eq!(cm["data"]["v"], "1");
+    assert_eq!(
+        app(&base, "nosecret")["sync"],
+        "Failed",
+        "the other app still lacks its Secret"
+    );
+
+    // Neither token is ever shown: not in the API, the metrics or the logs.
+    let (_, apps) = http(&base, "GET", "/api/v1/apps");
+    let (_, metrics) = http(&base, "GET", "/metrics");
+    let logs = agent.stop();
+    for (what, text) in [("API", &apps), ("metrics", &metrics), ("logs", &logs)] {
+        for token in [OLD, NEW] {
+            assert!(!text.contains(token), "the token is in the {what}:\n{text}");
+        }
+    }
+}
