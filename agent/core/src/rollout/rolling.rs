@@ -20,7 +20,14 @@ pub(super) fn decide(
     let mut notes = Vec::new();
     let mut state = match ctx.resume(state) {
         Resume::Continue(s) => s.clone(),
-        Resume::Restart(s) => start(ctx, Some(s), live, now, &mut notes),
+        Resume::Restart(s) => {
+            notes.push(format!(
+                "a new revision arrived mid-rollout: the {} rollout of {} starts over",
+                ctx.policy.strategy.kind(),
+                ctx.name
+            ));
+            start(ctx, Some(s), live, now, &mut notes)
+        }
         Resume::Start(previous) => start(ctx, previous, live, now, &mut notes),
     };
     let target_hash = super::template_hash(&state.template);

@@ -842,3 +842,6 @@ fn preview_shows_the_blue_green_switch_and_reports_bad_input() {
     let err = preview(&workload, &[], None, T0).expect_err("no service");
     assert!(err.message.contains("Service"), "{err}");
 }
+
+mod blue_green;
+mod rolling;
