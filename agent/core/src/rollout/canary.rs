@@ -73,7 +73,12 @@ pub(super) fn decide(
     let canary_hash = template_hash(&canary_template);
 
     let mut waiting = None;
-    let mut promote = command == Some(Command::Promote);
+    // `gitsync promote` ends the pause the rollout is at when the pass begins, and only
+    // that one: a promote sent while a weight step waits on health does not skip the
+    // pause after it, however soon the step turns healthy.
+    let promote_at =
+        (command == Some(Command::Promote) && st.phase == Phase::Paused).then_some(st.step);
+    let mut promoted = false;
     if command == Some(Command::Abort) && st.in_progress() {
         abort(&mut st, "aborted by `gitsync abort`", now, &mut notes);
     }
@@ -144,8 +149,8 @@ pub(super) fn decide(
             }
             CanaryStep::Pause(duration) => {
                 st.phase = Phase::Paused;
-                if promote {
-                    promote = false;
+                if promote_at == Some(st.step) {
+                    promoted = true;
                     notes.push(format!(
                         "step {}: pause ended by `gitsync promote`",
                         st.step + 1
@@ -174,7 +179,7 @@ pub(super) fn decide(
             }
         }
     }
-    if promote {
+    if command == Some(Command::Promote) && !promoted {
         notes.push("`gitsync promote`: the canary is not at a pause; nothing to promote".into());
     }
 

@@ -844,4 +844,5 @@ fn preview_shows_the_blue_green_switch_and_reports_bad_input() {
 }
 
 mod blue_green;
+mod canary;
 mod rolling;
