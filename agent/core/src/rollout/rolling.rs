@@ -73,10 +73,7 @@ pub(super) fn decide(
                     };
                     state.stop(phase, &why, now);
                     notes.push(if rollback {
-                        format!(
-                            "{} failed ({why}); rolled back to the previous template",
-                            ctx.name
-                        )
+                        format!("{} failed ({why}); {}", ctx.name, rolled_back(&state))
                     } else {
                         format!("{} failed: {why}", ctx.name)
                     });
@@ -115,7 +112,7 @@ fn start(
     match live {
         Some(live) if runs(live, ctx.template) => fresh.settle(Phase::Completed, now),
         Some(live) => {
-            fresh.previous = serving(previous, live);
+            (fresh.previous, fresh.previous_revision) = serving(previous, live);
             notes.push(format!(
                 "{} rollout of {} started",
                 ctx.policy.strategy.kind(),
@@ -127,14 +124,35 @@ fn start(
     fresh
 }
 
-/// The template serving now, to roll back to: what gitsync last completed (or went
-/// back to) when the live Deployment still carries it, else the live template.
-fn serving(previous: Option<&State>, live: &Value) -> Value {
-    let live_template = || live.pointer("/spec/template").cloned().unwrap_or_default();
+/// The template serving now, to roll back to, and the commit it comes from: what
+/// gitsync last completed (or went back to) when the live Deployment still carries it,
+/// else the live template and the revision it was applied from.
+fn serving(previous: Option<&State>, live: &Value) -> (Value, Option<String>) {
     match previous {
-        Some(p) if p.in_progress() || p.phase == Phase::RolledBack => p.previous.clone(),
-        Some(p) if super::live_hash(live) == Some(p.target.as_str()) => p.template.clone(),
-        _ => live_template(),
+        Some(p) if p.in_progress() || p.phase == Phase::RolledBack => {
+            (p.previous.clone(), p.previous_revision.clone())
+        }
+        Some(p) if super::live_hash(live) == Some(p.target.as_str()) => {
+            (p.template.clone(), p.revision.clone())
+        }
+        _ => (
+            live.pointer("/spec/template").cloned().unwrap_or_default(),
+            crate::manifest::annotation(live, crate::manifest::ANNOTATION_REVISION)
+                .map(str::to_owned),
+        ),
+    }
+}
+
+/// What a rollback did, naming the revisions it went from and to when they are known.
+fn rolled_back(state: &State) -> String {
+    match (
+        state.revision.as_deref(),
+        state.previous_revision.as_deref(),
+    ) {
+        (Some(from), Some(to)) => format!("rolled back from revision {from} to revision {to}"),
+        (Some(from), None) => format!("rolled back from revision {from} to the previous template"),
+        (None, Some(to)) => format!("rolled back to revision {to}"),
+        (None, None) => "rolled back to the previous template".to_owned(),
     }
 }
 

@@ -67,6 +67,10 @@ pub struct State {
     /// rollback target.
     #[serde(skip_serializing_if = "Value::is_null")]
     pub previous: Value,
+    /// Recreate and ramped: the commit `previous` comes from, when known (a rollback
+    /// names it). Absent from state stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_revision: Option<String>,
     pub phase: Phase,
     /// Canary: index of the current step.
     pub step: usize,

@@ -182,3 +182,113 @@ fn a_new_revision_mid_ramped_or_recreate_restarts_from_what_served() {
         (Phase::RolledBack, "web:1")
     );
 }
+
+/// The rendered Deployment running `image`, rendered from commit `revision`.
+fn at_revision(image: &str, revision: &str) -> Manifest {
+    let mut object = deployment(image, Some(3)).object;
+    object["metadata"]["annotations"][crate::manifest::ANNOTATION_REVISION] = json!(revision);
+    manifest(object)
+}
+
+#[test]
+fn a_ramped_rollback_names_the_revisions_it_went_from_and_to() {
+    let p = policy(RAMPED);
+    // What serves was applied before the policy was bound: its revision is on it.
+    let mut sim = Sim::with_stable("web:1", 3);
+    sim.live[0]["metadata"]["annotations"][crate::manifest::ANNOTATION_REVISION] = json!("c1");
+    let v2 = [at_revision("web:2", "c2"), service()];
+    let d = sim.pass(&p, &v2, None, T0).expect("pass");
+    assert_eq!(
+        (
+            d.state.revision.as_deref(),
+            d.state.previous_revision.as_deref()
+        ),
+        (Some("c2"), Some("c1"))
+    );
+    sim.stalled("web");
+    let d = sim.pass(&p, &v2, None, T0 + 1_000).expect("pass");
+    assert_eq!(sim.phase(), Phase::RolledBack);
+    assert!(
+        d.notes[0].starts_with("web failed (rollout exceeded its progress deadline")
+            && d.notes[0].ends_with("); rolled back from revision c2 to revision c1"),
+        "{:?}",
+        d.notes
+    );
+    assert_eq!(
+        (
+            d.state.revision.as_deref(),
+            d.state.previous_revision.as_deref()
+        ),
+        (Some("c2"), Some("c1"))
+    );
+
+    // After a rollback the next rollout goes back to the same revision; a restart
+    // mid-rollout keeps it.
+    let p = policy(&format!("  onNewRevision: restart\n{RAMPED}"));
+    let v3 = [at_revision("web:3", "c3"), service()];
+    sim.pass(&p, &v3, None, T0 + 2_000).expect("pass");
+    let v4 = [at_revision("web:4", "c4"), service()];
+    let d = sim.pass(&p, &v4, None, T0 + 3_000).expect("pass");
+    assert_eq!(
+        (
+            d.state.revision.as_deref(),
+            d.state.previous_revision.as_deref()
+        ),
+        (Some("c4"), Some("c1"))
+    );
+    assert_eq!(previous_image(&sim), "web:1");
+    let d = sim.pass(&p, &v4, None, T0 + 124_000).expect("pass");
+    assert!(
+        d.notes[0].ends_with("rolled back from revision c4 to revision c1"),
+        "{:?}",
+        d.notes
+    );
+    assert_eq!(sim.image("web"), "web:1");
+}
+
+#[test]
+fn a_ramped_rollback_after_a_completed_rollout_goes_back_to_its_revision() {
+    let p = policy(RAMPED);
+    let mut sim = Sim::default();
+    let v1 = [at_revision("web:1", "c1"), service()];
+    sim.pass(&p, &v1, None, T0).expect("first deploy");
+    sim.ready("web");
+    sim.pass(&p, &v1, None, T0 + 1_000).expect("pass");
+    assert_eq!(sim.phase(), Phase::Completed);
+    // The revision annotation on the live object is not what names the rollback
+    // target: the completed rollout's state is.
+    sim.live[0]["metadata"]["annotations"][crate::manifest::ANNOTATION_REVISION] =
+        json!("unrelated");
+
+    let v2 = [at_revision("web:2", "c2"), service()];
+    sim.pass(&p, &v2, None, T0 + 2_000).expect("pass");
+    let d = sim.pass(&p, &v2, None, T0 + 200_000).expect("pass");
+    assert_eq!(sim.phase(), Phase::RolledBack);
+    assert!(
+        d.notes[0].ends_with("rolled back from revision c2 to revision c1"),
+        "{:?}",
+        d.notes
+    );
+    assert_eq!(sim.image("web"), "web:1");
+}
+
+#[test]
+fn state_stored_before_the_previous_revision_was_recorded_still_reads() {
+    let old = json!({"policy": "p", "strategy": "ramped", "target": "abc", "phase": "RolledBack",
+        "revision": "c2", "previous": {"spec": {}}, "startedMs": 1, "stepStartedMs": 1});
+    let state: State = serde_json::from_value(old).expect("old state");
+    assert_eq!(
+        (state.revision.as_deref(), state.previous_revision),
+        (Some("c2"), None)
+    );
+    let recorded = State {
+        previous_revision: Some("c1".into()),
+        ..state
+    };
+    let stored = serde_json::to_value(&recorded).expect("json");
+    assert_eq!(stored["previousRevision"], "c1");
+    assert_eq!(
+        serde_json::from_value::<State>(stored).expect("round trip"),
+        recorded
+    );
+}
