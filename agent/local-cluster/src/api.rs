@@ -174,7 +174,8 @@ pub fn update(
 pub enum PatchType {
     /// `application/merge-patch+json`.
     Merge,
-    /// `application/strategic-merge-patch+json`: lists merged by their keys.
+    /// `application/strategic-merge-patch+json`: lists merged by their patch keys, with
+    /// kubectl's directives (see [`crate::strategic`]); built-in kinds only.
     Strategic,
     /// `application/json-patch+json`.
     Json,
@@ -200,7 +201,19 @@ pub fn patch(
     }
     let new = match kind {
         PatchType::Merge => crate::patch::merge(&old, patch),
-        PatchType::Strategic => fields::merge(&old, patch),
+        PatchType::Strategic => {
+            if kinds::by_plural(
+                target.resource.group,
+                target.resource.version,
+                target.resource.plural,
+            )
+            .is_none()
+            {
+                return Err(ApiError::strategic_patch_unsupported());
+            }
+            crate::strategic::apply(&old, patch)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
         PatchType::Json => crate::patch::json_patch(&old, patch).map_err(|e| {
             ApiError::invalid(
                 target.resource.group,

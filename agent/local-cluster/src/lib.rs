@@ -8,7 +8,9 @@
 //!
 //! What it serves (first cut): discovery for the built-in kinds gitsync handles; get,
 //! list (label and field selectors, paging), create, update (optimistic concurrency),
-//! JSON merge patch, strategic merge patch (merged by list keys), server-side apply with
+//! JSON merge patch, strategic merge patch (merged by the API types' patch keys, with
+//! kubectl's `$patch`, `$retainKeys`, `$setElementOrder` and `$deleteFromPrimitiveList`
+//! directives; see `strategic`), server-side apply with
 //! managedFields per manager, conflicts (409 naming each field and manager) and force,
 //! dry-run, delete (a Namespace takes its contents); defaulting, validation and the
 //! immutable fields of the example app's kinds; `Status` errors. Controllers are
@@ -53,6 +55,7 @@ mod selector;
 mod server;
 mod status;
 mod store;
+mod strategic;
 mod watch;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,5 @@
 //! Patch formats other than server-side apply: JSON merge patch (RFC 7386) and JSON
-//! patch (RFC 6902). Strategic merge patch uses the list-key merge of
-//! `gitsync_core::fields`.
+//! patch (RFC 6902). Strategic merge patch has its own module (`strategic`).
 
 use serde_json::{Value, json};
 

@@ -170,6 +170,15 @@ impl ApiError {
         )
     }
 
+    /// 415 for a strategic merge patch of a custom resource, as the API server answers.
+    pub fn strategic_patch_unsupported() -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into(),
+        )
+    }
+
     pub fn too_large() -> Self {
         Self::new(
             413,
