@@ -3,7 +3,9 @@
 //! version goes to the idle one at full size, reachable through `<service>-preview`.
 //! Once the idle slot is ready, `gitsync promote` (or `autoPromoteAfter`) switches the
 //! Service; the old slot keeps running for `scaleDownAfter` (an abort then switches
-//! back at once), then scales to zero. An HPA follows the active slot.
+//! back at once), then scales to zero. An HPA follows the active slot, and a count the
+//! HPA set is never applied over: a slot it scaled is left its count, and removed
+//! instead of scaled to zero.
 
 use serde_json::{Value, json};
 
@@ -11,6 +13,7 @@ use super::{
     Command, Context, Decision, LABEL_SLOT, Observed, Phase, Resume, State, Wait, derived_service,
     labelled, live_template_without, millis, rolled, runs, stalled, template_hash, with_selector,
 };
+use crate::manifest::FIELD_MANAGER;
 use crate::policy::Strategy;
 
 const BLUE: &str = "blue";
@@ -53,6 +56,8 @@ pub(super) fn decide(
     }
     let slot_name = |slot: &str| format!("{}-{slot}", ctx.name);
     let live = |slot: &str| ctx.live(observed, &slot_name(slot));
+    // A slot whose `spec.replicas` the HPA took (it scaled the slot while it was active).
+    let hpas = |slot: &str| ctx.hpa.is_some() && replicas_owned_elsewhere(live(slot));
 
     let mut notes = Vec::new();
     let mut st = match ctx.resume(state) {
@@ -159,7 +164,14 @@ pub(super) fn decide(
                 let until = st.switched_ms.unwrap_or(now) + millis(*scale_down_after);
                 if now >= until {
                     st.settle(Phase::Completed, now);
-                    notes.push(format!("{} scaled to zero", slot_name(old)));
+                    notes.push(if hpas(old) {
+                        format!(
+                            "{} removed (its replica count is the HPA's to set)",
+                            slot_name(old)
+                        )
+                    } else {
+                        format!("{} scaled to zero", slot_name(old))
+                    });
                 } else {
                     waiting = Some(Wait::Until(until));
                 }
@@ -184,18 +196,32 @@ pub(super) fn decide(
         Phase::Aborted => (&st.previous, &st.template, 0),
         _ => (&st.template, &st.previous, 0),
     };
+    // Under an HPA, gitsync applies no count to a slot whose count the HPA took: it never
+    // undoes a scaling decision, and, owning the field no more, leaving it out resets
+    // nothing. A slot gitsync alone sized (the new one, just switched to) keeps its
+    // count until the HPA takes it: leaving out a field only gitsync owns would drop the
+    // Deployment to one pod. The old slot the HPA scaled keeps the HPA's count through
+    // the rollback window, and is then removed: scaling it to zero would take the field
+    // back from the HPA (a conflict).
     let mut objects = vec![ctx.deployment(
         &slot_name(&active),
         active_template,
         &[(LABEL_SLOT, active.as_str())],
-        Some(n),
+        (!hpas(&active)).then_some(n),
     )];
-    if !idle_template.is_null() && (idle_pods > 0 || live(idle).is_some()) {
+    let idle_hpas = hpas(idle);
+    let idle_kept = idle_pods > 0 || (live(idle).is_some() && !idle_hpas);
+    if idle_kept && !idle_template.is_null() {
+        let replicas = if idle_hpas && st.phase == Phase::Switched {
+            None
+        } else {
+            Some(idle_pods)
+        };
         objects.push(ctx.deployment(
             &slot_name(idle),
             idle_template,
             &[(LABEL_SLOT, idle)],
-            Some(idle_pods),
+            replicas,
         ));
     }
     let mut replaces = vec![ctx.deployment.id.clone()];
@@ -290,4 +316,19 @@ fn start(
 fn abort(st: &mut State, why: &str, now: u64, notes: &mut Vec<String>) {
     st.stop(Phase::Aborted, why, now);
     notes.push(format!("blue/green aborted: {why}"));
+}
+
+/// True when a manager other than gitsync's applies owns the live Deployment's
+/// `spec.replicas`: an HPA that scaled it (an Update through the scale subresource takes
+/// a field from every other manager when it changes its value).
+fn replicas_owned_elsewhere(live: Option<&Value>) -> bool {
+    live.and_then(|l| l.pointer("/metadata/managedFields"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|entry| {
+            entry.get("manager").and_then(Value::as_str) != Some(FIELD_MANAGER)
+                || entry.get("operation").and_then(Value::as_str) != Some("Apply")
+        })
+        .any(|entry| entry.pointer("/fieldsV1/f:spec/f:replicas").is_some())
 }

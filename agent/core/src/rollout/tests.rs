@@ -142,24 +142,22 @@ impl Sim {
             .unwrap_or_else(|| panic!("no Deployment {name}: {:#?}", self.live))
     }
 
-    /// The controller rolled the Deployment: all its pods are available.
-    fn ready(&mut self, name_: &str) {
-        let i = self
-            .live
-            .iter()
-            .position(|l| kind(l) == "Deployment" && name(l) == name_)
-            .expect("deployment");
-        let n = self.live[i]["spec"]["replicas"].as_i64().unwrap_or(1);
-        self.live[i] = available(self.live[i].clone(), n);
+    fn deployment_mut(&mut self, name_: &str) -> &mut Value {
+        self.live
+            .iter_mut()
+            .find(|l| kind(l) == "Deployment" && name(l) == name_)
+            .unwrap_or_else(|| panic!("no Deployment {name_}"))
     }
 
-    fn stalled(&mut self, name_: &str) {
-        let i = self
-            .live
-            .iter()
-            .position(|l| kind(l) == "Deployment" && name(l) == name_)
-            .expect("deployment");
-        self.live[i]["status"] = json!({"observedGeneration": 1, "replicas": 1,
+    /// The controller rolled the Deployment: all its pods are available.
+    fn ready(&mut self, name: &str) {
+        let live = self.deployment_mut(name);
+        let n = live["spec"]["replicas"].as_i64().unwrap_or(1);
+        *live = available(live.clone(), n);
+    }
+
+    fn stalled(&mut self, name: &str) {
+        self.deployment_mut(name)["status"] = json!({"observedGeneration": 1, "replicas": 1,
             "updatedReplicas": 1, "availableReplicas": 0,
             "conditions": [{"type": "Progressing", "status": "False",
                 "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet web-x has timed out progressing."}]});
@@ -845,4 +843,5 @@ fn preview_shows_the_blue_green_switch_and_reports_bad_input() {
 
 mod blue_green;
 mod canary;
+mod hpa;
 mod rolling;
