@@ -5,9 +5,13 @@
 //! First cut: the kinds gitsync's example app uses; where this cannot be exact it errs
 //! toward rejecting.
 
-use serde_json::{Map, Value, json};
+mod defaults;
+
+use serde_json::{Value, json};
 
 use crate::kinds::Resource;
+
+pub use defaults::{apply as apply_defaults, job_selector};
 
 /// One invalid field: (path, message).
 pub type Cause = (String, String);
@@ -68,6 +72,7 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
         }
         "CustomResourceDefinition" => validate_crd(name, object, &mut causes),
         "Job" => {
+            validate_job_restart_policy(object, "/spec/template/spec", "spec", &mut causes);
             // A Job's pod template and selector cannot change once created.
             if let Some(old) = old {
                 for (field, pointer) in [
@@ -80,6 +85,12 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
                 }
             }
         }
+        "CronJob" => validate_job_restart_policy(
+            object,
+            "/spec/jobTemplate/spec/template/spec",
+            "spec.jobTemplate.spec",
+            &mut causes,
+        ),
         "PersistentVolumeClaim" => {
             if let Some(old) = old {
                 let strip = |v: &Value| {
@@ -102,6 +113,21 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
         Ok(())
     } else {
         Err(causes)
+    }
+}
+
+/// A Job's pods restart `OnFailure` or `Never`; `Always` (what pod-spec defaulting
+/// gives a template that names none) is refused.
+fn validate_job_restart_policy(object: &Value, pod: &str, at: &str, causes: &mut Vec<Cause>) {
+    let policy = object
+        .pointer(&format!("{pod}/restartPolicy"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !matches!(policy, "OnFailure" | "Never") {
+        causes.push((
+            format!("{at}.template.spec.restartPolicy"),
+            format!("Unsupported value: {policy:?}: supported values: \"OnFailure\", \"Never\""),
+        ));
     }
 }
 
@@ -256,140 +282,27 @@ fn validate_deployment(object: &Value, old: Option<&Value>, causes: &mut Vec<Cau
     }
 }
 
-fn map<'a>(value: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
-    let obj = value.as_object_mut()?;
-    obj.entry(key.to_owned())
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-}
-
-fn default(map: &mut Map<String, Value>, key: &str, value: Value) {
-    map.entry(key.to_owned()).or_insert(value);
-}
-
-/// Applies the defaults a real API server applies.
-pub fn apply_defaults(res: &Resource, object: &mut Value, cluster_ip: impl FnOnce() -> String) {
-    match res.kind {
-        "Deployment" => {
-            let Some(spec) = map(object, "spec") else {
-                return;
-            };
-            default(spec, "replicas", json!(1));
-            default(spec, "revisionHistoryLimit", json!(10));
-            default(spec, "progressDeadlineSeconds", json!(600));
-            let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
-            if let Some(s) = strategy.as_object_mut() {
-                default(s, "type", json!("RollingUpdate"));
-                if s.get("type") == Some(&json!("RollingUpdate")) {
-                    let ru = s.entry("rollingUpdate").or_insert_with(|| json!({}));
-                    if let Some(ru) = ru.as_object_mut() {
-                        default(ru, "maxSurge", json!("25%"));
-                        default(ru, "maxUnavailable", json!("25%"));
-                    }
-                }
-            }
-            if let Some(pod) = object.pointer_mut("/spec/template/spec") {
-                default_pod_spec(pod);
-            }
-        }
-        "Pod" => {
-            if let Some(pod) = object.get_mut("spec") {
-                default_pod_spec(pod);
-            }
-        }
-        "Service" => {
-            let Some(spec) = map(object, "spec") else {
-                return;
-            };
-            default(spec, "type", json!("ClusterIP"));
-            default(spec, "sessionAffinity", json!("None"));
-            if !spec.contains_key("clusterIP") {
-                let ip = cluster_ip();
-                spec.insert("clusterIP".into(), json!(ip));
-                spec.insert("clusterIPs".into(), json!([ip]));
-            }
-            default(spec, "ipFamilies", json!(["IPv4"]));
-            default(spec, "ipFamilyPolicy", json!("SingleStack"));
-            default(spec, "internalTrafficPolicy", json!("Cluster"));
-            if let Some(Value::Array(ports)) = spec.get_mut("ports") {
-                for p in ports {
-                    if let Some(p) = p.as_object_mut() {
-                        default(p, "protocol", json!("TCP"));
-                        if let Some(port) = p.get("port").cloned() {
-                            default(p, "targetPort", port);
-                        }
-                    }
-                }
-            }
-        }
-        "PersistentVolumeClaim" => {
-            if let Some(spec) = map(object, "spec") {
-                default(spec, "volumeMode", json!("Filesystem"));
-            }
-        }
-        "Secret" => {
-            if let Some(obj) = object.as_object_mut() {
-                default(obj, "type", json!("Opaque"));
-            }
-        }
-        _ => {}
+/// Values the server allocated that an update leaves out are kept, as the Service REST
+/// storage does (`patchAllocatedValues`): a Service's `clusterIP` and `clusterIPs`.
+pub fn keep_allocated(res: &Resource, old: &Value, new: &mut Value) {
+    let external =
+        |v: &Value| v.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName");
+    if res.kind != "Service" || external(old) || external(new) {
+        return;
     }
-}
-
-fn default_pod_spec(pod: &mut Value) {
-    let Some(spec) = pod.as_object_mut() else {
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
-    default(spec, "restartPolicy", json!("Always"));
-    default(spec, "terminationGracePeriodSeconds", json!(30));
-    default(spec, "dnsPolicy", json!("ClusterFirst"));
-    default(spec, "securityContext", json!({}));
-    default(spec, "schedulerName", json!("default-scheduler"));
-    for list in ["containers", "initContainers"] {
-        if let Some(Value::Array(containers)) = spec.get_mut(list) {
-            for c in containers {
-                let Some(c) = c.as_object_mut() else { continue };
-                let image = c
-                    .get("image")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let tag_is_latest = !image.contains('@')
-                    && image
-                        .rsplit('/')
-                        .next()
-                        .is_none_or(|last| !last.contains(':') || last.ends_with(":latest"));
-                default(
-                    c,
-                    "imagePullPolicy",
-                    json!(if tag_is_latest {
-                        "Always"
-                    } else {
-                        "IfNotPresent"
-                    }),
-                );
-                default(c, "terminationMessagePath", json!("/dev/termination-log"));
-                default(c, "terminationMessagePolicy", json!("File"));
-                if let Some(Value::Array(ports)) = c.get_mut("ports") {
-                    for p in ports {
-                        if let Some(p) = p.as_object_mut() {
-                            default(p, "protocol", json!("TCP"));
-                        }
-                    }
-                }
-                for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
-                    if let Some(Value::Object(p)) = c.get_mut(probe) {
-                        default(p, "timeoutSeconds", json!(1));
-                        default(p, "periodSeconds", json!(10));
-                        default(p, "successThreshold", json!(1));
-                        default(p, "failureThreshold", json!(3));
-                        if let Some(Value::Object(h)) = p.get_mut("httpGet") {
-                            default(h, "path", json!("/"));
-                            default(h, "scheme", json!("HTTP"));
-                        }
-                    }
-                }
-            }
+    let unset = |v: Option<&Value>| {
+        v.is_none_or(|v| {
+            v.is_null() || v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty)
+        })
+    };
+    for field in ["clusterIP", "clusterIPs"] {
+        if unset(spec.get(field))
+            && let Some(v) = old.pointer(&format!("/spec/{field}"))
+        {
+            spec.insert(field.to_owned(), v.clone());
         }
     }
 }
@@ -444,59 +357,4 @@ pub fn simulate_status(res: &Resource, object: &mut Value) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kinds::by_plural;
-
-    #[test]
-    fn names_follow_dns_rules() {
-        assert!(is_subdomain("a.b-c"));
-        assert!(!is_subdomain("A"));
-        assert!(!is_subdomain("-a"));
-        assert!(!is_label("a.b"));
-        let svc = by_plural("", "v1", "services").expect("svc");
-        let bad = json!({"metadata": {"name": "a.b"}});
-        assert!(validate(svc, &bad, None).is_err());
-    }
-
-    #[test]
-    fn deployment_selector_is_immutable_and_must_match() {
-        let deploy = by_plural("apps", "v1", "deployments").expect("deploy");
-        let d = |sel: &str, lbl: &str| {
-            json!({"metadata": {"name": "d"}, "spec": {
-            "selector": {"matchLabels": {"app": sel}},
-            "template": {"metadata": {"labels": {"app": lbl}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
-        };
-        assert!(validate(deploy, &d("a", "a"), None).is_ok());
-        assert!(validate(deploy, &d("a", "b"), None).is_err());
-        let err = validate(deploy, &d("b", "b"), Some(&d("a", "a"))).expect_err("immutable");
-        assert!(
-            err.iter()
-                .any(|(f, m)| f == "spec.selector" && m.contains("immutable"))
-        );
-    }
-
-    #[test]
-    fn defaults_like_a_real_server() {
-        let deploy = by_plural("apps", "v1", "deployments").expect("deploy");
-        let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "web:1", "ports": [{"containerPort": 80}]}]}}}});
-        apply_defaults(deploy, &mut d, || unreachable!());
-        assert_eq!(
-            d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
-            Some(&json!("25%"))
-        );
-        assert_eq!(
-            d.pointer("/spec/template/spec/containers/0/imagePullPolicy"),
-            Some(&json!("IfNotPresent"))
-        );
-        assert_eq!(
-            d.pointer("/spec/template/spec/containers/0/ports/0/protocol"),
-            Some(&json!("TCP"))
-        );
-        let svc = by_plural("", "v1", "services").expect("svc");
-        let mut s = json!({"spec": {"ports": [{"port": 80}]}});
-        apply_defaults(svc, &mut s, || "10.96.0.1".into());
-        assert_eq!(s.pointer("/spec/clusterIP"), Some(&json!("10.96.0.1")));
-        assert_eq!(s.pointer("/spec/ports/0/targetPort"), Some(&json!(80)));
-    }
-}
+mod tests;

@@ -321,17 +321,7 @@ fn write_update(
 ) -> Result<Value> {
     let status_write = target.subresource.as_deref() == Some("status");
     if status_write {
-        // /status writes only status.
-        let status = new.get("status").cloned();
-        new = old.clone();
-        match status {
-            Some(s) => new["status"] = s,
-            None => {
-                if let Some(m) = new.as_object_mut() {
-                    m.remove("status");
-                }
-            }
-        }
+        new = status_update(target.resource, old, new);
     }
     let mut entries = managed::read(old);
     let changed = managed::changed_fields(Some(old), &new, status_write);
@@ -344,6 +334,41 @@ fn write_update(
         &changed,
     );
     commit(store, target, key, Some(old), new, &entries, options)
+}
+
+/// What a write to `/status` keeps of the body, as the API server's status strategies
+/// do: a built-in kind takes the status and the metadata but never the spec (nor a
+/// Deployment's labels, nor a Pod's ownerReferences); a custom resource takes only the
+/// status.
+fn status_update(res: &Resource, old: &Value, body: Value) -> Value {
+    let status = body.get("status").cloned();
+    let mut new = old.clone();
+    if kinds::by_plural(res.group, res.version, res.plural).is_some() {
+        let mut meta = body.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let kept: &[&str] = match res.kind {
+            "Deployment" => &["labels"],
+            "Pod" => &["ownerReferences"],
+            _ => &[],
+        };
+        if let Some(m) = meta.as_object_mut() {
+            for field in kept {
+                match old.pointer(&format!("/metadata/{field}")) {
+                    Some(v) => m.insert((*field).to_owned(), v.clone()),
+                    None => m.remove(*field),
+                };
+            }
+        }
+        new["metadata"] = meta;
+    }
+    match status {
+        Some(s) => new["status"] = s,
+        None => {
+            if let Some(m) = new.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+    new
 }
 
 /// PATCH application/apply-patch+yaml: server-side apply by `options.manager`.
@@ -503,14 +528,10 @@ fn check_resource_version(target: &Target, name: &str, body: &Value, old: &Value
     }
 }
 
-/// The body's apiVersion/kind/name/namespace agree with the URL.
+/// The body's apiVersion/kind/name/namespace agree with the URL (400 Bad Request
+/// otherwise, with the API server's messages). `url_name` is `None` for a create.
 fn check_identity(target: &Target, body: &Value, url_name: Option<&str>) -> Result<()> {
     let res = target.resource;
-    let name = body
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let mut causes = Vec::new();
     if let Some(kind) = body.get("kind").and_then(Value::as_str)
         && kind != res.kind
     {
@@ -527,24 +548,31 @@ fn check_identity(target: &Target, body: &Value, url_name: Option<&str>) -> Resu
             res.api_version()
         )));
     }
-    if let Some(url) = url_name
+    let text = |pointer: &str| {
+        body.pointer(pointer)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    if let (Some(url), Some(name)) = (url_name, text("/metadata/name"))
         && name != url
-        && !name.is_empty()
     {
-        causes.push(("metadata.name".to_owned(), format!("Invalid value: {name:?}: the name of the object ({name}) does not match the name on the URL ({url})")));
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name}) does not match the name on the URL ({url})"
+        )));
     }
     if res.namespaced
-        && let Some(ns) = body.pointer("/metadata/namespace").and_then(Value::as_str)
+        && let Some(ns) = text("/metadata/namespace")
         && Some(ns) != target.namespace.as_deref()
-        && !ns.is_empty()
     {
-        causes.push(("metadata.namespace".to_owned(), "Invalid value: the namespace of the provided object does not match the namespace sent on the request".to_owned()));
+        return Err(ApiError::bad_request(match url_name {
+            None => "the namespace of the provided object does not match the namespace sent on the request".to_owned(),
+            Some(_) => format!(
+                "the namespace of the object ({ns}) does not match the namespace on the request ({})",
+                target.namespace.as_deref().unwrap_or_default()
+            ),
+        }));
     }
-    if causes.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(res.group, res.kind, name, &causes))
-    }
+    Ok(())
 }
 
 /// Validates, defaults, stamps and stores an object.
@@ -607,6 +635,12 @@ fn commit(
             }
         }
     }
+    let uid = old
+        .and_then(|o| o.pointer("/metadata/uid").cloned())
+        .unwrap_or_else(|| json!(clock::uid(&format!("{key:?}"))));
+    if let Some(o) = old {
+        admit::keep_allocated(res, o, &mut new);
+    }
     let dry_run = options.dry_run;
     admit::apply_defaults(res, &mut new, || {
         if dry_run {
@@ -615,6 +649,9 @@ fn commit(
             store.next_cluster_ip()
         }
     });
+    if old.is_none() && res.kind == "Job" {
+        admit::job_selector(&mut new, uid.as_str().unwrap_or_default());
+    }
     if let Err(causes) = admit::validate(res, &new, old) {
         return Err(ApiError::invalid(res.group, res.kind, &key.name, &causes));
     }
@@ -626,16 +663,14 @@ fn commit(
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(1);
-            if spec_changed(res, o, &new) {
+            // A status write never moves it (the status strategies keep it).
+            if target.subresource.is_none() && spec_changed(res, o, &new) {
                 before + 1
             } else {
                 before
             }
         }
     };
-    let uid = old
-        .and_then(|o| o.pointer("/metadata/uid").cloned())
-        .unwrap_or_else(|| json!(clock::uid(&format!("{key:?}"))));
     let created = old
         .and_then(|o| o.pointer("/metadata/creationTimestamp").cloned())
         .unwrap_or_else(|| json!(clock::now_rfc3339()));

@@ -63,16 +63,23 @@ impl Selector {
         for term in split_terms(text) {
             let req = if let Some(key) = term.strip_prefix('!') {
                 Requirement::NotExists(key.trim().to_owned())
+            } else if let Some(open) = term.find('(') {
+                // `key in (a,b)`, `key notin (a)`; kubectl passes `key in(a)` as typed.
+                let (head, set) = term.split_at(open);
+                let mut words = head.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some(k), Some("in"), None) => Requirement::In(k.to_owned(), set_values(set)?),
+                    (Some(k), Some("notin"), None) => {
+                        Requirement::NotIn(k.to_owned(), set_values(set)?)
+                    }
+                    _ => return Err(format!("unable to parse requirement: {term:?}")),
+                }
             } else if let Some((k, v)) = term.split_once("!=") {
                 Requirement::NotEquals(k.trim().to_owned(), v.trim().to_owned())
             } else if let Some((k, v)) = term.split_once("==") {
                 Requirement::Equals(k.trim().to_owned(), v.trim().to_owned())
             } else if let Some((k, v)) = term.split_once('=') {
                 Requirement::Equals(k.trim().to_owned(), v.trim().to_owned())
-            } else if let Some((k, rest)) = term.split_once(" notin ") {
-                Requirement::NotIn(k.trim().to_owned(), set_values(rest)?)
-            } else if let Some((k, rest)) = term.split_once(" in ") {
-                Requirement::In(k.trim().to_owned(), set_values(rest)?)
             } else if term.contains(|c: char| c.is_whitespace() || "()".contains(c)) {
                 return Err(format!("unable to parse requirement: {term:?}"));
             } else {
@@ -160,6 +167,8 @@ mod tests {
             "app!=db",
             "tier in (front, back)",
             "tier notin (db)",
+            "tier in(front)",
+            "tier  notin  ( db , x )",
             "app",
             "!missing",
             "app=web,tier in (front)",

@@ -268,6 +268,14 @@ fn serve(
         }
         Route::Resource(t) => t,
     };
+    if target.resource.namespaced && target.namespace.is_none() {
+        // Outside a namespace a namespaced resource only lists (and watches).
+        match (method, &target.name) {
+            (&Method::GET, None) => {}
+            (_, Some(_)) => return Err(ApiError::no_route(uri.path())),
+            _ => return Err(ApiError::not_allowed_here()),
+        }
+    }
     if body.len() > MAX_BODY {
         return Err(ApiError::too_large());
     }

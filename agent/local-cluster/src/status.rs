@@ -195,6 +195,16 @@ impl ApiError {
         )
     }
 
+    /// 405 for a write to a namespaced collection outside any namespace
+    /// (`POST /api/v1/configmaps`), as the API server answers.
+    pub fn not_allowed_here() -> Self {
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource".into(),
+        )
+    }
+
     /// 500 with a generic message; the cause goes to the log.
     pub fn internal(cause: &str) -> Self {
         tracing::error!(cause, "internal error");

@@ -125,3 +125,62 @@ async fn an_invalid_crd_is_422() {
     assert_eq!(s.code, 422, "{s:?}");
     server.finish().await;
 }
+
+#[tokio::test]
+async fn a_custom_resource_status_write_takes_only_status_and_strategic_patches_are_415() {
+    use kube::api::{Patch, PatchParams};
+    let server = Server::start().await;
+    let group = format!("status-{}.example.com", server.ns);
+    let crds: Api<CustomResourceDefinition> = Api::all(server.client.clone());
+    crds.create(&PostParams::default(), &widget_crd(&group))
+        .await
+        .expect("create crd");
+    let api = widgets(&server, &group);
+    eventually("the kind is served", || async {
+        api.list(&kube::api::ListParams::default()).await.is_ok()
+    })
+    .await;
+    let mut w = widget(&group, "w");
+    w.data["status"] = json!({"phase": "from-create"});
+    let created = api
+        .create(&PostParams::default(), &w)
+        .await
+        .expect("create widget");
+    assert!(
+        created.data.get("status").is_none(),
+        "status is cleared on create"
+    );
+    let written = api
+        .patch_status(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}},
+                "spec": {"size": 9}, "status": {"phase": "Ready"}})),
+        )
+        .await
+        .expect("status write");
+    assert_eq!(written.data["status"]["phase"], "Ready");
+    assert_eq!(written.data["spec"]["size"], 3, "spec untouched");
+    assert!(
+        written.metadata.labels.is_none_or(|l| l.is_empty()),
+        "a custom resource's /status takes no metadata"
+    );
+    assert_eq!(written.metadata.generation, Some(1));
+    let s = status(
+        api.patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"size": 4}})),
+        )
+        .await,
+    );
+    assert_eq!(
+        (s.code, s.reason.as_str()),
+        (415, "UnsupportedMediaType"),
+        "{s:?}"
+    );
+    crds.delete(&format!("widgets.{group}"), &DeleteParams::default())
+        .await
+        .expect("clean up");
+    server.finish().await;
+}

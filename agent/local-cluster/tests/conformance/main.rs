@@ -7,9 +7,13 @@
 //! emulator offers (its clock, its request counters) say so and skip there.
 
 mod bad_input;
+mod concurrency;
 mod crd;
 mod deletion;
 mod faults;
 mod fixture;
+mod objects;
+mod patches;
 mod rollout;
+mod selectors;
 mod watch;
