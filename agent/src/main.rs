@@ -87,8 +87,8 @@ struct Args {
     /// How often the leader renews and followers retry.
     #[arg(long, env = "GITSYNC_LEASE_RETRY", default_value = "2s", value_parser = parse_duration)]
     lease_retry: Duration,
-    /// Run one pass per app and exit.
-    #[arg(long)]
+    /// Run one pass per app and exit (not with --watch, which runs until stopped).
+    #[arg(long, conflicts_with = "watch")]
     once: bool,
     /// Log as JSON lines.
     #[arg(long, env = "GITSYNC_LOG_JSON")]

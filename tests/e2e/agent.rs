@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::support::{Agent, Cluster, commit_all, copy_dir, eventually, example_repo};
+use crate::support::{
+    Agent, Cluster, commit_all, copy_dir, eventually, example_repo, free_port, http,
+};
 
 const FRONT: &str = "/apis/apps/v1/namespaces/pgk/deployments/pgk-front-deployment";
 
@@ -22,7 +24,15 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
     commit_all(repo.path(), "first");
     let cache = tempfile::tempdir().expect("tmp");
 
-    let agent = Agent::for_app(&cluster, repo.path(), "apps/pgk", cache.path(), &[]);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{listen}");
+    let agent = Agent::for_app(
+        &cluster,
+        repo.path(),
+        "apps/pgk",
+        cache.path(),
+        &["--listen", &listen],
+    );
     let first = eventually(Duration::from_secs(30), "the first sync", || {
         image(&cluster)
     });
@@ -31,10 +41,18 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
     assert_eq!(dep["metadata"]["labels"]["gitsync.dev/app"], "pgk");
     synced_at(&cluster, None);
 
-    // A commit outside the app changes nothing; an image bump is applied.
+    // A commit outside the app is fetched and changes nothing: not a write, not even a
+    // history entry.
+    let fetches_before = fetches(&base);
     cluster.reset_stats();
     std::fs::write(repo.path().join("README.md"), "ops repo, edited\n").expect("write");
     commit_all(repo.path(), "docs only");
+    eventually(Duration::from_secs(30), "two fetches after it", || {
+        (fetches(&base) >= fetches_before + 2).then_some(())
+    });
+    assert_eq!(cluster.stats()["writes"], 0, "{}", cluster.stats());
+
+    // An image bump is applied.
     let gitsync_yaml = repo.path().join("apps/pgk/gitsync.yaml");
     let text = std::fs::read_to_string(&gitsync_yaml).expect("read");
     std::fs::write(
@@ -72,6 +90,16 @@ fn agent_syncs_a_repo_and_applies_a_new_commit() {
     );
     let log = agent.stop();
     assert!(log.contains("synced"), "{log}");
+}
+
+/// How many fetches the agent has made (its fetch-duration histogram's count).
+fn fetches(base: &str) -> u64 {
+    let (_, metrics) = http(base, "GET", "/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gitsync_git_fetch_duration_seconds_count{app=\"pgk\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Waits until the app's latest recorded sync succeeded (at `commit`, if given).

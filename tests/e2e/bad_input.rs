@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{Cluster, copy_dir, example_repo, gitsync};
+use crate::support::{Cluster, bin, copy_dir, example_repo, gitsync, workspace};
 
 /// An app of 20 ConfigMap files.
 fn twenty_files(dir: &Path) {
@@ -179,4 +179,85 @@ fn hostile_yaml_is_bounded() {
     let run = gitsync(&["render", app.to_str().expect("utf-8")]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("big.yaml"), "{run:?}");
+}
+
+/// A kubeconfig with two contexts: `broken` (current, nothing listens) and `local`.
+fn two_contexts(cluster: &Cluster, current: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: broken\n  cluster:\n    server: http://127.0.0.1:9\n\
+         - name: local\n  cluster:\n    server: {url}\ncontexts:\n- name: broken\n  context:\n    cluster: broken\n    user: u\n\
+         - name: local\n  context:\n    cluster: local\n    user: u\ncurrent-context: {current}\nusers:\n- name: u\n  user: {{}}\n",
+        url = cluster.url
+    )
+}
+
+#[test]
+fn the_kubeconfig_its_context_and_kubeconfig_env_are_used_like_kubectl() {
+    let cluster = Cluster::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("config");
+    std::fs::write(&file, two_contexts(&cluster, "broken")).expect("write");
+    let path = file.to_str().expect("utf-8");
+    let run = |args: &[&str], env: Option<&str>| {
+        let mut cmd = std::process::Command::new(bin("gitsync"));
+        cmd.args(args)
+            .current_dir(workspace())
+            .env("NO_COLOR", "1")
+            .env("HOME", tmp.path());
+        match env {
+            Some(value) => cmd.env("KUBECONFIG", value),
+            None => cmd.env_remove("KUBECONFIG"),
+        };
+        crate::support::Run::from(&cmd.output().expect("run gitsync"))
+    };
+
+    // The current context is used unless --context names another.
+    let current = run(&["status", "--kubeconfig", path], None);
+    assert_eq!(current.code, 2, "{current:?}");
+    assert!(current.stderr.contains("127.0.0.1:9"), "{current:?}");
+    let chosen = run(
+        &["status", "--kubeconfig", path, "--context", "local"],
+        None,
+    );
+    assert_eq!(chosen.code, 0, "{chosen:?}");
+    let unknown = run(&["status", "--kubeconfig", path, "--context", "nope"], None);
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+    assert!(unknown.stderr.contains("nope"), "{unknown:?}");
+
+    // KUBECONFIG, as kubectl reads it: a list of files, merged (the first to set a
+    // value wins), and a file missing from the list is skipped.
+    let local = tmp.path().join("local");
+    std::fs::write(&local, two_contexts(&cluster, "local")).expect("write");
+    let list = format!(
+        "{}:{}:{}",
+        tmp.path().join("missing").display(),
+        local.display(),
+        path
+    );
+    let synced = run(&["sync", "example-repo", "--no-wait"], Some(&list));
+    assert_eq!(synced.code, 0, "{synced:?}");
+    assert!(cluster.get("/api/v1/namespaces/pgk").is_some());
+    let repo = tmp.path().join("repo");
+    copy_dir(&example_repo(), &repo);
+    crate::support::commit_all(&repo, "example");
+    let agent = std::process::Command::new(bin("gitsync-agent"))
+        .args(["--repo", repo.to_str().expect("utf-8"), "--once"])
+        .args(["--context", "local", "--cache-dir"])
+        .arg(tmp.path().join("cache"))
+        .env("KUBECONFIG", path)
+        .env("HOME", tmp.path())
+        .output()
+        .expect("run gitsync-agent");
+    assert!(
+        agent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&agent.stderr)
+    );
+
+    // Without any: ~/.kube/config.
+    std::fs::create_dir_all(tmp.path().join(".kube")).expect("dir");
+    std::fs::copy(&local, tmp.path().join(".kube/config")).expect("copy");
+    let home = run(&["status"], None);
+    assert_eq!(home.code, 0, "{home:?}");
+    assert!(home.stdout.contains("pgk"), "{home:?}");
 }

@@ -320,3 +320,71 @@ fn drift_made_by_hand_is_reported_and_reverted() {
         .expect("deployment");
     assert_eq!(dep["spec"]["replicas"], 2);
 }
+
+/// Runs `gitsync <args>` on a pseudo-terminal (util-linux `script`), as a person at a
+/// shell would: stdout and stderr both reach the terminal, the colors are on by default.
+fn on_a_terminal(cluster: &Cluster, args: &[&str]) -> (i32, String) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(cluster.flags());
+    let line = std::iter::once(crate::support::bin("gitsync").display().to_string())
+        .chain(all.iter().map(|a| format!("'{a}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(crate::support::workspace())
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .output()
+        .expect("script (util-linux)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_terminal_gets_a_colored_diff_and_progress_per_object() {
+    const GREEN: &str = "\x1b[32m+";
+    let cluster = Cluster::start();
+    // Piped: no color unless asked; asked: headers bold, additions green.
+    let piped = cluster.gitsync(&["diff", "example-repo"]);
+    assert_eq!(piped.code, 1, "{piped:?}");
+    assert!(!piped.stdout.contains('\x1b'), "{:?}", piped.stdout);
+    let always = cluster.gitsync(&["diff", "example-repo", "--color", "always"]);
+    assert!(
+        always
+            .stdout
+            .contains("\x1b[1m=== create Deployment/pgk/pgk-front-deployment"),
+        "{:?}",
+        always.stdout
+    );
+    assert!(always.stdout.contains(GREEN), "{:?}", always.stdout);
+
+    // On a terminal: colored by default, and never with --color never.
+    let (code, diff) = on_a_terminal(&cluster, &["diff", "example-repo"]);
+    assert_eq!(code, 1, "{diff}");
+    assert!(diff.contains(GREEN), "{diff:?}");
+    let (_, plain) = on_a_terminal(&cluster, &["diff", "example-repo", "--color", "never"]);
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+
+    // A sync on a terminal says what it did to each object as it goes, then sums up.
+    let (code, sync) = on_a_terminal(&cluster, &["sync", "example-repo", "--no-wait"]);
+    assert_eq!(code, 0, "{sync}");
+    for object in [
+        "created Namespace/pgk",
+        "created Deployment/pgk/pgk-front-deployment",
+        "created PersistentVolumeClaim/pgk/logclaim",
+    ] {
+        assert!(sync.contains(object), "no {object:?} in:\n{sync}");
+    }
+    assert!(
+        sync.contains("synced: ") && sync.contains(" created, 0 updated, 0 replaced, 0 pruned"),
+        "{sync}"
+    );
+    let piped = cluster.gitsync(&["sync", "example-repo", "--no-wait"]);
+    assert!(
+        !piped.stderr.contains("  created ") && !piped.stderr.contains("  updated "),
+        "per-object progress is for terminals: {piped:?}"
+    );
+}

@@ -65,6 +65,14 @@ async fn kube_config(path: Option<&Path>, context: Option<String>) -> Result<Con
                 message: e.to_string(),
             });
     }
+    if let Some(kubeconfig) = kubeconfig_env()? {
+        return Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| Error::Kubeconfig {
+                path: "$KUBECONFIG".into(),
+                message: e.to_string(),
+            });
+    }
     match Config::from_kubeconfig(&options).await {
         Ok(config) => Ok(config),
         Err(kubeconfig_error) => {
@@ -78,6 +86,32 @@ async fn kube_config(path: Option<&Path>, context: Option<String>) -> Result<Con
             })
         }
     }
+}
+
+/// The files listed in `KUBECONFIG`, merged as kubectl (client-go) merges them: empty
+/// entries and files that do not exist are skipped, the first file to set a value wins,
+/// a file that exists but does not parse is an error naming it. `None` when the
+/// variable is unset or lists no existing file (then `~/.kube/config`, or in-cluster).
+fn kubeconfig_env() -> Result<Option<Kubeconfig>> {
+    let Some(value) = std::env::var_os("KUBECONFIG") else {
+        return Ok(None);
+    };
+    let mut merged: Option<Kubeconfig> = None;
+    for path in std::env::split_paths(&value) {
+        if path.as_os_str().is_empty() || !path.exists() {
+            continue;
+        }
+        let error = |message: String| Error::Kubeconfig {
+            path: path.display().to_string(),
+            message,
+        };
+        let file = Kubeconfig::read_from(&path).map_err(|e| error(format!("{e:#}")))?;
+        merged = Some(match merged {
+            None => file,
+            Some(first) => first.merge(file).map_err(|e| error(e.to_string()))?,
+        });
+    }
+    Ok(merged)
 }
 
 async fn connect_local(state_dir: &Path) -> Result<Connected> {
