@@ -1,9 +1,11 @@
 //! What the API server does to an object before storing it: validation (names, required
-//! fields, immutable fields) and defaulting of the fields a real server defaults, so
-//! diffs against the local cluster see the same noise they would see in a cluster.
+//! fields, immutable fields, a Job template's restart policy), defaulting of the fields a
+//! real server defaults (see `defaults`: the workloads, Pods, Services, claims,
+//! Secrets), and values it keeps across updates (a Service's clusterIP), so diffs
+//! against the local cluster see the same noise they would see in a cluster.
 //!
-//! First cut: the kinds gitsync's example app uses; where this cannot be exact it errs
-//! toward rejecting.
+//! Validation covers the kinds gitsync's example app uses; where this cannot be exact it
+//! errs toward rejecting.
 
 mod defaults;
 
