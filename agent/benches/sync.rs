@@ -39,7 +39,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use gitsync_agent::cluster::{Cluster, ExecuteOptions, Outcome, Target};
+use gitsync_agent::cluster::{Cluster, Endpoint, ExecuteOptions, Outcome};
 use gitsync_core::manifest::{FIELD_MANAGER, Manifest};
 use gitsync_core::plan::{self, Summary};
 use gitsync_core::render::{self, Context};
@@ -452,10 +452,13 @@ async fn fill(local: &LocalCluster, app: &Path) -> Duration {
 }
 
 async fn connect(local: &LocalCluster) -> Cluster {
-    Cluster::connect(&Target::Kube {
-        kubeconfig: Some(local.kubeconfig_path().to_path_buf()),
-        context: None,
-    })
+    Cluster::connect(
+        &Endpoint::Kube {
+            kubeconfig: Some(local.kubeconfig_path().to_path_buf()),
+            context: None,
+        }
+        .into(),
+    )
     .await
     .expect("connect")
 }

@@ -21,7 +21,7 @@ use serde_json::Value;
 use tokio::sync::RwLock;
 
 pub use cache::LiveCache;
-pub use connect::Target;
+pub use connect::{Endpoint, Target};
 pub use events::Type as EventType;
 pub(crate) use execute::retry;
 pub use execute::{Cancel, Event, Options as ExecuteOptions, Outcome, SyncResult};
@@ -43,6 +43,11 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error(
+        "{object} is outside the namespaces gitsync is confined to ({namespaces}); \
+         it may only manage namespaced objects in them"
+    )]
+    OutOfScope { object: String, namespaces: String },
     #[error("the cluster does not serve {kind} in {api_version} (is its CRD installed?)")]
     UnknownKind { api_version: String, kind: String },
     #[error("cannot list {kind}")]
@@ -70,6 +75,8 @@ pub struct Cluster {
     client: Client,
     url: String,
     discovery: RwLock<Discovery>,
+    /// The namespaces it is confined to; empty: the whole cluster.
+    scope: Vec<String>,
     /// Keeps an in-process local cluster alive while this handle lives.
     _local: Option<gitsync_local_cluster::LocalCluster>,
 }
@@ -78,7 +85,7 @@ impl Cluster {
     /// Connects to `target` and runs discovery (so an unreachable cluster fails here,
     /// with the URL in the message).
     pub async fn connect(target: &Target) -> Result<Self> {
-        let connected = connect::connect(target).await?;
+        let connected = connect::connect(&target.endpoint).await?;
         let discovery = Discovery::new(connected.client.clone())
             .run()
             .await
@@ -90,6 +97,7 @@ impl Cluster {
             client: connected.client,
             url: connected.url,
             discovery: RwLock::new(discovery),
+            scope: target.namespaces.clone(),
             _local: connected.local,
         })
     }
@@ -194,6 +202,22 @@ impl Cluster {
             })
     }
 
+    /// The namespaces gitsync is confined to; empty: the whole cluster.
+    pub fn scope(&self) -> &[String] {
+        &self.scope
+    }
+
+    /// Where a list or watch of a kind looks: `[None]` (every namespace, or a
+    /// cluster-scoped kind) for the whole cluster; confined, each namespace of the
+    /// scope for a namespaced kind and nowhere for a cluster-scoped one.
+    pub(crate) fn list_namespaces(&self, caps: &ApiCapabilities) -> Vec<Option<&str>> {
+        match (self.scope.is_empty(), &caps.scope) {
+            (true, _) => vec![None],
+            (false, Scope::Namespaced) => self.scope.iter().map(|n| Some(n.as_str())).collect(),
+            (false, Scope::Cluster) => Vec::new(),
+        }
+    }
+
     /// The live object, if it exists. A kind the cluster does not serve yet (a CRD
     /// applied in the same sync) reads as absent.
     pub async fn get(&self, id: &ObjectId) -> Result<Option<Value>> {
@@ -221,19 +245,43 @@ impl Cluster {
         resources: Vec<(ApiResource, ApiCapabilities)>,
         selector: &str,
     ) -> Result<Vec<Value>> {
-        let lists = futures::stream::iter(
-            resources
+        let lists = futures::stream::iter(resources.into_iter().flat_map(|(ar, caps)| {
+            let ar = std::sync::Arc::new(ar);
+            self.list_namespaces(&caps)
                 .into_iter()
-                .map(|(ar, _)| async move { self.list(&ar, selector).await }),
-        )
+                .map(move |namespace| {
+                    let ar = std::sync::Arc::clone(&ar);
+                    async move { self.list_one(&ar, namespace, selector).await }
+                })
+                .collect::<Vec<_>>()
+        }))
         .buffer_unordered(8)
         .try_collect::<Vec<_>>()
         .await?;
         Ok(lists.into_iter().flatten().collect())
     }
 
+    /// Every object of a namespaced kind matching `selector`: across the cluster, or
+    /// in each namespace gitsync is confined to.
     async fn list(&self, ar: &ApiResource, selector: &str) -> Result<Vec<Value>> {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
+        if self.scope.is_empty() {
+            return self.list_one(ar, None, selector).await;
+        }
+        let mut all = Vec::new();
+        for namespace in &self.scope {
+            all.extend(self.list_one(ar, Some(namespace), selector).await?);
+        }
+        Ok(all)
+    }
+
+    /// Every object of a kind matching `selector` in `namespace` (`None`: all).
+    async fn list_one(
+        &self,
+        ar: &ApiResource,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<Value>> {
+        let api = api_in(&self.client, ar, namespace);
         match list_values(&api, ar, &ListParams::default().labels(selector)).await {
             Ok(list) => Ok(list),
             // Least-privilege RBAC: a kind the agent may not list holds nothing it manages.
@@ -270,6 +318,18 @@ impl Cluster {
         namespace: Option<&str>,
     ) -> Result<(ApiResource, Api<DynamicObject>)> {
         let (ar, caps) = self.resolve(id).await?;
+        if !self.scope.is_empty() {
+            let inside = match (&caps.scope, namespace) {
+                (Scope::Namespaced, Some(ns)) => self.scope.iter().any(|s| s == ns),
+                _ => false,
+            };
+            if !inside {
+                return Err(Error::OutOfScope {
+                    object: id.short(),
+                    namespaces: self.scope.join(", "),
+                });
+            }
+        }
         let api = api_for(&self.client, &ar, &caps, namespace);
         Ok((ar, api))
     }
@@ -295,6 +355,18 @@ impl Cluster {
                 api_version: id.api_version(),
                 kind: id.kind.clone(),
             })
+    }
+}
+
+/// An `Api` for a resource in one namespace, or across all of them (`None`).
+pub(crate) fn api_in(
+    client: &Client,
+    ar: &ApiResource,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::cluster::{ExecuteOptions, Target};
+use crate::cluster::{Endpoint, ExecuteOptions, Target};
 
 /// Which kind of cluster backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -34,19 +34,34 @@ pub struct ClusterArgs {
     /// State directory of the local cluster.
     #[arg(long, env = "GITSYNC_LOCAL_DIR")]
     pub local_dir: Option<PathBuf>,
+    /// Confine gitsync to these namespaces (comma-separated): it lists and watches only
+    /// in them, and an object in another namespace, or a cluster-scoped one, fails its
+    /// sync before anything is written. For installs with Roles and no ClusterRole
+    /// (deploy/namespaced).
+    #[arg(long, env = "GITSYNC_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
 }
 
 impl ClusterArgs {
     /// The cluster these flags select.
     pub fn target(&self) -> Target {
-        match self.cluster {
-            Backend::Local => Target::Local {
-                state_dir: self.local_dir.clone().unwrap_or_else(default_local_dir),
+        let endpoint = match self.cluster {
+            Backend::Local => Endpoint::Local {
+                state_dir: self.local_state_dir(),
             },
-            Backend::Kube => Target::Kube {
+            Backend::Kube => Endpoint::Kube {
                 kubeconfig: self.kubeconfig.clone(),
                 context: self.context.clone(),
             },
+        };
+        Target {
+            endpoint,
+            namespaces: self
+                .namespaces
+                .iter()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect(),
         }
     }
 

@@ -130,8 +130,13 @@ impl Store {
 
     async fn ensure_namespace(&self) -> Result<(), kube::Error> {
         let api: Api<Namespace> = Api::all(self.client.clone());
-        if api.get_opt(&self.namespace).await?.is_some() {
-            return Ok(());
+        match api.get_opt(&self.namespace).await {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => {}
+            // Roles only (deploy/namespaced): Namespaces cannot be read, and the agent's
+            // own namespace is created by the install. Writing in it says if it is not.
+            Err(kube::Error::Api(status)) if status.code == 403 => return Ok(()),
+            Err(e) => return Err(e),
         }
         let ns = Namespace {
             metadata: ObjectMeta {

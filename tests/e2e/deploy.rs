@@ -72,6 +72,21 @@ fn resource_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The strategic-merge patch files of an install's kustomization (`patches[].path`).
+fn patch_files(dir: &Path) -> Vec<PathBuf> {
+    kustomization(dir)["patches"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["path"].as_str())
+        .map(|name| {
+            dir.join(name)
+                .canonicalize()
+                .unwrap_or_else(|e| panic!("{}: patch {name}: {e}", dir.display()))
+        })
+        .collect()
+}
+
 fn documents(files: &[PathBuf]) -> Vec<Doc> {
     let root = workspace().canonicalize().expect("workspace");
     let mut docs = Vec::new();
@@ -547,6 +562,23 @@ fn namespaced_install_applies_and_grants_nothing_cluster_wide() {
             .any(|(d, _)| d.kind() == "RoleBinding" && d.namespace() == Some(tenant_role.as_str())),
         "the Role in {tenant_role} is bound"
     );
+    // The agent is confined (GITSYNC_NAMESPACES) to exactly the namespace its Role
+    // covers, by a patch of its Deployment's container.
+    let dir = workspace().join("deploy/namespaced");
+    let patches = documents(&patch_files(&dir));
+    let confine = patches
+        .iter()
+        .find(|d| d.kind() == "Deployment" && d.name() == "gitsync-agent")
+        .expect("a patch of the agent Deployment");
+    let container = &confine.value["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["name"], "agent", "{}", confine.at);
+    let env = container["env"].as_array().expect("env");
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "GITSYNC_NAMESPACES" && e["value"] == tenant_role.as_str()),
+        "{}: GITSYNC_NAMESPACES={tenant_role}",
+        confine.at
+    );
 }
 
 /// Every manifest under deploy/ belongs to an install: nothing lies there unused.
@@ -556,6 +588,7 @@ fn every_deploy_manifest_belongs_to_an_install() {
     let mut listed: BTreeSet<PathBuf> = BTreeSet::new();
     for install in ["", "namespaced"] {
         listed.extend(resource_files(&root.join(install)));
+        listed.extend(patch_files(&root.join(install)));
     }
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {

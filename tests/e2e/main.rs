@@ -11,6 +11,7 @@ mod git_faults;
 mod ha;
 mod history;
 mod kubectl;
+mod namespaced;
 mod page;
 mod real_cluster;
 mod rollout_agent;

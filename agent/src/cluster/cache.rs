@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt as _;
 use gitsync_core::manifest::{LABEL_APP, ObjectId};
-use kube::api::{Api, DynamicObject};
+use kube::api::DynamicObject;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -34,13 +34,19 @@ pub struct LiveCache {
     receiver: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
-/// One kind's watch task and its objects.
+/// One kind's watches: one over the whole cluster, or one per namespace when gitsync is
+/// confined to some (their objects are disjoint).
 struct Kind {
+    watches: Vec<Watch>,
+}
+
+/// A watch task and the objects it has seen.
+struct Watch {
     store: Arc<Mutex<Store>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for Kind {
+impl Drop for Watch {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -149,15 +155,15 @@ impl LiveCache {
     /// The app's live objects of `group`/`kind` as the watch last saw them, or `None`
     /// when that kind is not watched or its watch is not ready.
     pub fn objects(&self, group: &str, kind: &str) -> Option<Vec<Value>> {
-        let store = self.store(group, kind)?;
-        // Copied out, parsed without holding up the watch.
-        let texts: Vec<Box<str>> = {
+        // Copied out, parsed without holding up the watches.
+        let mut texts: Vec<Box<str>> = Vec::new();
+        for store in self.stores(group, kind)? {
             let store = store.lock().unwrap_or_else(PoisonError::into_inner);
             if !store.ready {
                 return None;
             }
-            store.objects.iter().map(|c| c.0.clone()).collect()
-        };
+            texts.extend(store.objects.iter().map(|c| c.0.clone()));
+        }
         Some(
             texts
                 .iter()
@@ -166,29 +172,27 @@ impl LiveCache {
         )
     }
 
-    fn store(&self, group: &str, kind: &str) -> Option<Arc<Mutex<Store>>> {
+    fn stores(&self, group: &str, kind: &str) -> Option<Vec<Arc<Mutex<Store>>>> {
         let kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
-        Some(Arc::clone(
-            &kinds.get(&(group.to_owned(), kind.to_owned()))?.store,
-        ))
+        let kind = kinds.get(&(group.to_owned(), kind.to_owned()))?;
+        Some(kind.watches.iter().map(|w| Arc::clone(&w.store)).collect())
     }
 
     /// The live object `id` as the watch last saw it: `None` when its kind is not
     /// watched or its watch is not ready, `Some(None)` when the watch saw no such
     /// object carrying the app's label.
     pub fn object(&self, id: &ObjectId) -> Option<Option<Value>> {
-        let store = self.store(&id.group, &id.kind)?;
         let probe = Cached::new(id.namespace.as_deref(), &id.name, "");
-        let store = store.lock().unwrap_or_else(PoisonError::into_inner);
-        if !store.ready {
-            return None;
+        for store in self.stores(&id.group, &id.kind)? {
+            let store = store.lock().unwrap_or_else(PoisonError::into_inner);
+            if !store.ready {
+                return None;
+            }
+            if let Some(found) = store.objects.get(&probe) {
+                return Some(serde_json::from_str(found.json()).ok());
+            }
         }
-        Some(
-            store
-                .objects
-                .get(&probe)
-                .and_then(|c| serde_json::from_str(c.json()).ok()),
-        )
+        Some(None)
     }
 }
 
@@ -217,20 +221,32 @@ impl Cluster {
             {
                 continue;
             }
-            // A kind the cluster does not serve yet is listed until it is.
-            let Ok((ar, _)) = self.resolve(id).await else {
+            // A kind the cluster does not serve yet is listed until it is; so is one
+            // outside the namespaces gitsync is confined to (which lists nothing).
+            let Ok((ar, caps)) = self.resolve(id).await else {
                 continue;
             };
-            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
-            let config = watcher::Config::default().labels(&format!("{LABEL_APP}={}", cache.app));
-            let store = Arc::new(Mutex::new(Store::default()));
-            let task = tokio::spawn(follow(
-                watcher(api, config).default_backoff(),
-                ar,
-                Arc::clone(&store),
-                cache.ticks.clone(),
-            ));
-            started.push((key.clone(), Kind { store, task }));
+            let namespaces = self.list_namespaces(&caps);
+            if namespaces.is_empty() {
+                continue;
+            }
+            let watches = namespaces
+                .into_iter()
+                .map(|namespace| {
+                    let api = super::api_in(&self.client, &ar, namespace);
+                    let config =
+                        watcher::Config::default().labels(&format!("{LABEL_APP}={}", cache.app));
+                    let store = Arc::new(Mutex::new(Store::default()));
+                    let task = tokio::spawn(follow(
+                        watcher(api, config).default_backoff(),
+                        ar.clone(),
+                        Arc::clone(&store),
+                        cache.ticks.clone(),
+                    ));
+                    Watch { store, task }
+                })
+                .collect();
+            started.push((key.clone(), Kind { watches }));
         }
         let mut kinds = cache.kinds.lock().unwrap_or_else(PoisonError::into_inner);
         kinds.retain(|key, _| wanted.contains_key(key));
@@ -311,6 +327,7 @@ fn cached(object: DynamicObject, ar: &kube::discovery::ApiResource) -> Cached {
 mod tests {
     use super::*;
     use gitsync_core::Manifest;
+    use kube::api::Api;
 
     /// The app's ConfigMaps in namespace `default`, as render would give them.
     fn desired(names: &[&str]) -> Vec<Manifest> {
@@ -375,10 +392,13 @@ mod tests {
         let local = gitsync_local_cluster::LocalCluster::ephemeral()
             .await
             .expect("local cluster");
-        let cluster = Cluster::connect(&super::super::Target::Kube {
-            kubeconfig: Some(local.kubeconfig_path().to_path_buf()),
-            context: None,
-        })
+        let cluster = Cluster::connect(
+            &super::super::Endpoint::Kube {
+                kubeconfig: Some(local.kubeconfig_path().to_path_buf()),
+                context: None,
+            }
+            .into(),
+        )
         .await
         .expect("connect");
         let desired = desired(&["a", "b"]);

@@ -11,9 +11,19 @@ use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
 use super::{Error, Result};
 
-/// Which cluster to talk to.
+/// Which cluster to talk to, and how much of it.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub struct Target {
+    pub endpoint: Endpoint,
+    /// The namespaces gitsync is confined to (empty: the whole cluster). Confined, it
+    /// lists and watches only in them and refuses objects elsewhere and cluster-scoped
+    /// ones, so that it works with Roles in those namespaces and no ClusterRole.
+    pub namespaces: Vec<String>,
+}
+
+/// The API server.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
     /// The emulated local cluster with its state under `state_dir`.
     Local { state_dir: PathBuf },
     /// A real cluster from a kubeconfig (explicit path or the usual lookup) or in-cluster.
@@ -23,16 +33,26 @@ pub enum Target {
     },
 }
 
+impl From<Endpoint> for Target {
+    /// The whole cluster behind `endpoint`.
+    fn from(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            namespaces: Vec::new(),
+        }
+    }
+}
+
 pub(super) struct Connected {
     pub client: Client,
     pub url: String,
     pub local: Option<LocalCluster>,
 }
 
-pub(super) async fn connect(target: &Target) -> Result<Connected> {
-    match target {
-        Target::Local { state_dir } => connect_local(state_dir).await,
-        Target::Kube {
+pub(super) async fn connect(endpoint: &Endpoint) -> Result<Connected> {
+    match endpoint {
+        Endpoint::Local { state_dir } => connect_local(state_dir).await,
+        Endpoint::Kube {
             kubeconfig,
             context,
         } => {
