@@ -26,7 +26,7 @@ mod semver_ref;
 mod transport;
 
 pub use access::{Access, Auth, DEFAULT_TIMEOUT};
-pub use revert::{Author, Rollback, revert_to, rollback_target};
+pub use revert::{Author, Rollback, commands_by_hand, revert_to, rollback_target};
 
 use refs::Target;
 use transport::Session;
@@ -120,6 +120,16 @@ impl Error {
             self,
             Self::TimedOut { .. } | Self::Unreachable { .. } | Self::Network { .. }
         )
+    }
+
+    /// Whether the repository could not be fetched from here at all: unreachable, or
+    /// refused (credentials, host key), as opposed to a problem with what was fetched.
+    pub fn is_unfetchable(&self) -> bool {
+        self.is_transient()
+            || matches!(
+                self,
+                Self::Auth { .. } | Self::HostKey(_) | Self::Fetch { .. }
+            )
     }
 }
 

@@ -1,7 +1,8 @@
 //! An app's Git credentials come from a Secret in the agent's namespace: a token goes
 //! to the Git server as Basic credentials, a refused or missing one fails the app
-//! (naming the Secret, never the token) without touching the others, and a rotated
-//! token is used without restarting the agent.
+//! (naming the Secret, never the token) without touching the others, a rotated token
+//! is used without restarting the agent, and `gitsync rollback` from a machine without
+//! the token hands back the git commands instead.
 
 use std::time::Duration;
 
@@ -51,7 +52,7 @@ fn a_token_from_a_secret_is_sent_refused_reported_and_rotated() {
             ),
         ],
     );
-    commit_all(&repo, "private app");
+    let first = commit_all(&repo, "private app");
     let server = GitHttp::serve(root.path(), Some(("deploy", NEW)));
     secret(
         &cluster,
@@ -102,6 +103,23 @@ fn a_token_from_a_secret_is_sent_refused_reported_and_rotated() {
         "Failed",
         "the other app still lacks its Secret"
     );
+
+    // `gitsync rollback` on a machine without the token: it cannot fetch, and hands
+    // back the git commands that do the same with the person's own credentials.
+    let run = cluster.gitsync(&["rollback", "private", "--to", &first]);
+    assert_eq!(run.code, 1, "{run:?}");
+    for expected in [
+        "cannot fetch",
+        &format!("git clone {}", server.url("private")),
+        &format!("to=$(git rev-parse --verify '{first}^{{commit}}')"),
+        "git checkout \"$to\" -- app",
+        "git push origin HEAD:main",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "{expected:?} missing: {run:?}"
+        );
+    }
 
     // Neither token is ever shown: not in the API, the metrics or the logs.
     let (_, apps) = http(&base, "GET", "/api/v1/apps");

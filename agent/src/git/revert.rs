@@ -277,23 +277,49 @@ impl Message {
 
     /// The same rollback with the git command line.
     fn commands(&self, rollback: &Rollback) -> String {
-        let path = quote(&rollback.path.display().to_string());
-        let branch = quote(&rollback.branch);
-        [
-            format!("git clone {} gitsync-rollback", quote(&rollback.url)),
-            "cd gitsync-rollback".to_owned(),
-            format!("git checkout {branch}"),
-            format!("git rm -r -q --ignore-unmatch -- {path}"),
-            format!("git checkout {} -- {path}", self.target),
-            format!(
-                "git commit -m {} -m {}",
-                quote(&self.subject),
-                quote(&self.body)
-            ),
-            format!("git push origin HEAD:{branch}"),
-        ]
-        .join("\n")
+        by_hand(
+            rollback,
+            &self.target,
+            &format!("{} -m {}", quote(&self.subject), quote(&self.body)),
+        )
     }
+}
+
+/// A rollback with the git command line when gitsync could not fetch the repository
+/// itself (no credentials for it on this machine, say): the person's git resolves REV
+/// in a fresh clone and the commit carries the same trailer.
+pub fn commands_by_hand(rollback: &Rollback) -> String {
+    let subject = format!("Roll back {} to {}", rollback.path.display(), rollback.to);
+    let resolve = format!(
+        "to=$(git rev-parse --verify {})",
+        quote(&format!("{}^{{commit}}", rollback.to))
+    );
+    let commands = by_hand(
+        rollback,
+        "\"$to\"",
+        &format!("{} -m \"{TRAILER}: $to\"", quote(&subject)),
+    );
+    // After `git checkout BRANCH`: REV may be relative to the branch's tip.
+    let mut lines: Vec<&str> = commands.lines().collect();
+    lines.insert(3, &resolve);
+    lines.join("\n")
+}
+
+/// Clone, check out the branch, replace the app's directory with `target`'s (a shell
+/// word), commit with `message` (the arguments after the first `-m`), push.
+fn by_hand(rollback: &Rollback, target: &str, message: &str) -> String {
+    let path = quote(&rollback.path.display().to_string());
+    let branch = quote(&rollback.branch);
+    [
+        format!("git clone {} gitsync-rollback", quote(&rollback.url)),
+        "cd gitsync-rollback".to_owned(),
+        format!("git checkout {branch}"),
+        format!("git rm -r -q --ignore-unmatch -- {path}"),
+        format!("git checkout {target} -- {path}"),
+        format!("git commit -m {message}"),
+        format!("git push origin HEAD:{branch}"),
+    ]
+    .join("\n")
 }
 
 /// Quotes `text` for a POSIX shell when it needs it.

@@ -210,8 +210,9 @@ async fn direct(
 }
 
 /// Commits a revert of the app's path to REV on the tracked branch and pushes it (with
-/// the credentials git and the SSH agent give this machine); when it cannot push, says
-/// so with the exact commands to do it by hand.
+/// no credentials of its own: a public or local repository, or a push the server
+/// allows); when it cannot fetch or push, says so with the exact commands to do it by
+/// hand with the person's git.
 async fn revert(args: &RollbackArgs, source: &AppSource) -> anyhow::Result<ExitCode> {
     let rollback = gitsync_agent::git::Rollback {
         url: source.repo.clone(),
@@ -223,6 +224,7 @@ async fn revert(args: &RollbackArgs, source: &AppSource) -> anyhow::Result<ExitC
     };
     let scratch = scratch()?;
     let dir = scratch.path().to_path_buf();
+    let commands = gitsync_agent::git::commands_by_hand(&rollback);
     let result =
         tokio::task::spawn_blocking(move || gitsync_agent::git::revert_to(&rollback, &dir)).await?;
     let app = &args.command.app;
@@ -236,6 +238,16 @@ async fn revert(args: &RollbackArgs, source: &AppSource) -> anyhow::Result<ExitC
         }
         Err(e @ gitsync_agent::git::Error::Push { .. }) => {
             output::line(&format!("{app}: {e}"));
+            Ok(ExitCode::from(1))
+        }
+        // gitsync's Git client has no credentials here (or the server is out of reach
+        // from this machine): the person's own git may still get through.
+        Err(e) if e.is_unfetchable() => {
+            output::line(&format!(
+                "{app}: cannot fetch {} from here: {:#}\nto roll back with your own git, run:\n{commands}",
+                source.repo,
+                anyhow::Error::new(e)
+            ));
             Ok(ExitCode::from(1))
         }
         Err(e) => {

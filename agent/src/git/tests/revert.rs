@@ -133,3 +133,40 @@ fn set_executable(path: &Path) {
     permissions.set_mode(0o755);
     std::fs::set_permissions(path, permissions).expect("chmod");
 }
+
+#[test]
+fn the_commands_by_hand_make_the_same_rollback_with_git() {
+    let origin = tempfile::tempdir().expect("tmp");
+    let work = tempfile::tempdir().expect("tmp");
+    let (repo, first, second) = history(origin.path());
+    let url = origin.path().display().to_string();
+    // A relative REV, resolved by git in the clone, on the branch's tip.
+    let commands = commands_by_hand(&rollback(url, "HEAD~1"));
+    let run = std::process::Command::new("sh")
+        .args(["-ec", &commands])
+        .current_dir(work.path())
+        .env("GIT_AUTHOR_NAME", "a person")
+        .env("GIT_AUTHOR_EMAIL", "person@example.com")
+        .env("GIT_COMMITTER_NAME", "a person")
+        .env("GIT_COMMITTER_EMAIL", "person@example.com")
+        .output()
+        .expect("sh");
+    assert!(
+        run.status.success(),
+        "{commands}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let landed = repo.refname_to_id("refs/heads/main").expect("main");
+    let commit = repo.find_commit(landed).expect("commit");
+    assert_eq!(commit.parent_id(0).expect("parent"), second);
+    assert_eq!(tree_at(&repo, landed, "app"), tree_at(&repo, first, "app"));
+    assert_eq!(
+        tree_at(&repo, landed, "other"),
+        tree_at(&repo, second, "other")
+    );
+    // Recorded by the agent as a rollback to that commit, as its own would be.
+    assert_eq!(
+        rollback_target(commit.message().expect("message")),
+        Some(first.to_string())
+    );
+}
