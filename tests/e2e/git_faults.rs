@@ -53,10 +53,18 @@ fn a_server_gone_or_hanging_keeps_the_last_state_and_a_force_push_is_followed() 
     let hanging_url = format!("http://{}/repo.git", hanging.local_addr().expect("addr"));
     let config = format!(
         "apps:\n  - {{name: gone, repo: '{}', path: app, interval: 1s}}\n  \
-         - {{name: hangs, repo: '{hanging_url}', path: app, interval: 1s, gitTimeout: 1s}}\n",
+         - {{name: hangs, repo: '{hanging_url}', path: app, interval: 1s, gitTimeout: 3s}}\n",
         repo.display()
     );
     let (agent, base) = serve(&cluster, &config, work.path(), &[]);
+    // Alive at once; ready only once every app's first sync was attempted, which for
+    // the hanging server's app takes its whole Git timeout.
+    assert_eq!(http(&base, "GET", "/healthz"), (200, "ok".to_owned()));
+    let (code, body) = http(&base, "GET", "/readyz");
+    assert_eq!((code, body.as_str()), (503, "first sync not attempted yet"));
+    eventually(WAIT, "ready", || {
+        (http(&base, "GET", "/readyz").0 == 200).then_some(())
+    });
     eventually(WAIT, "gone synced", || {
         (value(&cluster, "gone").as_deref() == Some("1")).then_some(())
     });
@@ -66,7 +74,7 @@ fn a_server_gone_or_hanging_keeps_the_last_state_and_a_force_push_is_followed() 
         let a = app(&base, "hangs");
         a["stale"]
             .as_str()
-            .is_some_and(|s| s.contains("did not answer within 1s"))
+            .is_some_and(|s| s.contains("did not answer within 3s"))
             .then_some(a)
     });
     assert_eq!(

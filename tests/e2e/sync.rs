@@ -202,6 +202,15 @@ fn changed_and_deleted_files_update_and_prune() {
             .is_none(),
         "ingress pruned"
     );
+    let pruned = event(&cluster, "pgk", "pgk-ingress", "Pruned");
+    assert_eq!(pruned["type"], "Normal");
+    assert_eq!(pruned["involvedObject"]["kind"], "Ingress");
+    assert!(
+        pruned["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("pruned by gitsync: no longer in")),
+        "{pruned}"
+    );
     let front = cluster
         .get(&format!("{DEPLOY}/pgk-front-deployment"))
         .expect("deployment");
@@ -386,5 +395,47 @@ fn a_terminal_gets_a_colored_diff_and_progress_per_object() {
     assert!(
         !piped.stderr.contains("  created ") && !piped.stderr.contains("  updated "),
         "per-object progress is for terminals: {piped:?}"
+    );
+}
+
+/// The Event with `reason` on object `name` in `namespace`.
+fn event(cluster: &Cluster, namespace: &str, name: &str, reason: &str) -> Value {
+    let events = cluster
+        .get(&format!("/api/v1/namespaces/{namespace}/events"))
+        .and_then(|l| l["items"].as_array().cloned())
+        .unwrap_or_default();
+    events
+        .iter()
+        .find(|e| e["reason"] == reason && e["involvedObject"]["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {reason} Event on {name}: {events:#?}"))
+}
+
+#[test]
+fn an_object_the_server_rejects_gets_a_sync_failed_event() {
+    let cluster = Cluster::start();
+    // In a namespace the same sync creates (so no dry run can judge it first): a
+    // Deployment whose selector does not select its own pods.
+    let app = crate::support::app_dir(&[
+        (
+            "ns.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: evfail\n",
+        ),
+        (
+            "web.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: evfail\nspec:\n  \
+             selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: other}\n    \
+             spec:\n      containers: [{name: web, image: web:1}]\n",
+        ),
+    ]);
+    let run = cluster.gitsync(&["sync", app.path().to_str().expect("utf-8")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let failed = event(&cluster, "evfail", "web", "SyncFailed");
+    assert_eq!(failed["type"], "Warning");
+    assert_eq!(failed["involvedObject"]["kind"], "Deployment");
+    let message = failed["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("cannot create at the working tree:") && message.contains("selector"),
+        "{failed}"
     );
 }
