@@ -95,26 +95,169 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
         ),
         "PersistentVolumeClaim" => {
             if let Some(old) = old {
-                let strip = |v: &Value| {
-                    let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
-                    if let Some(r) = spec.pointer_mut("/resources/requests")
-                        && let Some(m) = r.as_object_mut()
-                    {
-                        m.remove("storage");
-                    }
-                    spec
-                };
-                if strip(old) != strip(object) {
-                    causes.push(("spec".into(), "Forbidden: spec is immutable after creation except resources.requests for bound claims".into()));
-                }
+                validate_claim_update(old, object, &mut causes);
             }
         }
+        "StorageClass" => validate_storage_class(object, old, &mut causes),
         _ => {}
     }
     if causes.is_empty() {
         Ok(())
     } else {
         Err(causes)
+    }
+}
+
+/// A claim's spec is fixed once created, but for what its binder and the API allow:
+/// the volume's name set once, a class set where none was named (retroactive default
+/// class), and, once bound, the requested storage; which never drops to the capacity
+/// it has (`ValidatePersistentVolumeClaimUpdate`).
+fn validate_claim_update(old: &Value, new: &Value, causes: &mut Vec<Cause>) {
+    let spec = |v: &Value| v.get("spec").cloned().unwrap_or(Value::Null);
+    let (mut before, mut after) = (spec(old), spec(new));
+    let unset = |v: &Value, field: &str| v.get(field).is_none_or(|f| f.is_null() || f == "");
+    if unset(&before, "volumeName")
+        && let (Some(b), Some(name)) = (before.as_object_mut(), after.get("volumeName"))
+    {
+        b.insert("volumeName".into(), name.clone());
+    }
+    let beta_class = old
+        .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+        .is_some();
+    if !beta_class
+        && before.get("storageClassName").is_none_or(Value::is_null)
+        && let Some(a) = after.as_object_mut()
+    {
+        a.remove("storageClassName");
+    }
+    if new.pointer("/status/phase").and_then(Value::as_str) == Some("Bound") {
+        for s in [&mut before, &mut after] {
+            if let Some(r) = s
+                .pointer_mut("/resources/requests")
+                .and_then(Value::as_object_mut)
+            {
+                r.remove("storage");
+            }
+        }
+    }
+    if before != after {
+        causes.push(("spec".into(), "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into()));
+    }
+    let size = |v: &Value, pointer: &str| crate::storage::quantity(v.pointer(pointer));
+    let requested = "/spec/resources/requests/storage";
+    if let (Some(new_size), Some(old_size)) = (size(new, requested), size(old, requested))
+        && new_size < old_size
+        && size(old, "/status/capacity/storage").is_none_or(|capacity| new_size <= capacity)
+    {
+        causes.push((
+            "spec.resources.requests.storage".into(),
+            "Forbidden: field can not be less than status.capacity".into(),
+        ));
+    }
+    let mode = |v: &Value| {
+        v.pointer("/spec/volumeMode")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    if let Some(m) = mode(new).filter(|m| Some(m) != mode(old).as_ref()) {
+        // The API server names this field without its `spec.`.
+        causes.push((
+            "volumeMode".into(),
+            format!("Invalid value: {m:?}: field is immutable"),
+        ));
+    }
+}
+
+/// A StorageClass (`ValidateStorageClass`, `ValidateStorageClassUpdate`): a
+/// provisioner named as a qualified name, the supported policies and modes; once
+/// created, only `allowVolumeExpansion`, `mountOptions` and metadata change.
+fn validate_storage_class(class: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+    let text = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_owned);
+    match text(class, "provisioner") {
+        None => causes.push(("provisioner".into(), "Required value".into())),
+        Some(p) if p.is_empty() => causes.push(("provisioner".into(), "Required value".into())),
+        Some(p) => {
+            if let Err(why) = qualified_name(&p.to_lowercase()) {
+                causes.push(("provisioner".into(), format!("Invalid value: {p:?}: {why}")));
+            }
+        }
+    }
+    let one_of = |field: &str, allowed: &[&str], causes: &mut Vec<Cause>| {
+        if let Some(v) = text(class, field).filter(|v| !allowed.contains(&v.as_str())) {
+            let list: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+            causes.push((
+                field.into(),
+                format!(
+                    "Unsupported value: {v:?}: supported values: {}",
+                    list.join(", ")
+                ),
+            ));
+        }
+    };
+    one_of("reclaimPolicy", &["Delete", "Retain"], causes);
+    one_of(
+        "volumeBindingMode",
+        &["Immediate", "WaitForFirstConsumer"],
+        causes,
+    );
+    let Some(old) = old else {
+        return;
+    };
+    let empty = json!({});
+    let parameters = |v: &Value| {
+        v.get("parameters")
+            .filter(|p| !p.is_null())
+            .unwrap_or(&empty)
+            .clone()
+    };
+    if parameters(class) != parameters(old) {
+        causes.push((
+            "parameters".into(),
+            "Forbidden: updates to parameters are forbidden.".into(),
+        ));
+    }
+    for field in ["provisioner", "reclaimPolicy"] {
+        if text(class, field) != text(old, field) {
+            causes.push((
+                field.into(),
+                format!("Forbidden: updates to {field} are forbidden."),
+            ));
+        }
+    }
+    if let Some(mode) = text(class, "volumeBindingMode")
+        && text(old, "volumeBindingMode").as_ref() != Some(&mode)
+    {
+        causes.push((
+            "volumeBindingMode".into(),
+            format!("Invalid value: {mode:?}: field is immutable"),
+        ));
+    }
+}
+
+/// A qualified name (`IsQualifiedName`): an optional DNS subdomain prefix and `/`, then
+/// a name of at most 63 alphanumerics, `-`, `_` and `.`, alphanumeric at both ends.
+fn qualified_name(value: &str) -> Result<(), String> {
+    let (prefix, name) = match value.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, value),
+    };
+    if let Some(prefix) = prefix
+        && !is_subdomain(prefix)
+    {
+        return Err("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character".into());
+    }
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && edge_ok(name.chars().next())
+        && edge_ok(name.chars().last())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into())
     }
 }
 
@@ -309,21 +452,9 @@ pub fn keep_allocated(res: &Resource, old: &Value, new: &mut Value) {
     }
 }
 
-/// Status a controller would have written by now (first cut: instant readiness).
+/// Status a controller would have written by now (claims: see `storage::settle`).
 pub fn simulate_status(res: &Resource, object: &mut Value) {
     match res.kind {
-        "PersistentVolumeClaim" => {
-            let storage = object
-                .pointer("/spec/resources/requests/storage")
-                .cloned()
-                .unwrap_or(json!("1Gi"));
-            let modes = object
-                .pointer("/spec/accessModes")
-                .cloned()
-                .unwrap_or(json!(["ReadWriteOnce"]));
-            object["status"] =
-                json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": storage}});
-        }
         "Namespace" if object.pointer("/metadata/deletionTimestamp").is_none() => {
             object["status"] = json!({"phase": "Active"});
         }

@@ -14,6 +14,7 @@ use crate::kinds::{self, Resource};
 use crate::managed::{self, Entry};
 use crate::selector::{FieldSelector, Selector};
 use crate::status::{self, ApiError};
+use crate::storage;
 use crate::store::{Key, Store};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -509,6 +510,49 @@ pub fn delete(
     }
 }
 
+/// DELETE of a collection (`deletecollection`): every object the selectors match,
+/// each deleted as [`delete`] deletes one; the list of them as they were deleted (or,
+/// held by a finalizer, as they are now). Namespaces are never deleted this way.
+pub fn delete_collection(
+    store: &mut Store,
+    target: &Target,
+    list_options: &ListOptions,
+    options: &WriteOptions,
+    delete_options: &DeleteOptions,
+) -> Result<Value> {
+    if !kinds::verbs(target.resource).contains(&"deletecollection") {
+        return Err(ApiError::not_allowed_here());
+    }
+    let every = ListOptions {
+        limit: None,
+        continue_token: None,
+        ..list_options.clone()
+    };
+    let mut listed = list(store, target, &every)?;
+    let matching = listed["items"].as_array().cloned().unwrap_or_default();
+    let mut items = Vec::with_capacity(matching.len());
+    for object in matching {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let mut key = target.key(name);
+        if let Some(ns) = object["metadata"]["namespace"].as_str() {
+            ns.clone_into(&mut key.namespace);
+        }
+        if !store.contains(&key) {
+            // Collected with an owner deleted earlier in this pass.
+            continue;
+        }
+        items.push(
+            match deletion::delete(store, &key, delete_options, options.dry_run)? {
+                Outcome::Pending(held) => held,
+                Outcome::Deleted(old) => old,
+            },
+        );
+    }
+    listed["items"] = json!(items);
+    listed["metadata"] = json!({"resourceVersion": store.resource_version().to_string()});
+    Ok(listed)
+}
+
 /// Optimistic concurrency: a write that names a resourceVersion other than the stored
 /// one is a 409 Conflict (an empty or absent one is unconditional).
 fn check_resource_version(target: &Target, name: &str, body: &Value, old: &Value) -> Result<()> {
@@ -652,8 +696,15 @@ fn commit(
     if old.is_none() && res.kind == "Job" {
         admit::job_selector(&mut new, uid.as_str().unwrap_or_default());
     }
+    let claim = res.kind == "PersistentVolumeClaim" && target.subresource.is_none();
+    if claim && old.is_none() {
+        storage::admit_create(store, &mut new);
+    }
     if let Err(causes) = admit::validate(res, &new, old) {
         return Err(ApiError::invalid(res.group, res.kind, &key.name, &causes));
+    }
+    if claim && let Some(o) = old {
+        storage::admit_update(store, &key.name, o, &new)?;
     }
     // Server-owned metadata.
     let generation = match old {
@@ -685,6 +736,9 @@ fn commit(
     managed::write(&mut new, entries);
     if target.subresource.is_none() {
         admit::simulate_status(res, &mut new);
+    }
+    if claim {
+        storage::settle(store, &mut new);
     }
     if old.is_some_and(|o| unchanged(o, &new)) {
         // A no-op write keeps the stored object and its resourceVersion, as the API
@@ -784,6 +838,7 @@ fn has_generation(kind: &str) -> bool {
             | "RoleBinding"
             | "ClusterRole"
             | "ClusterRoleBinding"
+            | "StorageClass"
     )
 }
 
@@ -825,7 +880,8 @@ fn fold_string_data(secret: &mut Value) {
     }
 }
 
-/// Creates the namespaces every cluster starts with, when missing.
+/// Creates the namespaces and the default StorageClass every cluster starts with, when
+/// missing.
 pub fn bootstrap(store: &mut Store) -> Result<()> {
     let namespaces = resource("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces not served"))?;
@@ -848,6 +904,25 @@ pub fn bootstrap(store: &mut Store) -> Result<()> {
                 &options,
             )?;
         }
+    }
+    // The default StorageClass, as a real cluster's addon manager keeps it
+    // (`EnsureExists`): made again when missing, left alone when changed.
+    let classes = resource("storage.k8s.io", "v1", "storageclasses")
+        .ok_or_else(|| ApiError::internal("storageclasses not served"))?;
+    let target = Target {
+        resource: classes,
+        namespace: None,
+        name: None,
+        subresource: None,
+    };
+    let standard = storage::standard_class();
+    let name = standard["metadata"]["name"].as_str().unwrap_or_default();
+    if !store.contains(&target.key(name)) {
+        let options = WriteOptions {
+            manager: "gitsync-local-cluster".into(),
+            ..WriteOptions::default()
+        };
+        create(store, &target, standard, &options)?;
     }
     Ok(())
 }

@@ -64,11 +64,18 @@ pub fn resources(catalog: &Catalog, group: &str, version: &str) -> Option<Value>
     }
     let mut list = Vec::new();
     for r in served {
-        list.push(json!({
+        let mut entry = json!({
             "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-            "kind": r.kind, "verbs": kinds::verbs(), "shortNames": r.short_names,
-            "storageVersionHash": "",
-        }));
+            "kind": r.kind, "verbs": kinds::verbs(r), "storageVersionHash": "",
+        });
+        // Empty lists are left out, as the API server's `omitempty` does.
+        if !r.short_names.is_empty() {
+            entry["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            entry["categories"] = json!(r.categories);
+        }
+        list.push(entry);
         if kinds::has_scale(r.kind) {
             list.push(json!({
                 "name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,

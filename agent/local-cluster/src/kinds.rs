@@ -14,6 +14,8 @@ pub struct Resource {
     pub kind: &'static str,
     pub namespaced: bool,
     pub short_names: &'static [&'static str],
+    /// Groups such as `all` that `kubectl get <category>` expands to.
+    pub categories: &'static [&'static str],
     pub has_status: bool,
 }
 
@@ -28,6 +30,7 @@ impl Resource {
     }
 }
 
+/// Every verb of a collection and its objects.
 const VERBS: &[&str] = &[
     "create",
     "delete",
@@ -39,13 +42,23 @@ const VERBS: &[&str] = &[
     "watch",
 ];
 
-/// Verbs every served resource supports.
-pub fn verbs() -> &'static [&'static str] {
-    VERBS
+/// Namespaces cannot be deleted as a collection.
+const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
+/// The verbs `res` serves, as its discovery document lists them.
+pub fn verbs(res: &Resource) -> &'static [&'static str] {
+    if res.group.is_empty() && res.plural == "namespaces" {
+        NAMESPACE_VERBS
+    } else {
+        VERBS
+    }
 }
 
 macro_rules! resource {
-    ($group:expr, $version:expr, $plural:expr, $singular:expr, $kind:expr, $ns:expr, [$($short:expr),*], $status:expr) => {
+    ($group:expr, $version:expr, $plural:expr, $singular:expr, $kind:expr, $ns:expr,
+     short: [$($short:expr),*], categories: [$($category:expr),*], status: $status:expr) => {
         Resource {
             group: $group,
             version: $version,
@@ -54,227 +67,42 @@ macro_rules! resource {
             kind: $kind,
             namespaced: $ns,
             short_names: &[$($short),*],
+            categories: &[$($category),*],
             has_status: $status,
         }
     };
 }
 
-/// Every built-in resource, grouped by group/version in discovery order.
+/// Every built-in resource, grouped by group/version in discovery order, with the short
+/// names and categories `kubectl api-resources -o wide` shows for it on a real cluster.
+#[rustfmt::skip]
 pub const RESOURCES: &[Resource] = &[
-    resource!(
-        "",
-        "v1",
-        "namespaces",
-        "namespace",
-        "Namespace",
-        false,
-        ["ns"],
-        true
-    ),
-    resource!(
-        "",
-        "v1",
-        "configmaps",
-        "configmap",
-        "ConfigMap",
-        true,
-        ["cm"],
-        false
-    ),
-    resource!("", "v1", "secrets", "secret", "Secret", true, [], false),
-    resource!(
-        "",
-        "v1",
-        "services",
-        "service",
-        "Service",
-        true,
-        ["svc"],
-        true
-    ),
-    resource!(
-        "",
-        "v1",
-        "serviceaccounts",
-        "serviceaccount",
-        "ServiceAccount",
-        true,
-        ["sa"],
-        false
-    ),
-    resource!(
-        "",
-        "v1",
-        "persistentvolumeclaims",
-        "persistentvolumeclaim",
-        "PersistentVolumeClaim",
-        true,
-        ["pvc"],
-        true
-    ),
-    resource!("", "v1", "pods", "pod", "Pod", true, ["po"], true),
-    resource!("", "v1", "events", "event", "Event", true, ["ev"], false),
-    resource!(
-        "",
-        "v1",
-        "endpoints",
-        "endpoints",
-        "Endpoints",
-        true,
-        ["ep"],
-        false
-    ),
-    resource!(
-        "apps",
-        "v1",
-        "deployments",
-        "deployment",
-        "Deployment",
-        true,
-        ["deploy"],
-        true
-    ),
-    resource!(
-        "apps",
-        "v1",
-        "replicasets",
-        "replicaset",
-        "ReplicaSet",
-        true,
-        ["rs"],
-        true
-    ),
-    resource!(
-        "apps",
-        "v1",
-        "statefulsets",
-        "statefulset",
-        "StatefulSet",
-        true,
-        ["sts"],
-        true
-    ),
-    resource!(
-        "apps",
-        "v1",
-        "daemonsets",
-        "daemonset",
-        "DaemonSet",
-        true,
-        ["ds"],
-        true
-    ),
-    resource!("batch", "v1", "jobs", "job", "Job", true, [], true),
-    resource!(
-        "batch",
-        "v1",
-        "cronjobs",
-        "cronjob",
-        "CronJob",
-        true,
-        ["cj"],
-        true
-    ),
-    resource!(
-        "networking.k8s.io",
-        "v1",
-        "ingresses",
-        "ingress",
-        "Ingress",
-        true,
-        ["ing"],
-        true
-    ),
-    resource!(
-        "networking.k8s.io",
-        "v1",
-        "networkpolicies",
-        "networkpolicy",
-        "NetworkPolicy",
-        true,
-        ["netpol"],
-        false
-    ),
-    resource!(
-        "autoscaling",
-        "v2",
-        "horizontalpodautoscalers",
-        "horizontalpodautoscaler",
-        "HorizontalPodAutoscaler",
-        true,
-        ["hpa"],
-        true
-    ),
-    resource!(
-        "policy",
-        "v1",
-        "poddisruptionbudgets",
-        "poddisruptionbudget",
-        "PodDisruptionBudget",
-        true,
-        ["pdb"],
-        true
-    ),
-    resource!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "roles",
-        "role",
-        "Role",
-        true,
-        [],
-        false
-    ),
-    resource!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "rolebindings",
-        "rolebinding",
-        "RoleBinding",
-        true,
-        [],
-        false
-    ),
-    resource!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterroles",
-        "clusterrole",
-        "ClusterRole",
-        false,
-        [],
-        false
-    ),
-    resource!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterrolebindings",
-        "clusterrolebinding",
-        "ClusterRoleBinding",
-        false,
-        [],
-        false
-    ),
-    resource!(
-        "coordination.k8s.io",
-        "v1",
-        "leases",
-        "lease",
-        "Lease",
-        true,
-        [],
-        false
-    ),
-    resource!(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        "customresourcedefinition",
-        "CustomResourceDefinition",
-        false,
-        ["crd", "crds"],
-        true
-    ),
+    resource!("", "v1", "namespaces", "namespace", "Namespace", false, short: ["ns"], categories: [], status: true),
+    resource!("", "v1", "configmaps", "configmap", "ConfigMap", true, short: ["cm"], categories: [], status: false),
+    resource!("", "v1", "secrets", "secret", "Secret", true, short: [], categories: [], status: false),
+    resource!("", "v1", "services", "service", "Service", true, short: ["svc"], categories: ["all"], status: true),
+    resource!("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, short: ["sa"], categories: [], status: false),
+    resource!("", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, short: ["pvc"], categories: [], status: true),
+    resource!("", "v1", "pods", "pod", "Pod", true, short: ["po"], categories: ["all"], status: true),
+    resource!("", "v1", "events", "event", "Event", true, short: ["ev"], categories: [], status: false),
+    resource!("", "v1", "endpoints", "endpoints", "Endpoints", true, short: ["ep"], categories: [], status: false),
+    resource!("apps", "v1", "deployments", "deployment", "Deployment", true, short: ["deploy"], categories: ["all"], status: true),
+    resource!("apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, short: ["rs"], categories: ["all"], status: true),
+    resource!("apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, short: ["sts"], categories: ["all"], status: true),
+    resource!("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, short: ["ds"], categories: ["all"], status: true),
+    resource!("batch", "v1", "jobs", "job", "Job", true, short: [], categories: ["all"], status: true),
+    resource!("batch", "v1", "cronjobs", "cronjob", "CronJob", true, short: ["cj"], categories: ["all"], status: true),
+    resource!("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", true, short: ["ing"], categories: [], status: true),
+    resource!("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", true, short: ["netpol"], categories: [], status: false),
+    resource!("autoscaling", "v2", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, short: ["hpa"], categories: ["all"], status: true),
+    resource!("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, short: ["pdb"], categories: [], status: true),
+    resource!("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", true, short: [], categories: [], status: false),
+    resource!("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", true, short: [], categories: [], status: false),
+    resource!("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", false, short: [], categories: [], status: false),
+    resource!("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, short: [], categories: [], status: false),
+    resource!("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, short: [], categories: [], status: false),
+    resource!("storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", false, short: ["sc"], categories: [], status: false),
+    resource!("apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false, short: ["crd", "crds"], categories: ["api-extensions"], status: true),
 ];
 
 /// True for kinds with a `scale` subresource.
@@ -348,15 +176,16 @@ fn resources_of_crd(crd: &Value) -> Vec<&'static Resource> {
     let singular = names["singular"]
         .as_str()
         .map_or_else(|| kind.to_lowercase(), str::to_owned);
-    let short: Vec<String> = names["shortNames"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let strings = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    let short = strings(&names["shortNames"]);
+    let categories = strings(&names["categories"]);
     let namespaced = spec["scope"].as_str() != Some("Cluster");
     spec["versions"]
         .as_array()
@@ -366,63 +195,75 @@ fn resources_of_crd(crd: &Value) -> Vec<&'static Resource> {
         .filter_map(|v| {
             let version = v["name"].as_str()?;
             let has_status = v.pointer("/subresources/status").is_some();
-            Some(intern(
-                &group, version, &plural, &singular, &kind, namespaced, &short, has_status,
-            ))
+            Some(intern(&Definition {
+                group: &group,
+                version,
+                plural: &plural,
+                singular: &singular,
+                kind: &kind,
+                namespaced,
+                short: &short,
+                categories: &categories,
+                has_status,
+            }))
         })
         .collect()
 }
 
+/// What a CRD's served version defines.
+struct Definition<'a> {
+    group: &'a str,
+    version: &'a str,
+    plural: &'a str,
+    singular: &'a str,
+    kind: &'a str,
+    namespaced: bool,
+    short: &'a [String],
+    categories: &'a [String],
+    has_status: bool,
+}
+
 /// One leaked `Resource` per distinct definition, shared by every cluster in the
 /// process, so re-creating a CRD does not leak again.
-#[allow(clippy::too_many_arguments)]
-fn intern(
-    group: &str,
-    version: &str,
-    plural: &str,
-    singular: &str,
-    kind: &str,
-    namespaced: bool,
-    short: &[String],
-    has_status: bool,
-) -> &'static Resource {
+fn intern(d: &Definition<'_>) -> &'static Resource {
     static INTERNED: std::sync::Mutex<Vec<&'static Resource>> = std::sync::Mutex::new(Vec::new());
     let mut interned = INTERNED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let same_list = |a: &[&str], b: &[String]| a.iter().copied().eq(b.iter().map(String::as_str));
     let same = |r: &&&'static Resource| {
-        r.group == group
-            && r.version == version
-            && r.plural == plural
-            && r.singular == singular
-            && r.kind == kind
-            && r.namespaced == namespaced
-            && r.has_status == has_status
-            && r.short_names
-                .iter()
-                .copied()
-                .eq(short.iter().map(String::as_str))
+        r.group == d.group
+            && r.version == d.version
+            && r.plural == d.plural
+            && r.singular == d.singular
+            && r.kind == d.kind
+            && r.namespaced == d.namespaced
+            && r.has_status == d.has_status
+            && same_list(r.short_names, d.short)
+            && same_list(r.categories, d.categories)
     };
     if let Some(found) = interned.iter().find(same) {
         return found;
     }
     let leak = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
-    let short_names: &'static [&'static str] = Box::leak(
-        short
-            .iter()
-            .map(|s| leak(s))
-            .collect::<Vec<_>>()
-            .into_boxed_slice(),
-    );
+    let leak_list = |list: &[String]| -> &'static [&'static str] {
+        Box::leak(
+            list.iter()
+                .map(|s| leak(s))
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        )
+    };
     let resource: &'static Resource = Box::leak(Box::new(Resource {
-        group: leak(group),
-        version: leak(version),
-        plural: leak(plural),
-        singular: leak(singular),
-        kind: leak(kind),
-        namespaced,
-        short_names,
-        has_status,
+        group: leak(d.group),
+        version: leak(d.version),
+        plural: leak(d.plural),
+        singular: leak(d.singular),
+        kind: leak(d.kind),
+        namespaced: d.namespaced,
+        short_names: leak_list(d.short),
+        categories: leak_list(d.categories),
+        has_status: d.has_status,
     }));
     interned.push(resource);
     resource

@@ -12,12 +12,14 @@
 //! kubectl's `$patch`, `$retainKeys`, `$setElementOrder` and `$deleteFromPrimitiveList`
 //! directives; see `strategic`), server-side apply with
 //! managedFields per manager, conflicts (409 naming each field and manager) and force,
-//! dry-run, delete (a Namespace takes its contents); defaulting, validation and the
+//! dry-run, delete and deletecollection (a Namespace takes its contents); defaulting, validation and the
 //! immutable fields of the example app's kinds; `Status` errors. Controllers are
 //! simulated (see `rollout`): Deployments roll out through ReplicaSets and Pods on a
 //! clock tests can advance (`LocalCluster::advance_clock`, `POST /_gitsync/clock`,
 //! `GITSYNC_LOCAL_CLUSTER_TIME_SCALE`), with failure injection by pod-template
-//! annotation; Services get Endpoints, PVCs are Bound at once. Watch streams
+//! annotation; Services get Endpoints; PVCs bind through their StorageClass (see
+//! `storage`: a default `standard` class, `Immediate` or `WaitForFirstConsumer`
+//! binding, expansion where the class allows it). Watch streams
 //! (ADDED/MODIFIED/DELETED, BOOKMARK, resume, 410 Gone); finalizers, propagation
 //! through ownerReferences and terminating namespaces (see `deletion`); a
 //! CustomResourceDefinition serves its kind (discovery, CRUD, watch) until deleted,
@@ -45,6 +47,7 @@ mod api;
 mod clock;
 mod deletion;
 mod discovery;
+mod events;
 pub mod faults;
 mod kinds;
 mod managed;
@@ -54,6 +57,7 @@ mod rollout;
 mod selector;
 mod server;
 mod status;
+mod storage;
 mod store;
 mod strategic;
 mod watch;
@@ -251,6 +255,12 @@ impl LocalCluster {
     /// progress deadlines pass), as `POST /_gitsync/clock?advance=30s` does over HTTP.
     pub fn advance_clock(&self, by: std::time::Duration) {
         self.shared.clock.advance(by);
+    }
+
+    /// Simulated time on the controllers' clock, in milliseconds since the epoch (what
+    /// `GET /_gitsync/clock` answers as `nowMs`).
+    pub fn now_ms(&self) -> u64 {
+        self.shared.clock.now_ms()
     }
 
     /// Replaces the injected latency and failure rules, as `POST /_gitsync/faults` does.

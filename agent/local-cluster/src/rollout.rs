@@ -12,6 +12,8 @@
 //! - **ReplicaSets** create and delete Pods (owned by the ReplicaSet) to match.
 //! - **Pods** start Pending, become Running and Ready after a simulated start
 //!   ([`START_MS`]); available once Ready for the Deployment's `minReadySeconds`.
+//! - **PersistentVolumeClaims** are bound as the PersistentVolume controller binds them
+//!   (see [`crate::storage`]).
 //! - **Services** get Endpoints listing their ready pods; `LoadBalancer` Services and
 //!   Ingresses get a load-balancer address; **HPAs** report their conditions.
 //!
@@ -58,7 +60,9 @@ pub fn reconcile(store: &mut Store, now_ms: u64) -> std::io::Result<()> {
     for hpa in snapshot(store, "autoscaling", "horizontalpodautoscalers") {
         autoscaler(store, &hpa, now_ms)?;
     }
-    Ok(())
+    // After the ReplicaSets, so a claim waiting for its first consumer binds in the
+    // pass that created the Pod.
+    crate::storage::reconcile(store, now_ms)
 }
 
 fn snapshot(store: &Store, group: &str, plural: &str) -> Vec<Value> {
@@ -401,11 +405,19 @@ fn deployment_status(
     );
     let mut status = json!({
         "observedGeneration": generation,
-        "replicas": total, "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": available,
         "conditions": [available_condition, progressing],
     });
-    if total - available > 0 {
-        status["unavailableReplicas"] = json!(total - available);
+    // Counts of zero are left out, as the API's `omitempty` leaves them.
+    for (field, n) in [
+        ("replicas", total),
+        ("updatedReplicas", updated),
+        ("readyReplicas", ready),
+        ("availableReplicas", available),
+        ("unavailableReplicas", total - available),
+    ] {
+        if n > 0 {
+            status[field] = json!(n);
+        }
     }
     save_status(
         store,
@@ -513,9 +525,18 @@ fn replica_set(store: &mut Store, rs: &Value, now_ms: u64) -> std::io::Result<()
     let n = |f: fn(&Value, u64, u64) -> bool| {
         pods.iter().filter(|p| f(p, now_ms, min_ready_ms)).count()
     };
-    let status = json!({"replicas": pods.len(), "fullyLabeledReplicas": pods.len(),
-        "readyReplicas": n(is_ready), "availableReplicas": n(is_available),
+    let mut status = json!({"replicas": pods.len(),
         "observedGeneration": rs.pointer("/metadata/generation").cloned().unwrap_or(json!(1))});
+    // `replicas` is always there; the other counts only when not zero (`omitempty`).
+    for (field, count) in [
+        ("fullyLabeledReplicas", pods.len()),
+        ("readyReplicas", n(is_ready)),
+        ("availableReplicas", n(is_available)),
+    ] {
+        if count > 0 {
+            status[field] = json!(count);
+        }
+    }
     let key = key_of("apps", "replicasets", rs);
     if store.contains(&key) {
         save_status(store, key, rs, status)?;
@@ -565,14 +586,17 @@ fn pods(store: &mut Store, now_ms: u64) -> std::io::Result<()> {
             })
             .collect();
         let flag = |b: bool| if b { "True" } else { "False" };
+        let at = |ms: u64| clock::rfc3339(ms / 1000);
+        // Readiness last changed when the pod came up (or, not ready, when it started).
+        let ready_changed = at(if ready { started + start_ms } else { started });
         let mut next = pod.clone();
         next["status"]["phase"] = json!(if up { "Running" } else { "Pending" });
         next["status"]["containerStatuses"] = json!(containers);
         next["status"]["conditions"] = json!([
-            {"type": "PodScheduled", "status": "True"},
-            {"type": "Initialized", "status": "True"},
-            {"type": "ContainersReady", "status": flag(ready)},
-            {"type": "Ready", "status": flag(ready)},
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": at(started)},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": at(started)},
+            {"type": "ContainersReady", "status": flag(ready), "lastTransitionTime": ready_changed},
+            {"type": "Ready", "status": flag(ready), "lastTransitionTime": ready_changed},
         ]);
         let annotations = next["metadata"]["annotations"].as_object_mut();
         if let Some(a) = annotations {

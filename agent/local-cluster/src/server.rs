@@ -366,6 +366,15 @@ fn serve(
             api::delete(&mut *lock()?, &target, &options, &delete_options)
                 .map(|v| (StatusCode::OK, v))
         }
+        (Method::DELETE, false) => {
+            verb = "deletecollection";
+            let list = list_options(query)?;
+            let (delete_options, body_dry_run) = delete_options(query, body)?;
+            let mut options = options.clone();
+            options.dry_run |= body_dry_run;
+            api::delete_collection(&mut *lock()?, &target, &list, &options, &delete_options)
+                .map(|v| (StatusCode::OK, v))
+        }
         (other, _) => {
             verb = "unsupported";
             Err(ApiError::method_not_allowed(other.as_str()))

@@ -156,6 +156,19 @@ impl ApiError {
         .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes_json}))
     }
 
+    /// 403 from an admission plugin: `persistentvolumeclaims "data" is forbidden: …`.
+    pub fn forbidden(group: &str, plural: &str, name: &str, why: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{name}\" is forbidden: {why}",
+                qualified(group, plural)
+            ),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
+    }
+
     pub fn bad_request(message: String) -> Self {
         Self::new(400, "BadRequest", message)
     }

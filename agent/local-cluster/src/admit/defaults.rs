@@ -50,6 +50,12 @@ pub fn apply(res: &Resource, object: &mut Value, cluster_ip: impl FnOnce() -> St
                 claim_spec(spec);
             }
         }
+        "StorageClass" => {
+            if let Some(class) = object.as_object_mut() {
+                default(class, "reclaimPolicy", json!("Delete"));
+                default(class, "volumeBindingMode", json!("Immediate"));
+            }
+        }
         "Secret" => {
             if let Some(obj) = object.as_object_mut() {
                 default(obj, "type", json!("Opaque"));

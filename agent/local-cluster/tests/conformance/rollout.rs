@@ -296,3 +296,177 @@ async fn a_crash_looping_pod_restarts_and_is_never_ready() {
     assert!(sim.pods().await.iter().all(|p| !ready(p)));
     sim.server.finish().await;
 }
+
+/// The Deployment's condition of this type: (status, reason, message).
+fn condition(d: &Deployment, kind: &str) -> Option<(String, String, String)> {
+    let c = d
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_.as_deref() == Some(kind))?
+        .clone();
+    Some((
+        c.status.unwrap_or_default(),
+        c.reason.unwrap_or_default(),
+        c.message.unwrap_or_default(),
+    ))
+}
+
+/// When the pod last turned Ready, in simulated milliseconds (its `Ready` condition's
+/// `lastTransitionTime`, to the second).
+fn ready_since_ms(pod: &Pod) -> u64 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| u64::try_from(t.0.as_second()).unwrap_or(0) * 1000)
+        .expect("a Ready condition with its transition time")
+}
+
+#[tokio::test]
+async fn min_ready_seconds_delays_availability() {
+    let Some(sim) = Sim::start().await else {
+        return;
+    };
+    let local = sim.server.local().expect("emulator");
+    let mut web = deployment("web", 2, &json!({}), &json!({}));
+    web.spec.min_ready_seconds = Some(30);
+    sim.deployments()
+        .create(&PostParams::default(), &web)
+        .await
+        .expect("create");
+    let ready = sim
+        .until("both pods are ready", async || {
+            let d = sim.deployments().get("web").await.ok()?;
+            (d.status.as_ref()?.ready_replicas == Some(2)).then_some(d)
+        })
+        .await;
+    let status = ready.status.clone().expect("status");
+    assert_eq!(
+        status.available_replicas.unwrap_or(0),
+        0,
+        "ready is not yet available"
+    );
+    assert_eq!(status.unavailable_replicas, Some(2));
+    let (available, reason, _) = condition(&ready, "Available").expect("Available");
+    assert_eq!(
+        (available.as_str(), reason.as_str()),
+        ("False", "MinimumReplicasUnavailable")
+    );
+    let ready_at = sim
+        .pods()
+        .await
+        .iter()
+        .map(ready_since_ms)
+        .max()
+        .unwrap_or(0);
+    let available_at = sim
+        .until("both pods are available", async || {
+            let d = sim.deployments().get("web").await.ok()?;
+            let now = local.now_ms();
+            (d.status?.available_replicas == Some(2)).then_some(now)
+        })
+        .await;
+    // Ready within the second of `ready_at`; available once ready for 30 s.
+    assert!(
+        available_at >= ready_at + 30_000,
+        "available {} ms after ready, before minReadySeconds",
+        available_at.saturating_sub(ready_at)
+    );
+    assert!(
+        available_at <= ready_at + 40_000,
+        "available only {} ms after ready",
+        available_at.saturating_sub(ready_at)
+    );
+    let done = sim.deployments().get("web").await.expect("get");
+    let (available, reason, _) = condition(&done, "Available").expect("Available");
+    assert_eq!(
+        (available.as_str(), reason.as_str()),
+        ("True", "MinimumReplicasAvailable")
+    );
+    sim.server.finish().await;
+}
+
+#[tokio::test]
+async fn a_finished_rollout_reports_what_the_deployment_controller_reports() {
+    let Some(sim) = Sim::start().await else {
+        return;
+    };
+    sim.deployments()
+        .create(
+            &PostParams::default(),
+            &deployment("web", 3, &json!({}), &json!({})),
+        )
+        .await
+        .expect("create");
+    sim.rolled_out("web", 3).await;
+    sim.set_image("web", "example/app:2").await;
+    let mut progressing = None;
+    sim.until("the new ReplicaSet has every pod available", async || {
+        let d = sim.deployments().get("web").await.ok()?;
+        let (_, reason, message) = condition(&d, "Progressing")?;
+        if reason == "ReplicaSetUpdated" {
+            progressing = Some(message);
+        }
+        (reason == "NewReplicaSetAvailable" && d.status?.observed_generation == Some(2))
+            .then_some(())
+    })
+    .await;
+    let sets: Api<ReplicaSet> = Api::namespaced(sim.server.client.clone(), &sim.server.ns);
+    let sets = sets.list(&ListParams::default()).await.expect("rs").items;
+    let revision = |rs: &ReplicaSet| {
+        rs.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+            .cloned()
+    };
+    let new_set = sets
+        .iter()
+        .find(|rs| revision(rs).as_deref() == Some("2"))
+        .expect("the new ReplicaSet");
+    let new_name = new_set.metadata.name.clone().expect("name");
+    assert_eq!(
+        progressing,
+        Some(format!("ReplicaSet \"{new_name}\" is progressing.")),
+        "while rolling"
+    );
+    let old_set = sets
+        .iter()
+        .find(|rs| revision(rs).as_deref() == Some("1"))
+        .expect("the old ReplicaSet is kept for rollbacks");
+    assert_eq!(old_set.spec.replicas, Some(0));
+
+    let done = sim.deployments().get("web").await.expect("get");
+    let status = done.status.clone().expect("status");
+    assert_eq!(done.metadata.generation, Some(2));
+    assert_eq!(status.observed_generation, Some(2));
+    assert_eq!(status.replicas, Some(3));
+    assert_eq!(status.updated_replicas, Some(3));
+    assert_eq!(status.ready_replicas, Some(3));
+    assert_eq!(status.available_replicas, Some(3));
+    assert_eq!(status.unavailable_replicas, None, "zero is left out");
+    assert_eq!(
+        condition(&done, "Available"),
+        Some((
+            "True".to_owned(),
+            "MinimumReplicasAvailable".to_owned(),
+            "Deployment has minimum availability.".to_owned()
+        ))
+    );
+    assert_eq!(
+        condition(&done, "Progressing"),
+        Some((
+            "True".to_owned(),
+            "NewReplicaSetAvailable".to_owned(),
+            format!("ReplicaSet \"{new_name}\" has successfully progressed.")
+        ))
+    );
+    let pods = sim.pods().await;
+    assert_eq!(pods.len(), 3);
+    assert!(pods.iter().all(|p| image(p) == "example/app:2" && ready(p)));
+    sim.server.finish().await;
+}
