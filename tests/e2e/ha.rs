@@ -66,6 +66,16 @@ fn leads(r: &Replica) -> Option<bool> {
     (code == 200).then(|| metrics.contains("\ngitsync_leader 1\n"))
 }
 
+/// Objects this replica itself applied, by its own metrics.
+fn applied(r: &Replica) -> u64 {
+    let (_, metrics) = http(&r.base, "GET", "/metrics");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("gitsync_objects_applied_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn lease_holder(cluster: &Cluster) -> Option<String> {
     cluster
         .get("/apis/coordination.k8s.io/v1/namespaces/gitsync-system/leases/gitsync-agent-leader")
@@ -97,9 +107,12 @@ fn one_of_two_agents_leads_and_the_other_takes_over_mid_rollout() {
          apps:\n  - {{name: ro, repo: '{}', path: apps/ro, interval: 1s}}\n",
         repo.path().display()
     );
-    // Started at once.
-    let a = replica(&cluster, &config, work.path(), "agent-a");
-    let b = replica(&cluster, &config, work.path(), "agent-b");
+    // Started at once: both find no Lease and race to create it.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| replica(&cluster, &config, work.path(), "agent-a"));
+        let b = s.spawn(|| replica(&cluster, &config, work.path(), "agent-b"));
+        (a.join().expect("agent-a"), b.join().expect("agent-b"))
+    });
     let a_leads = eventually(WAIT, "one leader", || match (leads(&a), leads(&b)) {
         (Some(x), Some(y)) if x != y => Some(x),
         _ => None,
@@ -116,6 +129,9 @@ fn one_of_two_agents_leads_and_the_other_takes_over_mid_rollout() {
     assert_eq!(apps["agent"]["identity"], leader.name, "{apps}");
     let (code, _) = http(&follower.base, "GET", "/readyz");
     assert_eq!(code, 200, "a follower is ready (it forwards)");
+    // Only the leader writes: the follower (its metrics are its own) applied nothing.
+    assert!(applied(&leader) > 0);
+    assert_eq!(applied(&follower), 0, "the follower wrote");
 
     // v2 starts a canary that pauses for a promote; the leader dies there.
     write(repo.path(), "web:2");
