@@ -9,10 +9,14 @@ use serde::Serialize;
 
 use crate::args::Color;
 
-/// Prints a value as pretty JSON on stdout.
+/// Prints a value as pretty JSON on stdout (a closed pipe, as `| head` leaves it, is
+/// not an error).
 pub fn json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(mut text) => {
+            text.push('\n');
+            self::text(&text);
+        }
         Err(e) => eprintln!("error: cannot encode output: {e}"),
     }
 }
