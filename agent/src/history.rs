@@ -136,16 +136,18 @@ impl Entry {
         self.replaced = outcome.replaced;
         self.pruned = outcome.pruned;
         self.unchanged = outcome.unchanged;
-        let failures = outcome
-            .failed
-            .iter()
-            .map(|f| format!("{}: {}", f.object, f.message));
+        let failures = failures(
+            outcome
+                .failed
+                .iter()
+                .map(|f| (f.object.as_str(), f.message.as_str())),
+        );
         let health = outcome
             .health
             .as_ref()
             .filter(|h| !h.reason.is_empty())
             .map(|h| h.reason.clone());
-        let reason: Vec<String> = failures.chain(health).collect();
+        let reason: Vec<String> = failures.into_iter().chain(health).collect();
         self.reason = (!reason.is_empty()).then(|| scrub(&reason.join("; "), secrets));
         self.finished = Some(gitsync_core::time::rfc3339(now_ms() / 1000));
     }
@@ -156,6 +158,33 @@ impl Entry {
         self.reason = Some(scrub(reason, secrets));
         self.finished = Some(gitsync_core::time::rfc3339(now_ms() / 1000));
     }
+}
+
+/// Objects a reason names for one failure, at most (a refused prune of hundreds of
+/// objects must not fill the history's ConfigMap).
+const NAMED: usize = 10;
+
+/// `(object, message)` failures as reasons: objects that failed for one reason (a
+/// pruning guard's) share it, named up to [`NAMED`].
+fn failures<'a>(failed: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (object, message) in failed {
+        match grouped.iter_mut().find(|(m, _)| *m == message) {
+            Some((_, objects)) => objects.push(object),
+            None => grouped.push((message, vec![object])),
+        }
+    }
+    grouped
+        .into_iter()
+        .map(|(message, objects)| {
+            let named = objects.len().min(NAMED);
+            let more = match objects.len() - named {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            format!("{}{more}: {message}", objects[..named].join(", "))
+        })
+        .collect()
 }
 
 /// Replaces every occurrence of a secret value with `***`.
@@ -251,6 +280,26 @@ mod tests {
             scrub("bad value \"hunter22\" (aHVudGVyMjI=) x", &secrets),
             "bad value \"***\" (***) x"
         );
+    }
+
+    #[test]
+    fn objects_failing_for_one_reason_share_it_and_are_named_up_to_a_bound() {
+        let objects: Vec<String> = (0..12).map(|i| format!("ConfigMap/demo/cm-{i}")).collect();
+        let mut failed: Vec<(&str, &str)> = objects
+            .iter()
+            .map(|o| (o.as_str(), "refusing to prune 12 of 13"))
+            .collect();
+        failed.push(("Service/demo/web", "port out of range (422)"));
+        let reason = failures(failed.into_iter()).join("; ");
+        assert_eq!(
+            reason,
+            "ConfigMap/demo/cm-0, ConfigMap/demo/cm-1, ConfigMap/demo/cm-2, \
+             ConfigMap/demo/cm-3, ConfigMap/demo/cm-4, ConfigMap/demo/cm-5, \
+             ConfigMap/demo/cm-6, ConfigMap/demo/cm-7, ConfigMap/demo/cm-8, \
+             ConfigMap/demo/cm-9 and 2 more: refusing to prune 12 of 13; \
+             Service/demo/web: port out of range (422)"
+        );
+        assert_eq!(reason.matches("refusing").count(), 1, "{reason}");
     }
 
     #[test]

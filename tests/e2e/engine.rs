@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, app_dir, write_files};
+use crate::support::{Cluster, app_dir, history, write_files};
 
 const NS: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: eng\n";
 
@@ -215,15 +215,78 @@ fn pruning_guards_refuse_mass_deletion_and_keep_claims() {
     let gone: Vec<(String, &str)> = (1..9).map(|i| (format!("cm-{i}.yaml"), "")).collect();
     let gone: Vec<(&str, &str)> = gone.iter().map(|(p, c)| (p.as_str(), *c)).collect();
     write_files(app.path(), &gone);
+    let doomed: Vec<String> = (1..9).map(|i| format!("ConfigMap/eng/cm-{i}")).collect();
+
+    // diff lists every one of the 8 prunes, each with the guard that stops it.
+    let diff = cluster.gitsync(&["diff", path(&app), "--app", "eng"]);
+    assert_eq!(diff.code, 1, "{diff:?}");
+    for object in &doomed {
+        assert!(
+            diff.stdout.contains(&format!("=== prune {object}\n")),
+            "{object}: {diff:?}"
+        );
+        assert!(
+            diff.stdout.contains(&format!(
+                "=== blocked {object}: refusing to prune 8 of 11 live objects of app \"eng\" (more than 50%)"
+            )),
+            "{object}: {diff:?}"
+        );
+    }
+    assert!(
+        diff.stdout
+            .contains("8 to prune (all blocked by a pruning guard)"),
+        "{diff:?}"
+    );
+    let json: Value = cluster
+        .gitsync(&["diff", path(&app), "--app", "eng", "-o", "json"])
+        .json();
+    assert_eq!(
+        json["prune_guard"],
+        json!({"guard": "prune_share", "prune": 8, "managed": 11, "max_percent": 50}),
+        "{json}"
+    );
+    let mut blocked: Vec<String> = json["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["action"] == "prune")
+        .inspect(|s| {
+            assert!(
+                s["blocked"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("refusing to prune 8 of 11")),
+                "{s}"
+            );
+        })
+        .map(|s| format!("ConfigMap/eng/{}", s["id"]["name"].as_str().expect("name")))
+        .collect();
+    blocked.sort();
+    assert_eq!(blocked, doomed);
+    // A higher share lets the same diff through.
+    let allowed = cluster.gitsync(&[
+        "diff",
+        path(&app),
+        "--app",
+        "eng",
+        "--max-prune-percent",
+        "80",
+    ]);
+    assert_eq!(allowed.code, 1, "{allowed:?}");
+    assert!(!allowed.stdout.contains("=== blocked"), "{allowed:?}");
+
     cluster.reset_stats();
     let refused = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
     assert_eq!(refused.code, 2, "{refused:?}");
     assert!(
         refused.stderr.contains("refusing to prune 8 of 11")
-            && refused.stderr.contains("--force-prune"),
+            && refused.stderr.contains("--force-prune")
+            && refused.stderr.contains("nothing was changed")
+            && refused.stderr.contains("not pruned: ConfigMap/eng/cm-8"),
         "{refused:?}"
     );
     assert_eq!(cluster.writes(), 0);
+    let entries = history(&cluster, "eng");
+    assert_eq!(entries[0]["result"], "PruneRefused", "{entries:?}");
 
     // The PVC leaves git too; with --force-prune the ConfigMaps go, the claim stays.
     write_files(app.path(), &[("pvc.yaml", "")]);
@@ -248,6 +311,49 @@ fn pruning_guards_refuse_mass_deletion_and_keep_claims() {
         cluster
             .get("/api/v1/namespaces/eng/configmaps/cm-1")
             .is_none()
+    );
+}
+
+/// A small app is guarded by the same share: removing both of its objects (while the
+/// render holds a new one) is 100% of it.
+#[test]
+fn the_share_guard_holds_for_a_two_object_app() {
+    let cluster = Cluster::start();
+    let app = app_dir(&[
+        ("a.yaml", &config_map("a", "")),
+        ("b.yaml", &config_map("b", "")),
+    ]);
+    let flags = ["--app", "small"];
+    let sync = |extra: &[&str]| {
+        let mut args = vec!["sync", path(&app)];
+        args.extend(flags);
+        args.extend(extra);
+        cluster.gitsync(&args)
+    };
+    // The namespace comes first, outside the app.
+    let ns = app_dir(&[("ns.yaml", NS)]);
+    assert_eq!(cluster.gitsync(&["sync", path(&ns), "--app", "ns"]).code, 0);
+    assert_eq!(sync(&[]).code, 0);
+    write_files(
+        app.path(),
+        &[
+            ("a.yaml", ""),
+            ("b.yaml", ""),
+            ("c.yaml", &config_map("c", "")),
+        ],
+    );
+    let refused = sync(&[]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("refusing to prune 2 of 2"),
+        "{refused:?}"
+    );
+    assert!(cluster.get("/api/v1/namespaces/eng/configmaps/c").is_none());
+    let forced = sync(&["--force-prune"]);
+    assert_eq!(forced.code, 0, "{forced:?}");
+    assert!(
+        forced.stdout.contains("1 created") && forced.stdout.contains("2 pruned"),
+        "{forced:?}"
     );
 }
 

@@ -11,6 +11,18 @@
 //! `gitsync.dev/prune: "true"`; nothing annotated `gitsync.dev/prune: "false"`; an
 //! object another app owns fails the plan. An update of an immutable field is a
 //! replace, blocked unless the object carries `gitsync.dev/replace: "true"`.
+//!
+//! A guard that stops the prunes does not fail the plan: the plan still lists every
+//! prune, each blocked with the guard's reason, and names the guard
+//! ([`Plan::prune_guard`]), so `gitsync diff` shows what would go and why it will not;
+//! executing a plan with a blocked step writes nothing.
+//!
+//! The share guard counts the app's live objects (those carrying its label that no
+//! controller made), at every size: removing 1 of 2 objects is 50% (allowed at the
+//! default), 2 of 2 is 100% (refused). A render that replaced every object of a small
+//! app (a wrong path, a renamed app) is the case the guard is for; the empty-render
+//! guard only covers a render with nothing in it, and holds even with force.
+//!
 //! `gitsync diff` prints a plan; `gitsync sync` executes the same plan. Pure: no I/O.
 
 use serde::Serialize;
@@ -23,17 +35,20 @@ use crate::manifest::{
     Source, annotation, label,
 };
 
-/// Why a plan cannot be made.
+/// Why a plan cannot be made, or (the first two) why a sync of it refuses to prune.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Not returned by [`plan`]: what [`Plan::refusal`] gives for [`Guard::EmptyRender`].
     #[error(
         "the render of app {app:?} is empty: refusing to prune its {managed} live objects \
          (an empty render is treated as a mistake; delete the app's objects explicitly)"
     )]
     EmptyRender { app: String, managed: usize },
+    /// Not returned by [`plan`]: what [`Plan::refusal`] gives for [`Guard::PruneShare`].
     #[error(
         "refusing to prune {prune} of {managed} live objects of app {app:?} (more than \
-         {max_percent}%); check the render, then pass --force-prune if this is intended"
+         {max_percent}%); check the render, then pass --force-prune (the agent: \
+         forcePrune in its configuration) if this is intended"
     )]
     PruneShare {
         app: String,
@@ -56,6 +71,21 @@ pub enum Error {
         object: String,
         file: Source,
         value: String,
+    },
+}
+
+/// A pruning guard that stops every prune of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "guard", rename_all = "snake_case")]
+pub enum Guard {
+    /// The render is empty while the app has live objects (even with force).
+    EmptyRender { managed: usize },
+    /// More than `max_percent` of the app's `managed` live objects would go, without
+    /// force.
+    PruneShare {
+        prune: usize,
+        managed: usize,
+        max_percent: u8,
     },
 }
 
@@ -87,8 +117,8 @@ pub struct Step {
     pub diff: ObjectDiff,
     /// The object's wave: every wave is applied, and healthy, before the next.
     pub wave: i32,
-    /// Why this step may not run (a replace the object did not opt into); a plan with
-    /// a blocked step fails before writing anything.
+    /// Why this step may not run (a replace the object did not opt into, a prune a
+    /// guard stops); a plan with a blocked step fails before writing anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
     /// A Deployment a strategy rolls: its rollout judges its health, not the sync.
@@ -124,6 +154,10 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Live objects left in place although no longer rendered.
     pub kept: Vec<Kept>,
+    /// The guard that stops every prune of this plan (each prune step is blocked with
+    /// its reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune_guard: Option<Guard>,
 }
 
 impl Plan {
@@ -154,6 +188,24 @@ impl Plan {
         self.steps
             .iter()
             .filter_map(|s| s.blocked.as_deref().map(|b| (s, b)))
+    }
+
+    /// Why a sync of this plan refuses to prune, when a guard stops its prunes.
+    pub fn refusal(&self) -> Option<Error> {
+        let app = self.app.clone();
+        self.prune_guard.map(|guard| match guard {
+            Guard::EmptyRender { managed } => Error::EmptyRender { app, managed },
+            Guard::PruneShare {
+                prune,
+                managed,
+                max_percent,
+            } => Error::PruneShare {
+                app,
+                prune,
+                managed,
+                max_percent,
+            },
+        })
     }
 }
 
@@ -243,30 +295,43 @@ pub fn plan(
             }
         }
     }
-    if !prunes.is_empty() {
-        if desired.is_empty() {
-            return Err(Error::EmptyRender {
-                app: app.to_owned(),
-                managed,
-            });
-        }
-        let over_share =
-            prunes.len() * 100 > usize::from(options.max_prune_percent) * managed.max(1);
-        if over_share && !options.force_prune && managed > 2 {
-            return Err(Error::PruneShare {
-                app: app.to_owned(),
-                prune: prunes.len(),
-                managed,
-                max_percent: options.max_prune_percent,
-            });
+    let prune_guard = prune_guard_of(desired.is_empty(), prunes.len(), managed, options);
+    let mut plan = Plan {
+        app: app.to_owned(),
+        steps: Vec::new(),
+        kept,
+        prune_guard,
+    };
+    if let Some(reason) = plan.refusal().map(|e| e.to_string()) {
+        for step in &mut prunes {
+            step.blocked = Some(reason.clone());
         }
     }
     prunes.sort_by(|a, b| order(b).cmp(&order(a)));
     applies.extend(prunes);
-    Ok(Plan {
-        app: app.to_owned(),
-        steps: applies,
-        kept,
+    plan.steps = applies;
+    Ok(plan)
+}
+
+/// The guard that stops `prune` prunes of an app with `managed` live objects, if one
+/// does (see the module's documentation for the rule).
+fn prune_guard_of(
+    empty_render: bool,
+    prune: usize,
+    managed: usize,
+    options: Options,
+) -> Option<Guard> {
+    if prune == 0 {
+        return None;
+    }
+    if empty_render {
+        return Some(Guard::EmptyRender { managed });
+    }
+    let over_share = prune * 100 > usize::from(options.max_prune_percent) * managed;
+    (over_share && !options.force_prune).then_some(Guard::PruneShare {
+        prune,
+        managed,
+        max_percent: options.max_prune_percent,
     })
 }
 

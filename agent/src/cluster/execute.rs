@@ -3,7 +3,8 @@
 //! reverse order.
 //!
 //! 1. **Preflight**: a plan with a blocked step (an immutable change the object did
-//!    not opt into replacing) fails here, and every write is sent once with
+//!    not opt into replacing, a prune a pruning guard stops) fails here (a refused
+//!    prune as [`SyncResult::PruneRefused`]), and every write is sent once with
 //!    `dryRun=All`; if the API server rejects any, nothing is written.
 //! 2. **Apply**: waves in order; within a wave, kind ranks in order, each rank's
 //!    objects concurrently (bounded). CRDs must be established before the next rank
@@ -232,6 +233,9 @@ impl Cluster {
         // 1. Preflight.
         for (step, reason) in plan.blocked() {
             outcome.fail(step, reason.to_owned());
+        }
+        if plan.prune_guard.is_some() {
+            outcome.result = SyncResult::PruneRefused;
         }
         if outcome.failed.is_empty() {
             for failure in self.dry_run(&writes, options).await {

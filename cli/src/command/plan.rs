@@ -87,8 +87,13 @@ pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
                 text.push_str(&format!("=== blocked {}: {reason}\n", step.diff.id.short()));
             }
             let s = plan.summary();
+            let guarded = if plan.prune_guard.is_some() {
+                " (all blocked by a pruning guard)"
+            } else {
+                ""
+            };
             text.push_str(&format!(
-                "{} to create, {} to update, {} to replace, {} to prune, {} unchanged\n",
+                "{} to create, {} to update, {} to replace, {} to prune{guarded}, {} unchanged\n",
                 s.create, s.update, s.replace, s.prune, s.unchanged
             ));
             output::text(&text);
@@ -264,6 +269,26 @@ fn finish(app: &str, synced: &reconcile::Synced) -> anyhow::Result<ExitCode> {
     }
     if outcome.is_success() {
         return Ok(ExitCode::SUCCESS);
+    }
+    if outcome.result == SyncResult::PruneRefused
+        && let Some(refusal) = synced.plan.refusal()
+    {
+        let refusal = refusal.to_string();
+        let details: Vec<String> = outcome
+            .failed
+            .iter()
+            .map(|f| {
+                if f.message == refusal {
+                    format!("  not pruned: {}", f.object)
+                } else {
+                    format!("  {}: {}", f.object, f.message)
+                }
+            })
+            .collect();
+        anyhow::bail!(
+            "sync of {app} refused: {refusal}; nothing was changed:\n{}",
+            details.join("\n")
+        );
     }
     if outcome.failed.is_empty() {
         let health = outcome

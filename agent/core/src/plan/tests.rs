@@ -87,24 +87,70 @@ fn applies_in_dependency_order_and_prunes_last_in_reverse() {
     );
 }
 
-#[test]
-fn empty_render_never_prunes() {
-    let err = plan("demo", &[], &[obj("ConfigMap", "a")], Options::default()).expect_err("refused");
-    assert!(
-        matches!(err, Error::EmptyRender { managed: 1, .. }),
-        "{err}"
-    );
+fn config_maps(names: &[&str]) -> Vec<Value> {
+    names.iter().map(|n| obj("ConfigMap", n)).collect()
+}
+
+fn pruned_names(plan: &Plan) -> Vec<&str> {
+    plan.steps
+        .iter()
+        .filter(|s| s.diff.action == Action::Prune)
+        .map(|s| s.diff.id.name.as_str())
+        .collect()
 }
 
 #[test]
-fn pruning_most_of_an_app_needs_force() {
+fn empty_render_lists_its_prunes_but_blocks_them_even_with_force() {
+    let live = config_maps(&["a", "b"]);
+    for force_prune in [false, true] {
+        let options = Options {
+            force_prune,
+            ..Options::default()
+        };
+        let plan = plan("demo", &[], &live, options).expect("plan");
+        assert_eq!(plan.prune_guard, Some(Guard::EmptyRender { managed: 2 }));
+        assert_eq!(pruned_names(&plan).len(), 2);
+        assert_eq!(plan.blocked().count(), 2);
+        assert!(plan.has_changes());
+        let refusal = plan.refusal().expect("refused").to_string();
+        assert!(refusal.contains("is empty"), "{refusal}");
+        assert!(
+            plan.blocked().all(|(_, reason)| reason == refusal),
+            "{plan:?}"
+        );
+    }
+}
+
+#[test]
+fn pruning_most_of_an_app_is_listed_blocked_until_forced() {
     let desired = vec![manifest(obj("ConfigMap", "keep"))];
-    let live: Vec<Value> = ["keep", "a", "b", "c"]
-        .iter()
-        .map(|n| obj("ConfigMap", n))
+    let live = config_maps(&["keep", "a", "b", "c"]);
+    let refused = plan("demo", &desired, &live, Options::default()).expect("plan");
+    assert_eq!(
+        refused.prune_guard,
+        Some(Guard::PruneShare {
+            prune: 3,
+            managed: 4,
+            max_percent: 50
+        })
+    );
+    let mut blocked: Vec<&str> = refused
+        .blocked()
+        .map(|(s, _)| s.diff.id.name.as_str())
         .collect();
-    let err = plan("demo", &desired, &live, Options::default()).expect_err("refused");
-    assert!(err.to_string().contains("--force-prune"), "{err}");
+    blocked.sort_unstable();
+    assert_eq!(blocked, ["a", "b", "c"]);
+    let reason = refused.blocked().next().expect("blocked").1;
+    assert!(
+        reason.contains("refusing to prune 3 of 4") && reason.contains("--force-prune"),
+        "{reason}"
+    );
+    assert_eq!(
+        refused.summary().prune,
+        3,
+        "still counted as planned prunes"
+    );
+
     let forced = plan(
         "demo",
         &desired,
@@ -113,8 +159,110 @@ fn pruning_most_of_an_app_needs_force() {
             force_prune: true,
             ..Options::default()
         },
+    )
+    .expect("plan");
+    assert_eq!(forced.summary().prune, 3);
+    assert_eq!(forced.prune_guard, None);
+    assert_eq!(forced.blocked().count(), 0);
+}
+
+/// The share applies to small apps as to large ones: removing 1 of 2 objects is 50%,
+/// 2 of 2 is 100%, whatever else the render holds.
+#[test]
+fn the_share_guard_holds_at_every_size() {
+    // (live objects, of which pruned, max percent, refused)
+    let cases: &[(usize, usize, u8, bool)] = &[
+        (1, 1, 50, true),
+        (2, 1, 50, false),
+        (2, 2, 50, true),
+        (3, 2, 50, true),
+        (3, 1, 50, false),
+        (4, 2, 50, false),
+        (11, 8, 50, true),
+        (11, 8, 80, false),
+        (1, 1, 100, false),
+        (5, 1, 0, true),
+    ];
+    for &(managed, pruned, max_prune_percent, refused) in cases {
+        let names: Vec<String> = (0..managed).map(|i| format!("cm-{i}")).collect();
+        let live: Vec<Value> = names.iter().map(|n| obj("ConfigMap", n)).collect();
+        // What remains rendered, plus a new object so the render is never empty.
+        let mut desired: Vec<Manifest> = names[pruned..]
+            .iter()
+            .map(|n| manifest(obj("ConfigMap", n)))
+            .collect();
+        desired.push(manifest(obj("ConfigMap", "new")));
+        let options = Options {
+            max_prune_percent,
+            ..Options::default()
+        };
+        let plan = plan("demo", &desired, &live, options).expect("plan");
+        let case = format!("{pruned} of {managed} at {max_prune_percent}%");
+        assert_eq!(plan.summary().prune, pruned, "{case}");
+        assert_eq!(plan.prune_guard.is_some(), refused, "{case}");
+        assert_eq!(
+            plan.blocked().count(),
+            if refused { pruned } else { 0 },
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn objects_kept_by_annotation_count_in_the_share_but_are_not_pruned() {
+    let desired = vec![manifest(obj("ConfigMap", "new"))];
+    let mut stay = obj("ConfigMap", "stay");
+    stay["metadata"]["annotations"] = json!({"gitsync.dev/prune": "false"});
+    // 1 prune of 2 live objects: 50%, not more.
+    let plan = plan(
+        "demo",
+        &desired,
+        &[obj("ConfigMap", "old"), stay],
+        Options::default(),
+    )
+    .expect("plan");
+    assert_eq!(plan.prune_guard, None);
+    assert_eq!(pruned_names(&plan), ["old"]);
+    assert_eq!(plan.kept.len(), 1);
+}
+
+#[test]
+fn a_refused_plan_serializes_its_guard_and_each_blocked_prune() {
+    let desired = vec![manifest(obj("ConfigMap", "keep"))];
+    let plan = plan(
+        "demo",
+        &desired,
+        &config_maps(&["keep", "a", "b"]),
+        Options::default(),
+    )
+    .expect("plan");
+    let json = serde_json::to_value(&plan).expect("json");
+    assert_eq!(
+        json["prune_guard"],
+        json!({"guard": "prune_share", "prune": 2, "managed": 3, "max_percent": 50})
     );
-    assert_eq!(forced.expect("plan").summary().prune, 3);
+    let prunes: Vec<&Value> = json["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["action"] == "prune")
+        .collect();
+    assert_eq!(prunes.len(), 2);
+    assert!(
+        prunes.iter().all(|s| s["blocked"]
+            .as_str()
+            .is_some_and(|b| b.contains("refusing to prune 2 of 3"))),
+        "{json}"
+    );
+    let allowed = super::plan(
+        "demo",
+        &desired,
+        &config_maps(&["keep"]),
+        Options::default(),
+    )
+    .expect("plan");
+    let json = serde_json::to_value(&allowed).expect("json");
+    assert!(json.get("prune_guard").is_none(), "{json}");
 }
 
 #[test]
