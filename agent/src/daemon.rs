@@ -46,7 +46,7 @@ pub struct Config {
     /// Execution options every app starts from (concurrency, wait for health).
     pub execute: ExecuteOptions,
     /// Pruning guard: the largest share of an app's objects a sync may prune, and
-    /// whether to prune past it anyway.
+    /// whether to prune past it anyway, unless the settings' `defaults` say.
     pub max_prune_percent: u8,
     pub force_prune: bool,
     /// This replica's name in the Lease, and the address followers forward to.
@@ -72,8 +72,8 @@ impl Config {
                 namespace: app.namespace.clone(),
                 options: gitsync_core::plan::Options {
                     prune: app.prune,
-                    force_prune: self.force_prune,
-                    max_prune_percent: self.max_prune_percent,
+                    force_prune: self.settings.force_prune(self.force_prune),
+                    max_prune_percent: self.settings.max_prune_percent(self.max_prune_percent),
                 },
                 execute,
                 cache: None,
@@ -142,7 +142,8 @@ pub async fn connect(config: &Config) -> Result<(Arc<Hub>, watch::Sender<Leaders
     let (tx, rx) = watch::channel(Leadership::default());
     let hub = Hub {
         env: Env {
-            history: History::new(client.clone(), &config.namespace),
+            history: History::new(client.clone(), &config.namespace)
+                .with_limit(config.settings.history_limit),
             rollouts: Rollouts::new(client.clone(), &config.namespace),
             control: Control::new(client.clone(), &config.namespace),
             secrets: Secrets::new(client, &config.namespace),
@@ -269,4 +270,47 @@ fn start(config: &Config, hub: &Hub, shutdown: &watch::Receiver<bool>) -> Worker
         *h = handles;
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Endpoint;
+
+    fn config(settings: &str, max_prune_percent: u8, force_prune: bool) -> Config {
+        Config {
+            settings: Settings::parse("config.yaml", settings).expect("settings"),
+            target: Target::from(Endpoint::Local {
+                state_dir: PathBuf::from("/nonexistent"),
+            }),
+            cache_dir: PathBuf::from("/nonexistent"),
+            namespace: "gitsync-system".into(),
+            drift_interval: Duration::from_mins(5),
+            self_heal_delay: Duration::from_secs(5),
+            execute: ExecuteOptions::default(),
+            max_prune_percent,
+            force_prune,
+            identity: "test".into(),
+            address: None,
+            lease: lease::Timing::default(),
+            once: true,
+        }
+    }
+
+    #[test]
+    fn the_pruning_guard_comes_from_the_defaults_else_the_flags() {
+        let configured = config(
+            "defaults: {maxPrunePercent: 40, forcePrune: true}\napps:\n  - {name: a, repo: r}\n",
+            50,
+            false,
+        );
+        let options = configured.spec(&configured.settings.apps[0]).app.options;
+        assert_eq!(options.max_prune_percent, 40);
+        assert!(options.force_prune);
+
+        let flags_only = config("apps:\n  - {name: a, repo: r}\n", 70, true);
+        let options = flags_only.spec(&flags_only.settings.apps[0]).app.options;
+        assert_eq!(options.max_prune_percent, 70);
+        assert!(options.force_prune);
+    }
 }

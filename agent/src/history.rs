@@ -1,6 +1,9 @@
 //! Sync history, kept in the cluster so it survives agent restarts and the CLI can read
 //! it: one ConfigMap per app, `gitsync-history-<app>` in the agent's namespace, holding
-//! the newest [`LIMIT`] entries as JSON.
+//! the newest entries as JSON: as many as the writer's bound ([`History::with_limit`]:
+//! the agent's `historyLimit`, `gitsync sync --history-limit`), which is kept beside
+//! them so a writer not given one (another `gitsync` command) keeps the same bound;
+//! [`DEFAULT_LIMIT`] when none was ever given.
 //!
 //! An entry is written when a sync starts (`Running`) and rewritten when it ends, so a
 //! sync cut off by a crash stays visible; the next process marks it `Interrupted`.
@@ -17,13 +20,15 @@ use crate::cluster::Outcome;
 use crate::now_ms;
 use crate::store::{self, Data, Store};
 
-/// Entries kept per app (oldest dropped first).
-pub const LIMIT: usize = 50;
+/// Entries kept per app (oldest dropped first) when no bound was ever set.
+pub const DEFAULT_LIMIT: usize = 50;
 pub use crate::store::DEFAULT_NAMESPACE;
 /// Label on history ConfigMaps naming their app (not `gitsync.dev/app`: a history
 /// is not one of the app's objects and must never be pruned with them).
 pub const LABEL_HISTORY_OF: &str = "gitsync.dev/history-of";
 const KEY: &str = "history.json";
+/// The bound the entries were last written with.
+const LIMIT_KEY: &str = "limit";
 
 /// Errors reading or writing history.
 #[derive(Debug, thiserror::Error)]
@@ -200,13 +205,24 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
 #[derive(Clone)]
 pub struct History {
     store: Store,
+    /// Entries kept per app (`None`: the bound stored with the history).
+    limit: Option<usize>,
 }
 
 impl History {
     pub fn new(client: Client, namespace: &str) -> Self {
         Self {
             store: Store::new(client, namespace),
+            limit: None,
         }
+    }
+
+    /// Keeps at most `limit` entries per app (at least one), and stores that bound for
+    /// writers not given one.
+    #[must_use]
+    pub fn with_limit(mut self, limit: Option<usize>) -> Self {
+        self.limit = limit.map(|l| l.max(1));
+        self
     }
 
     /// The app's entries, newest first (empty when it has none).
@@ -215,18 +231,13 @@ impl History {
         data.map_or(Ok(Vec::new()), |d| entries(app, &d))
     }
 
-    /// Adds `entry`, or replaces the entry with its id; keeps the newest [`LIMIT`].
+    /// Adds `entry`, or replaces the entry with its id; keeps the newest (see the
+    /// module's documentation for how many).
     pub async fn record(&self, entry: &Entry) -> std::result::Result<(), Error> {
         let label = (LABEL_HISTORY_OF, entry.app.as_str());
         self.store
             .update(&name(&entry.app), label, |data| {
-                let mut list = entries(&entry.app, &data).unwrap_or_default();
-                list.retain(|e| e.id != entry.id);
-                list.insert(0, entry.clone());
-                list.sort_by(|a, b| b.started.cmp(&a.started).then(b.id.cmp(&a.id)));
-                list.truncate(LIMIT);
-                let text = serde_json::to_string_pretty(&list).unwrap_or_default();
-                BTreeMap::from([(KEY.to_owned(), text)])
+                insert(&data, entry, self.limit)
             })
             .await?;
         Ok(())
@@ -259,6 +270,25 @@ fn name(app: &str) -> String {
     format!("gitsync-history-{app}")
 }
 
+/// `data` with `entry` added (or replacing the entry with its id), newest first, cut
+/// at `limit` (else the bound `data` holds, else [`DEFAULT_LIMIT`]).
+fn insert(data: &Data, entry: &Entry, limit: Option<usize>) -> Data {
+    let limit = limit
+        .or_else(|| data.get(LIMIT_KEY)?.parse().ok())
+        .unwrap_or(DEFAULT_LIMIT)
+        .max(1);
+    let mut list = entries(&entry.app, data).unwrap_or_default();
+    list.retain(|e| e.id != entry.id);
+    list.insert(0, entry.clone());
+    list.sort_by(|a, b| b.started.cmp(&a.started).then(b.id.cmp(&a.id)));
+    list.truncate(limit);
+    let text = serde_json::to_string_pretty(&list).unwrap_or_default();
+    BTreeMap::from([
+        (KEY.to_owned(), text),
+        (LIMIT_KEY.to_owned(), limit.to_string()),
+    ])
+}
+
 fn entries(app: &str, data: &Data) -> std::result::Result<Vec<Entry>, Error> {
     let Some(text) = data.get(KEY) else {
         return Ok(Vec::new());
@@ -280,6 +310,54 @@ mod tests {
             scrub("bad value \"hunter22\" (aHVudGVyMjI=) x", &secrets),
             "bad value \"***\" (***) x"
         );
+    }
+
+    fn entry_at(second: u64) -> Entry {
+        let mut e = Entry::start("demo", "cli", None);
+        e.id = format!("{second}-1");
+        e.started = gitsync_core::time::rfc3339(1_800_000_000 + second);
+        e
+    }
+
+    fn ids(data: &Data) -> Vec<String> {
+        entries("demo", data)
+            .expect("entries")
+            .into_iter()
+            .map(|e| e.id)
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_entries_up_to_the_bound_are_kept_and_the_bound_with_them() {
+        let mut data = Data::new();
+        for second in 0..5 {
+            data = insert(&data, &entry_at(second), Some(3));
+        }
+        assert_eq!(ids(&data), ["4-1", "3-1", "2-1"]);
+        assert_eq!(data[LIMIT_KEY], "3");
+
+        // A writer given no bound keeps the stored one.
+        data = insert(&data, &entry_at(5), None);
+        assert_eq!(ids(&data), ["5-1", "4-1", "3-1"]);
+        // Rewriting an entry (a sync that ended) replaces it instead of adding one.
+        let mut ended = entry_at(5);
+        ended.result = Result::Succeeded;
+        data = insert(&data, &ended, None);
+        assert_eq!(ids(&data), ["5-1", "4-1", "3-1"]);
+        // A larger bound keeps more from then on.
+        data = insert(&data, &entry_at(6), Some(10));
+        assert_eq!(ids(&data).len(), 4);
+        assert_eq!(data[LIMIT_KEY], "10");
+    }
+
+    #[test]
+    fn without_any_bound_the_default_holds() {
+        let mut data = Data::new();
+        for second in 0..(DEFAULT_LIMIT as u64 + 5) {
+            data = insert(&data, &entry_at(second), None);
+        }
+        assert_eq!(ids(&data).len(), DEFAULT_LIMIT);
+        assert_eq!(data[LIMIT_KEY], DEFAULT_LIMIT.to_string());
     }
 
     #[test]

@@ -4,12 +4,19 @@
 //! a typo never silently does nothing.
 //!
 //! ```yaml
+//! historyLimit: 50         # history entries kept per app
+//! defaults:
+//!   maxPrunePercent: 50    # largest share of an app one sync may prune
+//!   forcePrune: false      # prune past it
 //! apps:
 //!   - name: demo
 //!     repo: https://github.com/example/gitops.git
 //!     ref: main            # branch, tag, commit, or semver range over tags
 //!     path: example-repo
 //! ```
+//!
+//! Pruning guards: `forcePrune` / `maxPrunePercent` in `defaults` win over the agent's
+//! `--force-prune` / `--max-prune-percent`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -27,6 +34,10 @@ pub struct Settings {
     /// Elect a leader among replicas through a Lease; only the leader writes.
     #[serde(default)]
     pub leader_election: bool,
+    /// History entries kept per app, 1 to [`MAX_HISTORY_LIMIT`] (default: the bound
+    /// the history already holds, else [`crate::history::DEFAULT_LIMIT`]).
+    #[serde(default, deserialize_with = "history_limit")]
+    pub history_limit: Option<usize>,
     #[serde(default)]
     pub api: Api,
     #[serde(default)]
@@ -69,9 +80,9 @@ pub struct Receiver {
     pub secret: SecretKey,
 }
 
-/// Defaults for every app.
+/// Defaults for every app (each field may be left out).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Defaults {
     #[serde(deserialize_with = "duration")]
     pub interval: Duration,
@@ -79,6 +90,12 @@ pub struct Defaults {
     pub git_timeout: Duration,
     #[serde(deserialize_with = "duration")]
     pub health_timeout: Duration,
+    /// Prune past `maxPrunePercent` (default: the agent's `--force-prune`).
+    pub force_prune: Option<bool>,
+    /// Largest share (percent) of an app's objects one sync may prune (default: the
+    /// agent's `--max-prune-percent`, 50).
+    #[serde(deserialize_with = "percent")]
+    pub max_prune_percent: Option<u8>,
 }
 
 impl Default for Defaults {
@@ -87,6 +104,8 @@ impl Default for Defaults {
             interval: Duration::from_mins(1),
             git_timeout: Duration::from_mins(1),
             health_timeout: Duration::from_mins(10),
+            force_prune: None,
+            max_prune_percent: None,
         }
     }
 }
@@ -156,6 +175,31 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 fn some_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
+}
+
+/// A share in percent: 0 to 100.
+fn percent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    let value = u64::deserialize(d)?;
+    match u8::try_from(value) {
+        Ok(p) if p <= 100 => Ok(Some(p)),
+        _ => Err(serde::de::Error::custom(format!(
+            "a percentage is 0 to 100, got {value}"
+        ))),
+    }
+}
+
+/// The most history entries kept per app: each is up to a few KiB, and one app's
+/// history is one ConfigMap (at most 1 MiB).
+pub const MAX_HISTORY_LIMIT: usize = 200;
+
+fn history_limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let value = u64::deserialize(d)?;
+    match usize::try_from(value) {
+        Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => Ok(Some(n)),
+        _ => Err(serde::de::Error::custom(format!(
+            "historyLimit is 1 to {MAX_HISTORY_LIMIT}, got {value}"
+        ))),
+    }
 }
 
 /// A configuration that cannot be used, with where.
@@ -228,6 +272,18 @@ impl Settings {
     /// How long a sync of `app` waits for health.
     pub fn health_timeout(&self, app: &AppSpec) -> Duration {
         app.health_timeout.unwrap_or(self.defaults.health_timeout)
+    }
+
+    /// Whether a sync prunes past its share (`flag`: the agent's `--force-prune`, when
+    /// the defaults do not say).
+    pub fn force_prune(&self, flag: bool) -> bool {
+        self.defaults.force_prune.unwrap_or(flag)
+    }
+
+    /// The largest share of an app one sync may prune (`flag`: the agent's
+    /// `--max-prune-percent`, when the defaults do not say).
+    pub fn max_prune_percent(&self, flag: u8) -> u8 {
+        self.defaults.max_prune_percent.unwrap_or(flag)
     }
 }
 
@@ -342,6 +398,72 @@ apps:
             .expect_err("empty")
             .to_string();
         assert!(msg.contains("no apps"), "{msg}");
+    }
+
+    #[test]
+    fn pruning_guards_in_defaults_win_over_the_flags() {
+        let text = "defaults: {maxPrunePercent: 30}\napps:\n  - {name: a, repo: r}\n";
+        let s = Settings::parse("c.yaml", text).expect("parse");
+        assert_eq!(s.max_prune_percent(50), 30);
+        assert!(!s.force_prune(false) && s.force_prune(true));
+
+        let plain = Settings::parse("c.yaml", "apps:\n  - {name: a, repo: r}\n").expect("parse");
+        assert_eq!(plain.max_prune_percent(50), 50);
+        assert_eq!(plain.max_prune_percent(20), 20);
+        assert_eq!(plain.history_limit, None);
+
+        let text = "defaults: {forcePrune: false}\napps:\n  - {name: a, repo: r}\n";
+        let s = Settings::parse("c.yaml", text).expect("parse");
+        assert!(!s.force_prune(true), "the configuration wins over the flag");
+        assert_eq!(
+            s.defaults.health_timeout,
+            Duration::from_mins(10),
+            "the other defaults keep their values"
+        );
+    }
+
+    #[test]
+    fn shares_above_100_and_history_limits_out_of_range_name_the_line() {
+        for bad in ["101", "300"] {
+            let text =
+                format!("defaults:\n  maxPrunePercent: {bad}\napps:\n  - {{name: a, repo: r}}\n");
+            let msg = Settings::parse("c.yaml", &text).expect_err(bad).to_string();
+            assert!(
+                msg.contains("c.yaml:2") && msg.contains("0 to 100"),
+                "{msg}"
+            );
+        }
+
+        for bad in ["0", "201"] {
+            let text = format!("historyLimit: {bad}\napps:\n  - {{name: a, repo: r}}\n");
+            let msg = Settings::parse("c.yaml", &text).expect_err(bad).to_string();
+            assert!(
+                msg.contains("c.yaml:1") && msg.contains("historyLimit"),
+                "{msg}"
+            );
+        }
+        let text = "historyLimit: 3\napps:\n  - {name: a, repo: r}\n";
+        assert_eq!(
+            Settings::parse("c.yaml", text)
+                .expect("parse")
+                .history_limit,
+            Some(3)
+        );
+    }
+
+    /// The configuration the README shows is one the agent takes.
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("```yaml\nhistoryNamespace:")
+            .expect("the README's configuration")
+            + "```yaml\n".len();
+        let end = start + readme[start..].find("```").expect("its end");
+        let s = Settings::parse("README.md", &readme[start..end]).expect("parse");
+        assert_eq!(s.history_limit, Some(50));
+        assert_eq!(s.defaults.max_prune_percent, Some(50));
+        assert_eq!(s.defaults.force_prune, Some(false));
     }
 
     #[test]

@@ -122,6 +122,11 @@ pub struct SyncArgs {
     /// agent, or the next `sync`, moves them on).
     #[arg(long)]
     pub detach: bool,
+    /// History entries kept for the app (default: the bound its history already
+    /// holds, else 50); kept with the history, so the agent keeps it too until its
+    /// own historyLimit says otherwise.
+    #[arg(long, env = "GITSYNC_HISTORY_LIMIT", value_name = "N", value_parser = parse_history_limit)]
+    pub history_limit: Option<usize>,
 }
 
 /// Where sync history and rollout state are kept.
@@ -261,6 +266,14 @@ pub enum Color {
     Auto,
     Always,
     Never,
+}
+
+fn parse_history_limit(text: &str) -> Result<usize, String> {
+    use gitsync_agent::settings::MAX_HISTORY_LIMIT;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => Ok(n),
+        _ => Err(format!("expected 1 to {MAX_HISTORY_LIMIT}, got {text:?}")),
+    }
 }
 
 fn parse_var(text: &str) -> Result<(String, String), String> {

@@ -142,7 +142,8 @@ pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let cluster = Cluster::connect(&args.cluster.target())
         .await
         .context("cannot connect to the cluster")?;
-    let history = History::new(cluster.client().clone(), &args.history.namespace);
+    let history = History::new(cluster.client().clone(), &args.history.namespace)
+        .with_limit(sync_args.history_limit);
     let rollouts = Rollouts::new(cluster.client().clone(), &args.history.namespace);
     let app = app(args, &loaded, Some(sync_args));
     let progress = args.output == Format::Text && output::stderr_is_terminal();
