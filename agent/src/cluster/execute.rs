@@ -12,7 +12,10 @@
 //!    A replace deletes the object, waits until it is gone, and creates it again.
 //! 3. **Prune** in the plan's (reverse) order, only when every write succeeded.
 //! 4. **Health**: with a timeout set, waits until every object of the app is healthy;
-//!    the outcome records what was not.
+//!    the outcome records what was not. A Pending PersistentVolumeClaim whose
+//!    StorageClass binds on first consumer counts as healthy ([`storage_class`]); when
+//!    the cluster does not serve StorageClasses or forbids reading them, the claim
+//!    waits to be bound.
 //!
 //! Conflicts with other field managers fail the object naming them, unless `force`.
 //! 429s, 5xx, connection errors and resourceVersion conflicts are retried with capped
@@ -36,6 +39,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Cluster;
+
+mod storage_class;
 
 /// How an execution runs.
 #[derive(Debug, Clone)]
@@ -469,8 +474,9 @@ impl Cluster {
     ) -> bool {
         let deadline = Instant::now() + timeout;
         let mut last_report = String::new();
+        let mut classes = None;
         loop {
-            let unhealthy = match self.health_of(&plan.app, ids).await {
+            let unhealthy = match self.health_of(&plan.app, ids, &mut classes).await {
                 Ok(u) => u,
                 Err(e) => vec![Unhealthy {
                     object: plan.app.clone(),
@@ -526,8 +532,14 @@ impl Cluster {
     }
 
     /// The objects of `ids` that are not healthy now: one list per kind, by the app's
-    /// label (every rendered object carries it).
-    async fn health_of(&self, app: &str, ids: &[&ObjectId]) -> super::Result<Vec<Unhealthy>> {
+    /// label (every rendered object carries it). A claim that is not bound is judged by
+    /// its class's binding mode, the classes read once into `classes`.
+    async fn health_of(
+        &self,
+        app: &str,
+        ids: &[&ObjectId],
+        classes: &mut Option<Vec<Value>>,
+    ) -> super::Result<Vec<Unhealthy>> {
         let mut by_kind: BTreeMap<(&str, &str, &str), Vec<&ObjectId>> = BTreeMap::new();
         for id in ids {
             by_kind
@@ -557,7 +569,15 @@ impl Cluster {
                 .collect();
             for id in ids {
                 let object = by_name.get(&(id.namespace.as_deref(), id.name.as_str()));
-                let health = health::assess(object.copied());
+                let mut health = health::assess(object.copied());
+                if let Some(claim) = object
+                    && !health.is_healthy()
+                    && id.group.is_empty()
+                    && id.kind == "PersistentVolumeClaim"
+                    && storage_class::waits_for_first_consumer(claim, self.classes(classes).await)
+                {
+                    health = health::assess_pvc_with_binding_mode(claim, true);
+                }
                 if !health.is_healthy() {
                     unhealthy.push(Unhealthy {
                         object: id.short(),
@@ -567,6 +587,41 @@ impl Cluster {
             }
         }
         Ok(unhealthy)
+    }
+}
+
+impl Cluster {
+    /// The StorageClasses, read into `classes` on first use (one list request, or
+    /// none when the cluster does not serve `storage.k8s.io/v1`); empty when the
+    /// cluster does not serve them, forbids reading them, or the read failed: claims
+    /// then wait to be bound.
+    async fn classes<'a>(&self, classes: &'a mut Option<Vec<Value>>) -> &'a [Value] {
+        if classes.is_none() {
+            *classes = Some(self.read_classes().await);
+        }
+        classes.as_deref().unwrap_or_default()
+    }
+
+    async fn read_classes(&self) -> Vec<Value> {
+        let id = ObjectId {
+            group: "storage.k8s.io".into(),
+            version: "v1".into(),
+            kind: "StorageClass".into(),
+            namespace: None,
+            name: String::new(),
+        };
+        let Ok((ar, _)) = self.resolve(&id).await else {
+            tracing::debug!("StorageClasses are not served; claims wait to be bound");
+            return Vec::new();
+        };
+        // Cluster-scoped: one list across the cluster, even when confined to namespaces.
+        match self.list_one(&ar, None, "").await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read StorageClasses; claims wait to be bound");
+                Vec::new()
+            }
+        }
     }
 }
 
