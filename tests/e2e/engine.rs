@@ -357,6 +357,60 @@ fn the_share_guard_holds_for_a_two_object_app() {
     );
 }
 
+/// A Deployment whose pods never become ready, without a progress deadline that would
+/// call it degraded first: the sync runs out of its health timeout.
+#[test]
+fn a_sync_that_never_becomes_healthy_ends_with_the_health_timeout_and_records_it() {
+    let cluster = Cluster::start();
+    let stuck = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck\n  namespace: eng\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: stuck}\n  template:\n    metadata:\n      labels: {app: stuck}\n      annotations: {local-cluster.gitsync.dev/never-ready: \"true\"}\n    spec:\n      containers:\n        - name: main\n          image: nginx:1.27\n";
+    let app = app_dir(&[("ns.yaml", NS), ("stuck.yaml", stuck)]);
+    let started = std::time::Instant::now();
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng", "--health-timeout", "3s"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "error: eng applied, but the app is not healthy: not healthy after 3s: Deployment/eng/stuck:"
+        ),
+        "{run:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_mins(1),
+        "bounded by the timeout"
+    );
+    assert!(
+        cluster
+            .get("/apis/apps/v1/namespaces/eng/deployments/stuck")
+            .is_some(),
+        "applied"
+    );
+    let entries = history(&cluster, "eng");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["result"], "HealthTimeout", "{entries:?}");
+    assert_eq!(entries[0]["created"], 2, "{entries:?}");
+    assert!(
+        entries[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not healthy after 3s: Deployment/eng/stuck:")),
+        "{entries:?}"
+    );
+    let json = cluster.gitsync(&[
+        "sync",
+        path(&app),
+        "--app",
+        "eng",
+        "--health-timeout",
+        "3s",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(json.code, 2, "{json:?}");
+    assert_eq!(
+        json.json()["outcome"]["result"],
+        "HealthTimeout",
+        "{json:?}"
+    );
+}
+
 #[test]
 fn an_object_of_another_app_is_never_taken_over() {
     let cluster = Cluster::start();
