@@ -472,6 +472,11 @@ fn find_conflicts(
         if current.is_none() || current == wanted {
             continue;
         }
+        // A map or a list item has no value of its own to conflict over: its fields
+        // are compared one by one, as structured-merge-diff compares leaves.
+        if wanted.is_some_and(Value::is_object) && current.is_some_and(Value::is_object) {
+            continue;
+        }
         for (i, e) in entries.iter().enumerate() {
             if e.manager == manager && e.operation == "Apply" {
                 continue;

@@ -319,3 +319,29 @@ fn json_patch_through_the_api() {
     .expect_err("bad op");
     assert_eq!(err.code, 422);
 }
+
+#[test]
+fn applying_the_values_an_update_wrote_shares_list_items_without_conflict() {
+    let (_d, mut s) = store();
+    let t = target("deployments", "apps", "v1", Some("default"), Some("d"));
+    let create_target = Target {
+        name: None,
+        ..t.clone()
+    };
+    // As `kubectl apply` (client-side) creates it: an Update owning each container.
+    create(
+        &mut s,
+        &create_target,
+        deployment("web:1"),
+        &opts("kubectl-client-side-apply"),
+    )
+    .expect("create");
+    apply(&mut s, &t, &deployment("web:1"), &opts("kubectl")).expect("same values, no conflict");
+    let err = apply(&mut s, &t, &deployment("web:2"), &opts("kubectl")).expect_err("new image");
+    assert_eq!(err.code, 409);
+    assert!(
+        err.message.contains(".image") && !err.message.contains("containers[name=\"c\"]\n"),
+        "only the image conflicts: {}",
+        err.message
+    );
+}
