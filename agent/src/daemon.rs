@@ -72,8 +72,8 @@ impl Config {
                 namespace: app.namespace.clone(),
                 options: gitsync_core::plan::Options {
                     prune: app.prune,
-                    force_prune: self.settings.force_prune(self.force_prune),
-                    max_prune_percent: self.settings.max_prune_percent(self.max_prune_percent),
+                    force_prune: self.settings.force_prune(app, self.force_prune),
+                    max_prune_percent: self.settings.max_prune_percent(app, self.max_prune_percent),
                 },
                 execute,
                 cache: None,

@@ -139,6 +139,8 @@ fn settings(args: &Args) -> Result<Settings, String> {
         path: args.path.clone(),
         namespace: None,
         prune: !args.prune.no_prune,
+        force_prune: None,
+        max_prune_percent: None,
         self_heal: args.self_heal,
         force: args.execute.force,
         interval: Some(args.interval),

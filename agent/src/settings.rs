@@ -126,6 +126,12 @@ pub struct AppSpec {
     pub namespace: Option<String>,
     #[serde(default = "yes")]
     pub prune: bool,
+    /// Prune past `maxPrunePercent` (default: `defaults.forcePrune`).
+    pub force_prune: Option<bool>,
+    /// Largest share (percent) of the app's objects one sync may prune without
+    /// `forcePrune` (default: `defaults.maxPrunePercent`).
+    #[serde(default, deserialize_with = "percent")]
+    pub max_prune_percent: Option<u8>,
     #[serde(default)]
     pub self_heal: bool,
     /// Take over fields other managers own (server-side apply force).
@@ -276,14 +282,18 @@ impl Settings {
 
     /// Whether a sync prunes past its share (`flag`: the agent's `--force-prune`, when
     /// the defaults do not say).
-    pub fn force_prune(&self, flag: bool) -> bool {
-        self.defaults.force_prune.unwrap_or(flag)
+    pub fn force_prune(&self, app: &AppSpec, flag: bool) -> bool {
+        app.force_prune
+            .or(self.defaults.force_prune)
+            .unwrap_or(flag)
     }
 
     /// The largest share of an app one sync may prune (`flag`: the agent's
     /// `--max-prune-percent`, when the defaults do not say).
-    pub fn max_prune_percent(&self, flag: u8) -> u8 {
-        self.defaults.max_prune_percent.unwrap_or(flag)
+    pub fn max_prune_percent(&self, app: &AppSpec, flag: u8) -> u8 {
+        app.max_prune_percent
+            .or(self.defaults.max_prune_percent)
+            .unwrap_or(flag)
     }
 }
 
@@ -404,17 +414,25 @@ apps:
     fn pruning_guards_in_defaults_win_over_the_flags() {
         let text = "defaults: {maxPrunePercent: 30}\napps:\n  - {name: a, repo: r}\n";
         let s = Settings::parse("c.yaml", text).expect("parse");
-        assert_eq!(s.max_prune_percent(50), 30);
-        assert!(!s.force_prune(false) && s.force_prune(true));
+        let a = &s.apps[0];
+        assert_eq!(s.max_prune_percent(a, 50), 30);
+        assert!(!s.force_prune(a, false) && s.force_prune(a, true));
+        let text = "defaults: {maxPrunePercent: 30}\napps:\n  - {name: a, repo: r, maxPrunePercent: 80, forcePrune: false}\n";
+        let s2 = Settings::parse("c.yaml", text).expect("parse");
+        assert_eq!(s2.max_prune_percent(&s2.apps[0], 50), 80);
+        assert!(!s2.force_prune(&s2.apps[0], true), "the app wins");
 
         let plain = Settings::parse("c.yaml", "apps:\n  - {name: a, repo: r}\n").expect("parse");
-        assert_eq!(plain.max_prune_percent(50), 50);
-        assert_eq!(plain.max_prune_percent(20), 20);
+        assert_eq!(plain.max_prune_percent(&plain.apps[0], 50), 50);
+        assert_eq!(plain.max_prune_percent(&plain.apps[0], 20), 20);
         assert_eq!(plain.history_limit, None);
 
         let text = "defaults: {forcePrune: false}\napps:\n  - {name: a, repo: r}\n";
         let s = Settings::parse("c.yaml", text).expect("parse");
-        assert!(!s.force_prune(true), "the configuration wins over the flag");
+        assert!(
+            !s.force_prune(&s.apps[0], true),
+            "the configuration wins over the flag"
+        );
         assert_eq!(
             s.defaults.health_timeout,
             Duration::from_mins(10),
