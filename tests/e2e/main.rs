@@ -17,6 +17,7 @@ mod real_cluster;
 mod rollout_agent;
 mod rollouts;
 mod service;
+mod storage;
 mod support;
 mod sync;
 mod watch;
