@@ -15,6 +15,7 @@ mod namespaced;
 mod page;
 mod real_cluster;
 mod rollout_agent;
+mod rollout_faults;
 mod rollouts;
 mod service;
 mod storage;

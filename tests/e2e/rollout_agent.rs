@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::rollouts::{CANARY, NS, SERVICE, policy, web};
 use crate::support::{Agent, Cluster, commit_all, eventually, history, write_files};
 
-const WAIT: Duration = Duration::from_mins(1);
+pub const WAIT: Duration = Duration::from_mins(1);
 
 /// The app's rollouts as the agent stored them.
 fn rollouts(cluster: &Cluster) -> Vec<Value> {
@@ -34,14 +34,15 @@ pub fn image(cluster: &Cluster, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A Deployment and Service pair named `name`, rolled by `policy`.
-fn workload(name: &str, image: &str, policy: &str) -> String {
-    let deployment = web(image, 2, policy, "").replace("web", name);
+/// A Deployment of two pods and its Service, named `name`, rolled by `policy`; `pod`
+/// adds pod-template annotations (the simulator's failure injection).
+pub fn workload(name: &str, image: &str, policy: &str, pod: &str) -> String {
+    let deployment = web(image, 2, policy, pod).replace("web", name);
     let service = SERVICE.replace("web", name);
     format!("{deployment}---\n{service}")
 }
 
-fn start(cluster: &Cluster, repo: &Path, cache: &Path) -> Agent {
+pub fn start(cluster: &Cluster, repo: &Path, cache: &Path) -> Agent {
     Agent::for_app(cluster, repo, "apps/ro", cache, &[])
 }
 
@@ -74,7 +75,7 @@ fn the_agent_rolls_every_strategy_in_one_app() {
             ));
             files.push((
                 format!("{name}.yaml"),
-                workload(name, &format!("{name}:{tag}"), &format!("p-{name}")),
+                workload(name, &format!("{name}:{tag}"), &format!("p-{name}"), ""),
             ));
         }
         files
