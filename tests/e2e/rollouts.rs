@@ -1,7 +1,8 @@
-//! Rollout strategies end to end: `gitsync sync`, `plan`, `promote`, `abort` and
-//! `status` against the local cluster's rollout simulator, each strategy's happy path,
-//! a new version that never becomes ready, and bad policies refused before anything
-//! changes.
+//! Rollout strategies end to end: `gitsync sync`, `plan` (and `diff --strategy`),
+//! `promote`, `abort` and `status` against the local cluster's rollout simulator, each
+//! strategy's happy path, a new version that never becomes ready, aborts before and
+//! after a blue/green switch, what `status` shows of a canary (on a terminal too), and
+//! bad policies refused before anything changes.
 
 use serde_json::Value;
 
@@ -584,4 +585,211 @@ fn an_hpa_keeps_scaling_stable_while_the_canary_takes_its_share() {
     assert_eq!(replicas(&cluster, "web-canary"), 3, "50% of 6, rounded up");
     let diff = cluster.gitsync(&["diff", path(&app), "--app", "ro"]);
     assert_eq!(diff.code, 0, "no fight over replicas: {diff:?}");
+}
+
+/// Runs `gitsync <args>` against `cluster` on a pseudo-terminal (util-linux `script`):
+/// (exit code, what the terminal showed).
+fn on_a_terminal(cluster: &Cluster, args: &[&str]) -> (i32, String) {
+    let line = std::iter::once(crate::support::bin("gitsync").display().to_string())
+        .chain(
+            args.iter()
+                .chain(&cluster.flags())
+                .map(|a| format!("'{a}'")),
+        )
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(crate::support::workspace())
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .output()
+        .expect("script (util-linux)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+    )
+}
+
+#[test]
+fn status_shows_the_canary_step_weight_gates_and_wait_with_a_bar_on_a_terminal() {
+    let cluster = Cluster::start();
+    let patient = CANARY.replace("progressDeadlineSeconds: 6", "progressDeadlineSeconds: 60");
+    let app = deployed(&cluster, "careful", &patient);
+    // Canary pods that take a minute to start: the first step waits on its gates.
+    bump(
+        &app,
+        "careful",
+        "web:2",
+        "local-cluster.gitsync.dev/start-seconds: \"60\"",
+    );
+    // The first pass starts the canary; the second sees it (status shows the last pass).
+    for _ in 0..2 {
+        let run = cluster.gitsync(&["sync", path(&app), "--app", "ro", "--detach"]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    let json: Value = cluster.gitsync(&["status", "ro", "-o", "json"]).json();
+    let r = &json["rollouts"][0];
+    for (field, expected) in [
+        ("workload", serde_json::json!("Deployment/ro/web")),
+        ("strategy", serde_json::json!("canary")),
+        ("policy", serde_json::json!("careful")),
+        ("phase", serde_json::json!("Progressing")),
+        ("step", serde_json::json!(0)),
+        ("steps", serde_json::json!(5)),
+        ("weight", serde_json::json!(25)),
+        ("progress", serde_json::json!(0)),
+        ("awaitingPromote", serde_json::json!(false)),
+    ] {
+        assert_eq!(r[field], expected, "{field}: {r:#}");
+    }
+    assert!(
+        r["waiting"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("health: web-canary: ")),
+        "{r:#}"
+    );
+    assert_eq!(
+        r["gates"],
+        serde_json::json!([
+            {"name": "available", "passed": false, "detail": "0 of 1 canary pods available"},
+            {"name": "restarts", "passed": true, "detail": "0 restarts (at most 1)"},
+        ]),
+        "{r:#}"
+    );
+
+    // In text: the same, with the progress as a number when piped, as a bar on a
+    // terminal.
+    let lines = [
+        "rollout Deployment/ro/web: canary (policy careful), Progressing, step 1 of 5, weight 25%\n",
+        "  waiting for: health: web-canary: ",
+        "  gate wait available: 0 of 1 canary pods available\n",
+        "  gate ok   restarts: 0 restarts (at most 1)\n",
+    ];
+    let piped = cluster.gitsync(&["status", "ro"]);
+    assert_eq!(piped.code, 0, "{piped:?}");
+    let (code, terminal) = on_a_terminal(&cluster, &["status", "ro"]);
+    assert_eq!(code, 0, "{terminal}");
+    for line in lines {
+        assert!(piped.stdout.contains(line), "{line:?} missing: {piped:?}");
+        assert!(terminal.contains(line), "{line:?} missing:\n{terminal}");
+    }
+    assert!(piped.stdout.contains("\n  progress: 0%\n"), "{piped:?}");
+    assert!(!piped.stdout.contains("] 0%"), "{piped:?}");
+    assert!(
+        terminal.contains("\n  [--------------------] 0%\n"),
+        "{terminal}"
+    );
+    assert!(!terminal.contains("progress: 0%"), "{terminal}");
+
+    // Stopped, then a healthy version at the manual pause: half the bar, no gates.
+    assert_eq!(cluster.gitsync(&["abort", "ro"]).code, 0);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("canary aborted at step 1: aborted by `gitsync abort`"),
+        "{run:?}"
+    );
+    bump(&app, "careful", "web:3", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (_, terminal) = on_a_terminal(&cluster, &["status", "ro"]);
+    for line in [
+        "rollout Deployment/ro/web: canary (policy careful), Paused, step 4 of 5, weight 50%\n",
+        "\n  [##########----------] 50%\n",
+        "  waiting for: `gitsync promote`\n",
+    ] {
+        assert!(terminal.contains(line), "{line:?} missing:\n{terminal}");
+    }
+    assert!(!terminal.contains("gate "), "{terminal}");
+}
+
+#[test]
+fn blue_green_abort_keeps_the_service_before_the_switch_and_switches_back_after() {
+    let cluster = Cluster::start();
+    // The old slot stays up a minute after a switch: long enough to switch back.
+    let window = BLUE_GREEN.replace("scaleDownAfter: 1s", "scaleDownAfter: 60s");
+    let app = deployed(&cluster, "bg", &window);
+    bump(&app, "bg", "web:2", "");
+
+    // `diff --strategy` is `plan`: the steps, then the diff `diff` alone prints.
+    let plan = cluster.gitsync(&["plan", path(&app), "--app", "ro"]);
+    let strategy = cluster.gitsync(&["diff", "--strategy", path(&app), "--app", "ro"]);
+    let diff = cluster.gitsync(&["diff", path(&app), "--app", "ro"]);
+    assert_eq!(strategy.code, 1, "{strategy:?}");
+    assert_eq!(strategy.stdout, plan.stdout);
+    for step in [
+        "=== rollout Deployment/ro/web (policy bg, blueGreen)\n",
+        ". apply Deployment web-green: 4 pods, image web:2\n",
+        ". wait for `gitsync promote`\n",
+        ". apply Service web: selects app=web,gitsync.dev/slot=green\n",
+        ". pause 60 s\n",
+        ". apply Deployment web-blue: 0 pods, image web:1\n",
+    ] {
+        assert!(
+            strategy.stdout.contains(step),
+            "{step:?} missing: {strategy:?}"
+        );
+    }
+    assert_eq!(diff.code, 1, "{diff:?}");
+    assert!(!diff.stdout.contains("=== rollout"), "{diff:?}");
+    assert!(strategy.stdout.ends_with(&diff.stdout), "{strategy:?}");
+
+    // Aborted before the switch: the Service never moves, the new slot goes to zero.
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        selector(&cluster, "web-preview")["gitsync.dev/slot"],
+        "green"
+    );
+    assert_eq!(cluster.gitsync(&["abort", "ro"]).code, 0);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("ended Aborted: aborted by `gitsync abort` before the switch"),
+        "{run:?}"
+    );
+    assert_eq!(selector(&cluster, "web")["gitsync.dev/slot"], "blue");
+    assert_eq!(image(&cluster, "web-blue"), "web:1");
+    assert_eq!(replicas(&cluster, "web-blue"), 4);
+    assert_eq!(replicas(&cluster, "web-green"), 0);
+    let json: Value = cluster.gitsync(&["status", "ro", "-o", "json"]).json();
+    assert_eq!(json["rollouts"][0]["phase"], "Aborted", "{json}");
+    assert_eq!(json["rollouts"][0]["activeSlot"], "blue", "{json}");
+
+    // Aborted after the switch, within scaleDownAfter: straight back to blue.
+    bump(&app, "bg", "web:3", "");
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(cluster.gitsync(&["promote", "ro"]).code, 0);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro", "--detach"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "switched Service web to web-green (gitsync promote); web-blue stays up for 60 s"
+        ),
+        "{run:?}"
+    );
+    assert_eq!(selector(&cluster, "web")["gitsync.dev/slot"], "green");
+    assert_eq!(replicas(&cluster, "web-blue"), 4, "kept for the window");
+    assert_eq!(cluster.gitsync(&["abort", "ro"]).code, 0);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("ended Aborted: aborted by `gitsync abort`: switched back to web-blue"),
+        "{run:?}"
+    );
+    assert_eq!(selector(&cluster, "web")["gitsync.dev/slot"], "blue");
+    assert_eq!(
+        selector(&cluster, "web-preview")["gitsync.dev/slot"],
+        "green"
+    );
+    assert_eq!(image(&cluster, "web-blue"), "web:1");
+    assert_eq!(replicas(&cluster, "web-blue"), 4);
+    assert_eq!(image(&cluster, "web-green"), "web:3");
+    assert_eq!(replicas(&cluster, "web-green"), 0);
+    assert!(event_reasons(&cluster, "web").contains(&"RolloutAborted".to_owned()));
 }
