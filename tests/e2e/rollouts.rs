@@ -793,3 +793,30 @@ fn blue_green_abort_keeps_the_service_before_the_switch_and_switches_back_after(
     assert_eq!(replicas(&cluster, "web-green"), 0);
     assert!(event_reasons(&cluster, "web").contains(&"RolloutAborted".to_owned()));
 }
+
+#[test]
+fn a_pod_annotation_added_to_an_empty_map_is_applied_in_one_pass() {
+    let cluster = Cluster::start();
+    // `web()` writes the pod template's `annotations: {}`.
+    let app = deployed(&cluster, "stop-start", RECREATE);
+    assert_eq!(
+        deployment(&cluster, "web").expect("web")["spec"]["template"]["metadata"]["annotations"],
+        serde_json::json!({})
+    );
+    bump(
+        &app,
+        "stop-start",
+        "web:2",
+        "local-cluster.gitsync.dev/start-seconds: \"5\"",
+    );
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "ro", "--detach"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // One pass applies the whole template: the rollout's next pass judges the pods of
+    // the template it started, not a template without the annotation.
+    let live = deployment(&cluster, "web").expect("web");
+    assert_eq!(
+        live["spec"]["template"]["metadata"]["annotations"],
+        serde_json::json!({"local-cluster.gitsync.dev/start-seconds": "5"}),
+        "{live:#}"
+    );
+}
