@@ -672,12 +672,18 @@ impl Worker {
             match error {
                 None => {
                     s.revision = Some(revision);
-                    s.sync = "Synced".into();
-                    s.drift.clear();
+                    // A rollout pass applies the rolled workloads only: drift elsewhere
+                    // is still there (the next drift check says what is).
+                    if trigger == reconcile::ROLLOUT && !s.drift.is_empty() {
+                        s.sync = "OutOfSync".into();
+                    } else {
+                        s.sync = "Synced".into();
+                        s.drift.clear();
+                        s.objects = [("synced".to_owned(), objects)].into();
+                    }
                     s.last_success = Some(crate::now_ms() / 1000);
                     // A rollout that gave up is the app's error until the next one.
                     s.last_error = done.rollouts.iter().find_map(Rollout::failure);
-                    s.objects = [("synced".to_owned(), objects)].into();
                 }
                 Some(message) => {
                     s.sync = "Failed".into();

@@ -1,6 +1,7 @@
 //! The status page in a real headless browser (Debian's `chromium`): what a person sees
-//! when a canary waits for promotion — the app's states, the rollout's step and weight,
-//! the last syncs with their diffs, and no Secret value anywhere.
+//! when a canary waits for promotion and someone edited a Secret by hand — the app's
+//! sync, health and drift, the rollout's step and weight, the last syncs with their
+//! diffs, and no Secret value anywhere.
 
 use std::path::Path;
 use std::process::Command;
@@ -87,6 +88,23 @@ fn the_status_page_shows_a_person_the_apps_the_rollout_and_the_diffs() {
         rollout_of(&cluster, "web")
             .filter(|r| r["phase"] == "Paused" && r["awaitingPromote"] == true)
     });
+    // Someone edits the Secret by hand: drift, reported (no self-heal), its value
+    // never shown.
+    let status = crate::support::http_patch(
+        &cluster.url,
+        "/api/v1/namespaces/ro/secrets/creds?fieldManager=kubectl-edit",
+        &format!(r#"{{"stringData": {{"password": "{SECRET_VALUE}-by-hand"}}}}"#),
+    );
+    assert_eq!(status, 200);
+    let app = eventually(WAIT, "the drift reported", || {
+        let (_, body) = crate::support::http(&base, "GET", "/api/v1/apps/ro");
+        let app: serde_json::Value = serde_json::from_str(&body).ok()?;
+        app["drift"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+            .then_some(app)
+    });
+    let health = app["health"].as_str().expect("health").to_owned();
     // The page refreshes itself; give the agent a tick to report the pause.
     std::thread::sleep(Duration::from_secs(3));
 
@@ -97,7 +115,8 @@ fn the_status_page_shows_a_person_the_apps_the_rollout_and_the_diffs() {
         "the page refreshes itself"
     );
     for seen in [
-        "<h2>ro<span class=\"badge Synced\">Synced</span>",
+        // Drifted: out of sync with its revision, even as rollout passes go on.
+        "<h2>ro<span class=\"badge OutOfSync\">OutOfSync</span>",
         "apps/ro",
         "release web:2",
         "<strong>Rollout</strong> Deployment/ro/web: canary (careful)",
@@ -109,6 +128,9 @@ fn the_status_page_shows_a_person_the_apps_the_rollout_and_the_diffs() {
         "# create Deployment/ro/web-canary",
         "image: web:2",
         "password: &lt;masked sha256:",
+        &format!("<span class=\"badge {health}\">{health}</span>"),
+        "· 1 drifted</div>",
+        "<tr><th>Drift</th><td>Secret/ro/creds: .data.password",
     ] {
         assert!(page.contains(seen), "{seen:?} not on the page:\n{page}");
     }
