@@ -217,13 +217,32 @@ impl FieldSet {
     /// Paths in `self` that are not in `other`.
     #[must_use]
     pub fn difference(&self, other: &Self) -> Self {
+        self.without(other, false)
+    }
+
+    /// The paths of `self` to remove from an object when `kept` stays applied: those
+    /// not in `kept` and with no descendant in it. A map applied empty
+    /// (`annotations: {}`) and then with keys is still there, not a field to remove.
+    #[must_use]
+    pub fn removable(&self, kept: &Self) -> Self {
+        self.without(kept, true)
+    }
+
+    /// [`difference`](Self::difference); with `parents_kept`, a path with a descendant
+    /// in `other` counts as in it.
+    fn without(&self, other: &Self, parents_kept: bool) -> Self {
+        let kept = if parents_kept {
+            !other.is_empty()
+        } else {
+            other.member
+        };
         let mut out = Self {
-            member: self.member && !other.member,
+            member: self.member && !kept,
             children: BTreeMap::new(),
         };
         for (key, child) in &self.children {
             let rest = match other.children.get(key) {
-                Some(theirs) => child.difference(theirs),
+                Some(theirs) => child.without(theirs, parents_kept),
                 None => child.clone(),
             };
             if !rest.is_empty() {

@@ -438,7 +438,7 @@ pub fn apply(
             .enumerate()
             .filter(|(j, _)| *j != i)
             .fold(FieldSet::default(), |acc, (_, e)| acc.union(&e.set));
-        let dropped = entries[i].set.difference(&applied).difference(&others);
+        let dropped = entries[i].set.removable(&applied.union(&others));
         fields::remove(&mut new, &dropped);
         entries[i].set = applied;
         entries[i].time = clock::now_rfc3339();

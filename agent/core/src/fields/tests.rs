@@ -140,6 +140,20 @@ fn rejects_malformed_fields_v1() {
     assert!(FieldSet::from_fields_v1(&json!({"f:a": 3})).is_err());
 }
 
+#[test]
+fn a_map_applied_empty_then_with_keys_is_not_removable() {
+    let before = FieldSet::from_applied(&json!({"metadata": {"annotations": {}}}));
+    let after = FieldSet::from_applied(&json!({"metadata": {"annotations": {"k": "v"}}}));
+    assert!(!before.difference(&after).is_empty(), "a set difference");
+    assert!(before.removable(&after).is_empty(), "but nothing to remove");
+    let gone = FieldSet::from_applied(&json!({"metadata": {"labels": {"a": "b"}}}));
+    assert_eq!(
+        before.removable(&gone),
+        before,
+        "no descendant kept: removed"
+    );
+}
+
 mod laws {
     use super::*;
     use proptest::prelude::*;

@@ -6,6 +6,7 @@
 //! in a fresh namespace it deletes afterwards; tests that need something only the
 //! emulator offers (its clock, its request counters) say so and skip there.
 
+mod apply;
 mod bad_input;
 mod concurrency;
 mod crd;
