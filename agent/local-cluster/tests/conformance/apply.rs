@@ -34,12 +34,11 @@ async fn a_map_applied_empty_then_with_keys_keeps_them() {
         .await
         .expect("third apply");
     assert!(
-        third
+        !third
             .metadata
             .annotations
             .unwrap_or_default()
-            .get("k")
-            .is_none()
+            .contains_key("k")
     );
     server.finish().await;
 }
