@@ -23,8 +23,9 @@ fn permitted(path: &str) -> bool {
     let path = path.split('?').next().unwrap_or_default();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let namespaced = match parts.as_slice() {
-        ["api", "v1", "namespaces", ns, _, ..] => Some(*ns),
-        ["apis", _, _, "namespaces", ns, _, ..] => Some(*ns),
+        ["api", "v1", "namespaces", ns, _, ..] | ["apis", _, _, "namespaces", ns, _, ..] => {
+            Some(*ns)
+        }
         _ => None,
     };
     if let Some(ns) = namespaced {
@@ -33,7 +34,7 @@ fn permitted(path: &str) -> bool {
     // Discovery: /api, /api/v1, /apis, /apis/<group>, /apis/<group>/<version>, /version.
     matches!(
         parts.as_slice(),
-        ["version"] | ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _]
+        ["version" | "api" | "apis"] | ["api" | "apis", _] | ["apis", _, _]
     )
 }
 

@@ -587,30 +587,6 @@ fn an_hpa_keeps_scaling_stable_while_the_canary_takes_its_share() {
     assert_eq!(diff.code, 0, "no fight over replicas: {diff:?}");
 }
 
-/// Runs `gitsync <args>` against `cluster` on a pseudo-terminal (util-linux `script`):
-/// (exit code, what the terminal showed).
-fn on_a_terminal(cluster: &Cluster, args: &[&str]) -> (i32, String) {
-    let line = std::iter::once(crate::support::bin("gitsync").display().to_string())
-        .chain(
-            args.iter()
-                .chain(&cluster.flags())
-                .map(|a| format!("'{a}'")),
-        )
-        .collect::<Vec<_>>()
-        .join(" ");
-    let out = std::process::Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .current_dir(crate::support::workspace())
-        .env_remove("NO_COLOR")
-        .env("TERM", "xterm")
-        .output()
-        .expect("script (util-linux)");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
-    )
-}
-
 #[test]
 fn status_shows_the_canary_step_weight_gates_and_wait_with_a_bar_on_a_terminal() {
     let cluster = Cluster::start();
@@ -668,7 +644,7 @@ fn status_shows_the_canary_step_weight_gates_and_wait_with_a_bar_on_a_terminal()
     ];
     let piped = cluster.gitsync(&["status", "ro"]);
     assert_eq!(piped.code, 0, "{piped:?}");
-    let (code, terminal) = on_a_terminal(&cluster, &["status", "ro"]);
+    let (code, terminal) = cluster.gitsync_on_a_terminal(&["status", "ro"]);
     assert_eq!(code, 0, "{terminal}");
     for line in lines {
         assert!(piped.stdout.contains(line), "{line:?} missing: {piped:?}");
@@ -694,7 +670,7 @@ fn status_shows_the_canary_step_weight_gates_and_wait_with_a_bar_on_a_terminal()
     bump(&app, "careful", "web:3", "");
     let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let (_, terminal) = on_a_terminal(&cluster, &["status", "ro"]);
+    let (_, terminal) = cluster.gitsync_on_a_terminal(&["status", "ro"]);
     for line in [
         "rollout Deployment/ro/web: canary (policy careful), Paused, step 4 of 5, weight 50%\n",
         "\n  [##########----------] 50%\n",

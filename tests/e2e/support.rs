@@ -147,6 +147,27 @@ impl Cluster {
         gitsync_in(&workspace(), &all)
     }
 
+    /// Runs `gitsync <args> --cluster local --local-dir <dir>` on a pseudo-terminal
+    /// (util-linux `script`), as a person at a shell would: stdout and stderr both reach
+    /// the terminal (returned, with `\r\n` as `\n`), colors on by default.
+    pub fn gitsync_on_a_terminal(&self, args: &[&str]) -> (i32, String) {
+        let line = std::iter::once(bin("gitsync").display().to_string())
+            .chain(args.iter().chain(&self.flags()).map(|a| format!("'{a}'")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(workspace())
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm")
+            .output()
+            .expect("script (util-linux)");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+        )
+    }
+
     /// GET a path of the API; `None` on 404.
     pub fn get(&self, path: &str) -> Option<Value> {
         let (code, body) = http(&self.url, "GET", path);

@@ -330,28 +330,6 @@ fn drift_made_by_hand_is_reported_and_reverted() {
     assert_eq!(dep["spec"]["replicas"], 2);
 }
 
-/// Runs `gitsync <args>` on a pseudo-terminal (util-linux `script`), as a person at a
-/// shell would: stdout and stderr both reach the terminal, the colors are on by default.
-fn on_a_terminal(cluster: &Cluster, args: &[&str]) -> (i32, String) {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(cluster.flags());
-    let line = std::iter::once(crate::support::bin("gitsync").display().to_string())
-        .chain(all.iter().map(|a| format!("'{a}'")))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let out = std::process::Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .current_dir(crate::support::workspace())
-        .env_remove("NO_COLOR")
-        .env("TERM", "xterm")
-        .output()
-        .expect("script (util-linux)");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[test]
 fn a_terminal_gets_a_colored_diff_and_progress_per_object() {
     const GREEN: &str = "\x1b[32m+";
@@ -371,14 +349,14 @@ fn a_terminal_gets_a_colored_diff_and_progress_per_object() {
     assert!(always.stdout.contains(GREEN), "{:?}", always.stdout);
 
     // On a terminal: colored by default, and never with --color never.
-    let (code, diff) = on_a_terminal(&cluster, &["diff", "example-repo"]);
+    let (code, diff) = cluster.gitsync_on_a_terminal(&["diff", "example-repo"]);
     assert_eq!(code, 1, "{diff}");
     assert!(diff.contains(GREEN), "{diff:?}");
-    let (_, plain) = on_a_terminal(&cluster, &["diff", "example-repo", "--color", "never"]);
+    let (_, plain) = cluster.gitsync_on_a_terminal(&["diff", "example-repo", "--color", "never"]);
     assert!(!plain.contains('\x1b'), "{plain:?}");
 
     // A sync on a terminal says what it did to each object as it goes, then sums up.
-    let (code, sync) = on_a_terminal(&cluster, &["sync", "example-repo", "--no-wait"]);
+    let (code, sync) = cluster.gitsync_on_a_terminal(&["sync", "example-repo", "--no-wait"]);
     assert_eq!(code, 0, "{sync}");
     for object in [
         "created Namespace/pgk",
