@@ -72,7 +72,7 @@ pub enum Command {
 /// What to render.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The app directory.
+    /// The app directory (with --agent: the app's name).
     pub path: PathBuf,
     /// App name for the `gitsync.dev/app` label (default: the directory's name).
     #[arg(long)]
@@ -109,6 +109,8 @@ pub struct PlanArgs {
     /// will go through (what `gitsync plan` shows).
     #[arg(long)]
     pub strategy: bool,
+    #[command(flatten)]
+    pub agent: AgentArgs,
 }
 
 /// Sync options.
@@ -154,12 +156,21 @@ pub struct CommandArgs {
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// The agent's URL (e.g. http://gitsync-agent.gitsync-system): go through its API
-    /// instead of the cluster.
+    /// instead of the cluster, naming the app instead of a directory.
     #[arg(long, env = "GITSYNC_AGENT")]
     pub agent: Option<String>,
     /// Bearer token for the agent's API (the Secret named by api.tokenSecret).
     #[arg(long, env = "GITSYNC_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+impl AgentArgs {
+    /// The agent's client, when `--agent` was given.
+    pub fn client(&self) -> Option<gitsync_agent::client::Agent> {
+        self.agent
+            .as_deref()
+            .map(|url| gitsync_agent::client::Agent::new(url, self.token.clone()))
+    }
 }
 
 /// `rollback` options.
@@ -203,6 +214,8 @@ pub struct HistoryArgs {
     pub history: HistoryNamespace,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub agent: AgentArgs,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "text")]
     pub output: Format,
@@ -220,6 +233,8 @@ pub struct StatusArgs {
     pub app: Option<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub agent: AgentArgs,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "text")]
     pub output: Format,

@@ -593,3 +593,48 @@ fn an_app_uses_the_shared_policies_its_config_names_and_nothing_else_from_them()
     assert!(value(&cluster, "ro", "sneaky").is_none());
     drop(agent);
 }
+
+#[test]
+fn the_cli_reads_diffs_and_syncs_through_the_agent() {
+    let cluster = Cluster::start();
+    let web = Web::start(&cluster, "svc-cli", "cli-token");
+    let agent = ["--agent", web.base.as_str()];
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(agent);
+        crate::support::gitsync(&all)
+    };
+
+    let all = run(&["status"]);
+    assert_eq!(all.code, 0, "{all:?}");
+    assert!(
+        all.stdout
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains("Synced") && l.contains(&web.v1[..8])),
+        "{all:?}"
+    );
+    let one = run(&["status", "web", "-o", "json"]);
+    assert_eq!(one.json()["revision"]["commit"], web.v1.as_str(), "{one:?}");
+    let history = run(&["history", "web", "-o", "json"]);
+    assert_eq!(history.json()[0]["result"], "Succeeded", "{history:?}");
+    let unknown = run(&["history", "nope"]);
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+    assert!(unknown.stderr.contains("no app named"), "{unknown:?}");
+
+    // Suspended, a new commit waits: diff says what a sync would do, sync does it.
+    let suspended = run(&["suspend", "web", "--token", "cli-token"]);
+    assert_eq!(suspended.code, 0, "{suspended:?}");
+    let v2 = web.write("2");
+    let diff = eventually(WAIT, "the diff to see v2", || {
+        let d = run(&["diff", "web"]);
+        d.stdout.contains(&v2).then_some(d)
+    });
+    assert_eq!(diff.code, 1, "{diff:?}");
+    assert!(diff.stdout.contains("+  value: \"2\""), "{diff:?}");
+    assert!(diff.stdout.contains("1 to update"), "{diff:?}");
+    let synced = run(&["sync", "web", "--token", "cli-token"]);
+    assert_eq!(synced.code, 0, "{synced:?}");
+    assert_eq!(value(&cluster, "svc-cli", "web").as_deref(), Some("2"));
+    let clean = run(&["diff", "web"]);
+    assert_eq!(clean.code, 0, "{clean:?}");
+}

@@ -21,10 +21,7 @@ use crate::output;
 
 /// The agent client, when `--agent` was given.
 fn agent(args: &CommandArgs) -> Option<Agent> {
-    args.agent
-        .agent
-        .as_deref()
-        .map(|url| Agent::new(url, args.agent.token.clone()))
+    args.agent.client()
 }
 
 async fn connect(args: &CommandArgs) -> anyhow::Result<Cluster> {

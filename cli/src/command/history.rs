@@ -1,5 +1,6 @@
 //! `gitsync history APP`: the app's recorded syncs, newest first, read from the
-//! cluster (the agent and `gitsync sync` both record there).
+//! cluster (the agent and `gitsync sync` both record there), or through the agent's
+//! API with `--agent URL`.
 
 use std::process::ExitCode;
 
@@ -11,11 +12,18 @@ use crate::args::{Format, HistoryArgs};
 use crate::output;
 
 pub async fn run(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
-    let cluster = Cluster::connect(&args.cluster.target())
-        .await
-        .context("cannot connect to the cluster")?;
-    let history = History::new(cluster.client().clone(), &args.history.namespace);
-    let entries = history.list(&args.app).await?;
+    let entries: Vec<Entry> = if let Some(agent) = args.agent.client() {
+        let answer = agent
+            .get(&format!("/api/v1/apps/{}/history", args.app))
+            .await?;
+        serde_json::from_value(answer).context("the agent's history is not a list of syncs")?
+    } else {
+        let cluster = Cluster::connect(&args.cluster.target())
+            .await
+            .context("cannot connect to the cluster")?;
+        let history = History::new(cluster.client().clone(), &args.history.namespace);
+        history.list(&args.app).await?
+    };
     match args.output {
         Format::Json => output::json(&entries),
         Format::Text if entries.is_empty() => output::line(&format!(

@@ -45,6 +45,9 @@ struct DiffReport<'a> {
 /// `gitsync diff` and `gitsync plan`: exit 0 when nothing would change, 1 when
 /// something would.
 pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    if let Some(agent) = args.agent.client() {
+        return diff_through_agent(&agent, args).await;
+    }
     let loaded = load(&args.render)?;
     let cluster = Cluster::connect(&args.cluster.target())
         .await
@@ -133,11 +136,61 @@ struct SyncReport<'a> {
 /// How often `sync` passes a rollout in progress again.
 const ROLLOUT_POLL: Duration = Duration::from_secs(1);
 
+/// `gitsync diff APP --agent URL`: what the agent's next sync of the app's tracked ref
+/// would change now (it fetches, renders and plans it; Secrets masked).
+async fn diff_through_agent(
+    agent: &gitsync_agent::client::Agent,
+    args: &PlanArgs,
+) -> anyhow::Result<ExitCode> {
+    if args.strategy {
+        anyhow::bail!(
+            "the rollout steps are planned from an app directory; through the agent, \
+             `gitsync diff APP --agent URL` shows the changes and `gitsync status APP` the \
+             rollout in progress"
+        );
+    }
+    let app = args.render.path.to_string_lossy();
+    let answer = agent.get(&format!("/api/v1/apps/{app}/diff")).await?;
+    let changes = answer["changes"].as_bool().unwrap_or(true);
+    match args.output {
+        Format::Json => output::json(&answer),
+        Format::Text => {
+            let revision = answer["revision"]["commit"].as_str().unwrap_or("?");
+            let count = |key: &str| answer["summary"][key].as_u64().unwrap_or(0);
+            output::text(answer["diff"].as_str().unwrap_or_default());
+            output::line(&format!(
+                "{app} at {revision}: {} to create, {} to update, {} to replace, {} to prune, {} unchanged",
+                count("create"),
+                count("update"),
+                count("replace"),
+                count("prune"),
+                count("unchanged")
+            ));
+        }
+    }
+    Ok(if changes {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// `gitsync sync`: apply the plan, then follow the app's rollouts until they end (or
 /// wait for `gitsync promote`, or `--detach`); exit 0 on success, 2 when any object
 /// failed, the app did not become healthy, or a rollout was aborted or rolled back.
 pub async fn sync(sync_args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let args = &sync_args.plan;
+    if let Some(agent) = args.agent.client() {
+        let app = args.render.path.to_string_lossy();
+        let answer = agent
+            .post(&format!("/api/v1/apps/{app}/sync"), &serde_json::json!({}))
+            .await?;
+        match args.output {
+            Format::Json => output::json(&answer),
+            Format::Text => output::line(&format!("{app}: sync: {answer}")),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let loaded = load(&args.render)?;
     let cluster = Cluster::connect(&args.cluster.target())
         .await

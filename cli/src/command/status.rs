@@ -49,6 +49,14 @@ struct Report {
 }
 
 pub async fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    if let Some(agent) = args.agent.client() {
+        let app = args
+            .path
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .or_else(|| args.app.clone());
+        return through_agent(&agent, app.as_deref(), args.output).await;
+    }
     let cluster = Cluster::connect(&args.cluster.target())
         .await
         .context("cannot connect to the cluster")?;
@@ -102,6 +110,73 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gitsync status [APP] --agent URL`: the apps as the agent serving them reports them
+/// (sync, health, revision, drift, errors; for one app, its rollouts too).
+async fn through_agent(
+    agent: &gitsync_agent::client::Agent,
+    app: Option<&str>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let path = app.map_or_else(
+        || "/api/v1/apps".to_owned(),
+        |a| format!("/api/v1/apps/{a}"),
+    );
+    let answer = agent.get(&path).await?;
+    if format == Format::Json {
+        output::json(&answer);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let apps = match app {
+        Some(_) => vec![answer.clone()],
+        None => answer["apps"].as_array().cloned().unwrap_or_default(),
+    };
+    let text = |v: &Value, key: &str| v[key].as_str().unwrap_or("-").to_owned();
+    let mut out = format!(
+        "{:<20}  {:<10}  {:<12}  {:<8}  {:>5}  {}\n",
+        "APP", "SYNC", "HEALTH", "REVISION", "DRIFT", "SOURCE"
+    );
+    for a in &apps {
+        let commit = a["revision"]["commit"].as_str().unwrap_or("-");
+        out.push_str(&format!(
+            "{:<20}  {:<10}  {:<12}  {:<8}  {:>5}  {} @ {} · {}\n",
+            text(a, "name"),
+            text(a, "sync"),
+            text(a, "health"),
+            &commit[..commit.len().min(8)],
+            a["drift"].as_array().map_or(0, Vec::len),
+            text(a, "repo"),
+            text(a, "ref"),
+            text(a, "path"),
+        ));
+    }
+    if app.is_some() {
+        let a = &answer;
+        for (label, key) in [("stale", "stale"), ("last error", "lastError")] {
+            if let Some(v) = a[key].as_str() {
+                out.push_str(&format!("\n{label}: {v}\n"));
+            }
+        }
+        if let Some(s) = a["suspended"].as_object() {
+            out.push_str(&format!(
+                "\nautomatic sync suspended since {}: {}\n",
+                s.get("since").and_then(Value::as_str).unwrap_or("?"),
+                s.get("reason").and_then(Value::as_str).unwrap_or("?")
+            ));
+        }
+        for d in a["drift"].as_array().into_iter().flatten() {
+            out.push_str(&format!("drifted: {}\n", d.as_str().unwrap_or_default()));
+        }
+        let rollouts: Vec<Rollout> =
+            serde_json::from_value(a["rollouts"].clone()).unwrap_or_default();
+        let bar = output::stdout_is_terminal();
+        for r in &rollouts {
+            out.push_str(&rollout_text(r, bar));
+        }
+    }
+    output::text(&out);
     Ok(ExitCode::SUCCESS)
 }
 
