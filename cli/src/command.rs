@@ -4,6 +4,7 @@ mod control;
 mod history;
 mod local_cluster;
 mod plan;
+mod published;
 mod render;
 mod status;
 

@@ -1,6 +1,7 @@
-//! Drift: the agent notices a hand edit of a managed object through its watch, reports
-//! it (status API, metric, Kubernetes Event naming the field and the manager) and,
-//! with self-heal, re-applies the synced revision.
+//! Drift: the agent notices a hand edit of a managed object through its watch (or,
+//! when no watch gets through, its periodic check), reports it (status API, metric,
+//! Kubernetes Event naming the field and the manager) and, with self-heal, re-applies
+//! the synced revision.
 
 use std::time::Duration;
 
@@ -152,4 +153,32 @@ fn self_heal_reapplies_the_synced_revision() {
     });
     let log = agent.stop();
     assert!(!drift_events(&cluster, "Drifted").is_empty(), "{log}");
+}
+
+#[test]
+fn the_periodic_check_finds_drift_no_watch_reported() {
+    let cluster = Cluster::start();
+    let (repo, cache) = (repo(), tempfile::tempdir().expect("tmp"));
+    // No watch ever gets through: drift can only be found by the periodic check.
+    cluster.faults(&serde_json::json!({"rules": [{"status": 500, "verbs": ["watch"]}]}));
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let agent = Agent::for_app(
+        &cluster,
+        repo.path(),
+        "app",
+        cache.path(),
+        &["--drift-interval", "2s", "--listen", &listen],
+    );
+    eventually(Duration::from_secs(30), "the first sync", || {
+        (level(&cluster).as_deref() == Some("1")).then_some(())
+    });
+    edit_by_hand(&cluster);
+    let base = format!("http://{listen}");
+    eventually(Duration::from_secs(30), "the drift found", || {
+        let (_, body) = http(&base, "GET", "/api/v1/apps/app");
+        let status: Value = serde_json::from_str(&body).ok()?;
+        (status["drift"][0] == "ConfigMap/drift/settings: .data.level (kubectl-edit)").then_some(())
+    });
+    drop(agent);
 }

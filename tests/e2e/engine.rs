@@ -459,6 +459,81 @@ fn a_flood_of_429s_is_retried_until_it_passes() {
 }
 
 #[test]
+fn a_first_sync_into_a_new_namespace_is_dry_run_there_and_refused_whole() {
+    let cluster = Cluster::start();
+    // Everything in a namespace the sync creates; one Deployment does not select its
+    // own pods (422).
+    let app = app_dir(&[
+        (
+            "ns.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: fresh\n",
+        ),
+        (
+            "a.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: fresh\n",
+        ),
+        (
+            "web.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: fresh\nspec:\n  \
+             selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: other}\n    \
+             spec:\n      containers: [{name: web, image: web:1}]\n",
+        ),
+    ]);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "fresh"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("Deployment/fresh/web") && run.stderr.contains("web.yaml"),
+        "names the object and its file: {run:?}"
+    );
+    assert!(
+        run.stderr.contains("selector"),
+        "the server's reason: {run:?}"
+    );
+    assert!(
+        cluster
+            .get("/api/v1/namespaces/fresh/configmaps/a")
+            .is_none()
+    );
+    crate::support::eventually(
+        std::time::Duration::from_secs(30),
+        "the namespace made for the dry run gone",
+        || {
+            cluster
+                .get("/api/v1/namespaces/fresh")
+                .is_none()
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn server_errors_and_stale_writes_are_retried() {
+    let cluster = Cluster::start();
+    let app = app_dir(&[
+        ("ns.yaml", NS),
+        ("a.yaml", &config_map("a", "")),
+        ("b.yaml", &config_map("b", "")),
+    ]);
+    // 500s on the applies (kube's client retries 503 and 504 itself, not 500), and
+    // 409 Conflicts on the history's writes (made with a resourceVersion): each
+    // retried with backoff until it passes.
+    cluster.faults(&json!({"rules": [
+        {"status": 500, "count": 3, "verbs": ["patch"], "resource": "configmaps", "dryRun": false},
+        {"status": 409, "count": 2, "verbs": ["create", "update"], "resource": "configmaps", "dryRun": false}
+    ]}));
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(cluster.get("/api/v1/namespaces/eng/configmaps/b").is_some());
+    assert_eq!(
+        cluster.stats()["injected"],
+        5,
+        "every injected error was met"
+    );
+    let entries = crate::support::history(&cluster, "eng");
+    assert_eq!(entries[0]["result"], "Succeeded", "{entries:#?}");
+}
+
+#[test]
 fn an_api_server_that_goes_away_mid_sync_fails_clearly_and_the_next_sync_finishes() {
     let cluster = Cluster::start();
     let app = app_dir(&[

@@ -208,3 +208,87 @@ fn a_rollout_outlives_its_agent_and_a_new_commit_waits_its_turn() {
     });
     drop(agent);
 }
+
+/// Commits the working tree of `repo` on branch `branch` (from main's tip), leaving
+/// main where it is: a pull request's branch.
+fn commit_on_branch(repo: &Path, branch: &str, message: &str) -> String {
+    let git = git2::Repository::open(repo).expect("repo");
+    let mut index = git.index().expect("index");
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .expect("add");
+    let tree = git
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("tree");
+    let main = git
+        .find_reference("refs/heads/main")
+        .and_then(|r| r.peel_to_commit())
+        .expect("main");
+    let sig = git2::Signature::now("dev", "dev@example.com").expect("sig");
+    git.commit(
+        Some(&format!("refs/heads/{branch}")),
+        &sig,
+        &sig,
+        message,
+        &tree,
+        &[&main],
+    )
+    .expect("commit")
+    .to_string()
+}
+
+#[test]
+fn plan_by_app_name_previews_a_pull_request_branch_before_it_is_merged() {
+    let cluster = Cluster::start();
+    let repo = tempfile::tempdir().expect("tmp");
+    let app = repo.path().join("apps/ro");
+    let write = |image: &str| {
+        write_files(
+            &app,
+            &[
+                ("ns.yaml", NS),
+                ("svc.yaml", SERVICE),
+                ("policy.yaml", &policy("careful", CANARY)),
+                ("web.yaml", &web(image, 4, "careful", "")),
+            ],
+        );
+    };
+    write("web:1");
+    commit_all(repo.path(), "v1");
+    let cache = tempfile::tempdir().expect("tmp");
+    let agent = start(&cluster, repo.path(), cache.path());
+    eventually(WAIT, "the first sync", || {
+        history(&cluster, "ro")
+            .iter()
+            .any(|e| e["result"] == "Succeeded")
+            .then_some(())
+    });
+
+    // The tracked ref is what is live: nothing to do.
+    let diff = cluster.gitsync(&["diff", "ro"]);
+    assert_eq!(diff.code, 0, "{diff:?}");
+    // A pull request's branch bumps the image: its rollout, step by step, before
+    // anything is merged or applied.
+    write("web:2");
+    commit_on_branch(repo.path(), "bump-web", "web 2");
+    let plan = cluster.gitsync(&["plan", "ro", "--revision", "bump-web"]);
+    assert_eq!(plan.code, 1, "{plan:?}");
+    for step in [
+        "=== rollout Deployment/ro/web (policy careful, canary)",
+        "apply Deployment web-canary: 1 pod, image web:2",
+        "wait for `gitsync promote`",
+    ] {
+        assert!(plan.stdout.contains(step), "{step:?} missing: {plan:?}");
+    }
+    assert_eq!(image(&cluster, "web").as_deref(), Some("web:1"));
+    assert!(image(&cluster, "web-canary").is_none(), "the preview wrote");
+    let unknown = cluster.gitsync(&["plan", "nope"]);
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+    assert!(
+        unknown
+            .stderr
+            .contains("neither an app directory nor an app"),
+        "{unknown:?}"
+    );
+    drop(agent);
+}

@@ -224,7 +224,7 @@ impl Cluster {
             unchanged: plan.summary().unchanged,
             ..Outcome::default()
         };
-        let writes: Vec<&Step> = plan
+        let mut writes: Vec<&Step> = plan
             .steps
             .iter()
             .filter(|s| {
@@ -242,6 +242,28 @@ impl Cluster {
         if plan.prune_guard.is_some() {
             outcome.result = SyncResult::PruneRefused;
         }
+        // The API server judges what goes into a namespace only once it exists: the
+        // namespaces this sync creates are created first, empty, and deleted again when
+        // the dry run refuses anything, so that a refused sync leaves the cluster as it
+        // was.
+        let (namespaces, rest): (Vec<&Step>, Vec<&Step>) = writes.iter().partition(|s| {
+            s.diff.id.kind == "Namespace"
+                && s.diff.id.group.is_empty()
+                && s.diff.action == Action::Create
+        });
+        let mut created = Vec::new();
+        if outcome.failed.is_empty() && !namespaces.is_empty() {
+            for step in &namespaces {
+                match self.apply(step, false, options).await {
+                    Ok(()) => created.push(*step),
+                    Err(message) => {
+                        outcome.fail(step, message);
+                        outcome.result = SyncResult::Failed;
+                    }
+                }
+            }
+            writes = rest;
+        }
         if outcome.failed.is_empty() {
             for failure in self.dry_run(&writes, options).await {
                 outcome.failed.push(failure);
@@ -249,8 +271,19 @@ impl Cluster {
             }
         }
         if !outcome.failed.is_empty() {
+            for step in &created {
+                if let Err(message) = self.delete(&step.diff.id, options).await {
+                    tracing::warn!(namespace = %step.diff.id.name, %message,
+                        "cannot delete the namespace created for the dry run");
+                }
+            }
             outcome.nothing_written = true;
             return outcome;
+        }
+        for step in created {
+            on_event(Event::Started(step));
+            on_event(Event::Done(step));
+            outcome.count(Action::Create);
         }
 
         // 2. Apply, wave by wave, rank by rank.
@@ -328,8 +361,9 @@ impl Cluster {
     }
 
     /// Dry-runs every write that the API server can judge before the sync starts:
-    /// not objects in namespaces, nor custom resources of CRDs, that the same sync
-    /// creates, nor replaces (their new version conflicts with the old by definition).
+    /// not objects in namespaces that the same sync creates (when they are not created
+    /// first), nor custom resources of CRDs it creates, nor replaces (their new version
+    /// conflicts with the old by definition).
     async fn dry_run(&self, writes: &[&Step], options: &Options) -> Vec<Failure> {
         let new_namespaces: BTreeSet<&str> = writes
             .iter()

@@ -9,7 +9,6 @@ use anyhow::{Context as _, bail};
 use gitsync_agent::client::Agent;
 use gitsync_agent::cluster::{Cluster, ExecuteOptions};
 use gitsync_agent::control::{AppSource, Control, Suspension};
-use gitsync_agent::git::{Mirror, Source};
 use gitsync_agent::history::History;
 use gitsync_agent::reconcile::{self, App, Record};
 use gitsync_agent::rollouts::Rollouts;
@@ -152,27 +151,8 @@ async fn direct(
     source: &AppSource,
 ) -> anyhow::Result<ExitCode> {
     let app = &args.command.app;
-    let scratch = scratch()?;
-    let src = Source {
-        url: source.repo.clone(),
-        reference: source.reference.clone(),
-        path: PathBuf::from(&source.path),
-        access: gitsync_agent::git::Access::default(),
-    };
-    let to = args.to.clone();
-    let dir = scratch.path().to_path_buf();
-    let policies = source.policies.clone();
-    let (revision, tree) = tokio::task::spawn_blocking(move || {
-        let mirror = Mirror::open(&dir, src).map_err(anyhow::Error::new)?;
-        mirror.fetch().map_err(anyhow::Error::new)?;
-        let revision = mirror.at(&to).map_err(anyhow::Error::new)?;
-        let mut tree = mirror.read_app(&revision).map_err(anyhow::Error::new)?;
-        gitsync_agent::policies::add(&mirror, &revision, &mut tree, &policies)
-            .map_err(anyhow::Error::msg)?;
-        Ok::<_, anyhow::Error>((revision, tree))
-    })
-    .await?
-    .with_context(|| format!("cannot read {} at {}", source.repo, args.to))?;
+    let super::published::Fetched { revision, tree } =
+        super::published::fetch(source, Some(&args.to)).await?;
     let suspension = Suspension::rollback(&revision.commit);
     control.set_suspension(app, Some(&suspension)).await?;
     let history = History::new(cluster.client().clone(), &args.command.history.namespace);

@@ -1,7 +1,8 @@
 //! `gitsync diff` (and `gitsync plan`) and `gitsync sync`: render, read the live state,
 //! move the rollouts, plan; diff prints the plan (and the steps of each rollout), sync
 //! executes it, and follows rollouts in progress until they end or wait for
-//! `gitsync promote`.
+//! `gitsync promote`. `diff` and `plan` also take an app's name: the app as its agent
+//! serves it, at `--revision` (a pull request's branch, say) or its tracked ref.
 
 use std::process::ExitCode;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use gitsync_agent::cluster::{Cluster, Event, SyncResult};
+use gitsync_agent::control::Control;
 use gitsync_agent::history::History;
 use gitsync_agent::reconcile::{self, App, Planned, Record};
 use gitsync_agent::rollouts::{Progress, Rollouts};
@@ -16,6 +18,7 @@ use gitsync_core::plan::{self, Plan};
 use gitsync_core::rollout::{Preview, Wait};
 use serde::Serialize;
 
+use super::published;
 use super::render::{Loaded, load, vars};
 use crate::args::{Format, PlanArgs, SyncArgs};
 use crate::output;
@@ -34,6 +37,39 @@ fn app(args: &PlanArgs, loaded: &Loaded, sync: Option<&SyncArgs>) -> App {
     }
 }
 
+/// What `diff` and `plan` look at: the app directory given, or, given an app's name
+/// (a single word that is not a directory), the app as its agent serves it, read at
+/// `--revision` (a commit, tag or branch, e.g. a pull request's) or its tracked ref.
+async fn target(args: &PlanArgs, cluster: &Cluster) -> anyhow::Result<(Loaded, App)> {
+    let path = &args.render.path;
+    if path.is_dir() || path.components().count() != 1 {
+        let loaded = load(&args.render)?;
+        let app = app(args, &loaded, None);
+        return Ok((loaded, app));
+    }
+    let name = path.to_string_lossy().into_owned();
+    let control = Control::new(cluster.client().clone(), &args.history.namespace);
+    let source = control.source(&name).await?.with_context(|| {
+        format!(
+            "{name} is neither an app directory nor an app an agent serves \
+             (no source published in namespace {})",
+            args.history.namespace
+        )
+    })?;
+    let fetched = published::fetch(&source, args.render.revision.as_deref()).await?;
+    let loaded = Loaded {
+        app: name,
+        tree: fetched.tree,
+        revision: Some(fetched.revision),
+    };
+    let mut app = app(args, &loaded, None);
+    app.namespace.clone_from(&source.namespace);
+    let mut vars = source.vars.clone();
+    vars.extend(app.vars);
+    app.vars = vars;
+    Ok((loaded, app))
+}
+
 #[derive(Serialize)]
 struct DiffReport<'a> {
     #[serde(flatten)]
@@ -48,12 +84,11 @@ pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     if let Some(agent) = args.agent.client() {
         return diff_through_agent(&agent, args).await;
     }
-    let loaded = load(&args.render)?;
     let cluster = Cluster::connect(&args.cluster.target())
         .await
         .context("cannot connect to the cluster")?;
     let rollouts = Rollouts::new(cluster.client().clone(), &args.history.namespace);
-    let app = app(args, &loaded, None);
+    let (loaded, app) = target(args, &cluster).await?;
     let commit = loaded.revision.as_ref().map(|r| r.commit.as_str());
     let Planned { plan, pass, .. } = reconcile::plan(
         &cluster,
