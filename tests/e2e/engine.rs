@@ -507,6 +507,30 @@ fn a_first_sync_into_a_new_namespace_is_dry_run_there_and_refused_whole() {
 }
 
 #[test]
+fn writes_run_with_bounded_concurrency() {
+    let cluster = Cluster::start();
+    let maps: Vec<(String, String)> = (0..24)
+        .map(|i| (format!("cm{i}.yaml"), config_map(&format!("cm{i}"), "")))
+        .collect();
+    let mut files: Vec<(&str, &str)> = vec![("ns.yaml", NS)];
+    files.extend(maps.iter().map(|(f, c)| (f.as_str(), c.as_str())));
+    let app = app_dir(&files);
+    // Every request takes 100 ms, so the writes a client keeps going overlap.
+    cluster.faults(&json!({"latencyMs": 100}));
+    cluster.reset_stats();
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng", "--concurrency", "3"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let most = cluster.stats()["max_writes_in_flight"]
+        .as_u64()
+        .expect("stat");
+    assert!(
+        (2..=3).contains(&most),
+        "{most} writes in flight at once with --concurrency 3"
+    );
+    cluster.faults(&json!({}));
+}
+
+#[test]
 fn server_errors_and_stale_writes_are_retried() {
     let cluster = Cluster::start();
     let app = app_dir(&[

@@ -1,5 +1,6 @@
 //! Fault and latency injection on the Kubernetes API paths (`/api`, `/apis`), for the
-//! sync engine's retry tests and latency benchmarks: an added delay before every API
+//! sync engine's retry tests and latency benchmarks (and the count of writes in flight
+//! at once, taken here so that it spans the added latency): an added delay before every API
 //! request, and rules that fail matching requests with a `Status` (429, 500, 503, 409,
 //! …) or by closing the connection. Configured by `GITSYNC_LOCAL_CLUSTER_LATENCY_MS` at
 //! start, `LocalCluster::set_faults` and `/_gitsync/faults`.
@@ -234,6 +235,7 @@ pub(crate) async fn inject(
     if !is_api(request.uri().path()) {
         return next.run(request).await;
     }
+    let _in_flight = (request.method() != Method::GET).then(|| shared.counters.write_in_flight());
     let (latency_ms, any_rules) = {
         let faults = shared.faults.faults.lock().await;
         let unspent = faults.rules.iter().any(|r| r.count != Some(0));

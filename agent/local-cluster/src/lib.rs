@@ -115,6 +115,10 @@ pub struct Stats {
     /// are not counted in the other fields.
     #[serde(default)]
     pub injected: u64,
+    /// The most API write requests (dry runs included) handled at once since the last
+    /// reset, added latency included: the client's write concurrency.
+    #[serde(default)]
+    pub max_writes_in_flight: u64,
     /// Writes per namespace ("" for cluster-scoped objects).
     #[serde(default)]
     pub writes_by_namespace: BTreeMap<String, u64>,

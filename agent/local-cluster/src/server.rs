@@ -45,6 +45,19 @@ pub struct Counters {
     dry_runs: AtomicU64,
     injected: AtomicU64,
     writes_by_namespace: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// API write requests (any method but GET, dry runs too) being handled now, and
+    /// the most at once since the last reset: a client's write concurrency.
+    writes_in_flight: AtomicU64,
+    max_writes_in_flight: AtomicU64,
+}
+
+/// One write request in flight, counted until dropped.
+pub(crate) struct InFlight<'a>(&'a Counters);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.writes_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Counters {
@@ -69,6 +82,13 @@ impl Counters {
         }
     }
 
+    /// Counts a write request in flight until the returned guard is dropped.
+    pub(crate) fn write_in_flight(&self) -> InFlight<'_> {
+        let now = self.writes_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.max_writes_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(self)
+    }
+
     /// A request failed by an injected fault (counted here only).
     pub fn count_injected(&self) {
         self.injected.fetch_add(1, Ordering::Relaxed);
@@ -80,6 +100,7 @@ impl Counters {
             writes: self.writes.load(Ordering::Relaxed),
             dry_run: self.dry_runs.load(Ordering::Relaxed),
             injected: self.injected.load(Ordering::Relaxed),
+            max_writes_in_flight: self.max_writes_in_flight.load(Ordering::Relaxed),
             by_verb: self.counts.lock().map(|c| c.clone()).unwrap_or_default(),
             writes_by_namespace: self
                 .writes_by_namespace
@@ -94,6 +115,10 @@ impl Counters {
         self.writes.store(0, Ordering::Relaxed);
         self.dry_runs.store(0, Ordering::Relaxed);
         self.injected.store(0, Ordering::Relaxed);
+        self.max_writes_in_flight.store(
+            self.writes_in_flight.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         if let Ok(mut counts) = self.counts.lock() {
             counts.clear();
         }
