@@ -459,8 +459,9 @@ pub fn simulate_status(res: &Resource, object: &mut Value) {
             object["status"] = json!({"phase": "Active"});
         }
         "CustomResourceDefinition" => {
-            // Names are accepted and the kind is served at once (the catalog follows
-            // the store).
+            // Names are accepted at once; the kind is served once the establishing
+            // controller marks it Established, on the controllers' next pass (as on a
+            // real server, a client must wait for that before creating resources).
             let names = object.pointer("/spec/names").cloned().unwrap_or(json!({}));
             let versions: Vec<Value> = object
                 .pointer("/spec/versions")
@@ -475,13 +476,13 @@ pub fn simulate_status(res: &Resource, object: &mut Value) {
                 return;
             }
             let now = crate::clock::now_rfc3339();
-            let condition = |kind: &str, reason: &str, message: &str| json!({"type": kind, "status": "True", "reason": reason, "message": message, "lastTransitionTime": now});
+            let condition = |kind: &str, status: &str, reason: &str, message: &str| json!({"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": now});
             object["status"] = json!({
                 "acceptedNames": names,
                 "storedVersions": versions,
                 "conditions": [
-                    condition("NamesAccepted", "NoConflicts", "no conflicts found"),
-                    condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+                    condition("NamesAccepted", "True", "NoConflicts", "no conflicts found"),
+                    condition("Established", "False", "Installing", "the initial names have been accepted"),
                 ],
             });
         }

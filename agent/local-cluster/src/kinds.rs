@@ -125,9 +125,12 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The catalog for a set of stored CRDs.
+    /// The catalog for a set of stored CRDs: the kinds of those Established.
     pub fn from_crds<'a>(crds: impl Iterator<Item = &'a Value>) -> Self {
-        let mut custom: Vec<&'static Resource> = crds.flat_map(resources_of_crd).collect();
+        let mut custom: Vec<&'static Resource> = crds
+            .filter(|crd| established(crd))
+            .flat_map(resources_of_crd)
+            .collect();
         custom.sort_by_key(|r| (r.group, r.version, r.plural));
         custom.dedup();
         Self { custom }
@@ -156,6 +159,16 @@ impl Catalog {
         }
         out
     }
+}
+
+/// Whether the establishing controller has marked a CRD Established.
+fn established(crd: &Value) -> bool {
+    crd.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Established" && c["status"] == "True")
+        })
 }
 
 /// The served versions of a CRD as resources. Built-in groups cannot be redefined.

@@ -60,6 +60,9 @@ pub fn reconcile(store: &mut Store, now_ms: u64) -> std::io::Result<()> {
     for hpa in snapshot(store, "autoscaling", "horizontalpodautoscalers") {
         autoscaler(store, &hpa, now_ms)?;
     }
+    for crd in snapshot(store, "apiextensions.k8s.io", "customresourcedefinitions") {
+        establish(store, &crd, now_ms)?;
+    }
     // After the ReplicaSets, so a claim waiting for its first consumer binds in the
     // pass that created the Pod.
     crate::storage::reconcile(store, now_ms)
@@ -691,6 +694,36 @@ fn load_balancer(
     let mut next = object.clone();
     next["status"]["loadBalancer"] = json!({"ingress": [{"ip": "127.0.0.1"}]});
     save(store, key_of(group, plural, object), next)
+}
+
+/// The establishing controller: a CRD whose names were accepted becomes Established,
+/// and its kind is served from then on.
+fn establish(store: &mut Store, crd: &Value, now_ms: u64) -> std::io::Result<()> {
+    let Some(conditions) = crd.pointer("/status/conditions").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    let pending = conditions
+        .iter()
+        .any(|c| c["type"] == "Established" && c["status"] != "True");
+    if !pending || terminating(crd) {
+        return Ok(());
+    }
+    let mut next = crd.clone();
+    if let Some(conditions) = next
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
+        for c in conditions.iter_mut().filter(|c| c["type"] == "Established") {
+            *c = json!({"type": "Established", "status": "True",
+                "reason": "InitialNamesAccepted", "message": "the initial names have been accepted",
+                "lastTransitionTime": clock::rfc3339(now_ms / 1000)});
+        }
+    }
+    save(
+        store,
+        key_of("apiextensions.k8s.io", "customresourcedefinitions", crd),
+        next,
+    )
 }
 
 /// The HPA controller's conditions (no metrics: it keeps the current size within bounds).
