@@ -412,8 +412,9 @@ fn named_error(deployment: &Manifest, policy: &str, message: String) -> Error {
 }
 
 /// The render with every decision's objects in place of the rendered objects it
-/// replaces: what the plan diffs and applies. Objects a strategy adds take the
-/// workload's source (file and line); every object a strategy wrote gets a fresh digest.
+/// replaces: what the plan diffs and applies. A rendered object a strategy rewrites
+/// (a blue/green Service's selector) keeps its own source (file and line); objects it
+/// adds take the workload's; every object a strategy wrote gets a fresh digest.
 pub fn effective(rendered: Vec<Manifest>, decisions: &[Decision]) -> Vec<Manifest> {
     let replaced: std::collections::BTreeSet<&ObjectId> =
         decisions.iter().flat_map(|d| &d.replaces).collect();
@@ -424,13 +425,14 @@ pub fn effective(rendered: Vec<Manifest>, decisions: &[Decision]) -> Vec<Manifes
         .collect();
     let mut added = Vec::new();
     for decision in decisions {
-        let Some(source) = decision.replaces.first().and_then(|id| sources.get(id)) else {
+        let Some(workload) = decision.replaces.first().and_then(|id| sources.get(id)) else {
             continue;
         };
         for object in &decision.objects {
             let mut object = object.clone();
             let digest = digest::stamp(&mut object);
             if let Some(id) = ObjectId::of(&object) {
+                let source = sources.get(&id).unwrap_or(workload);
                 added.push(Manifest {
                     id,
                     source: (*source).clone(),

@@ -769,6 +769,40 @@ fn effective_replaces_the_workload_and_adds_the_strategys_objects() {
 }
 
 #[test]
+fn a_rewritten_object_keeps_its_own_file_and_added_ones_take_the_workloads() {
+    let p = policy(BLUE_GREEN);
+    let mut svc = service();
+    svc.source.file = "svc.yaml".into();
+    svc.source.line = 3;
+    let rendered = vec![deployment("web:2", Some(4)), svc];
+    let sim = Sim::with_stable("web:1", 4);
+    let live = crate::manifest::index(&sim.live);
+    let restarts = BTreeMap::new();
+    let observed = Observed {
+        live: &live,
+        restarts: &restarts,
+        check: None,
+    };
+    let workload = Workload {
+        policy: &p,
+        deployment: &rendered[0],
+        rendered: &rendered,
+    };
+    let d = decide(&workload, None, &observed, None, T0).expect("decide");
+    assert!(d.replaces.iter().any(|id| id.kind == "Service"), "{d:?}");
+    let out = effective(rendered.clone(), std::slice::from_ref(&d));
+    let source = |kind: &str, name: &str| {
+        out.iter()
+            .find(|m| m.id.kind == kind && m.id.name == name)
+            .map(|m| (m.source.file.clone(), m.source.line))
+            .unwrap_or_else(|| panic!("no {kind}/{name}"))
+    };
+    assert_eq!(source("Service", "web"), ("svc.yaml".to_owned(), 3));
+    assert_eq!(source("Service", "web-preview"), ("web.yaml".to_owned(), 1));
+    assert_eq!(source("Deployment", "web-blue").0, "web.yaml");
+}
+
+#[test]
 fn preview_walks_a_canary_through_every_step_and_leaves_nothing_behind() {
     let p = policy(CANARY);
     let rendered = [deployment("web:2", Some(4)), service()];
