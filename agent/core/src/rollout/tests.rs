@@ -792,10 +792,11 @@ fn a_rewritten_object_keeps_its_own_file_and_added_ones_take_the_workloads() {
     assert!(d.replaces.iter().any(|id| id.kind == "Service"), "{d:?}");
     let out = effective(rendered.clone(), std::slice::from_ref(&d));
     let source = |kind: &str, name: &str| {
-        out.iter()
+        let m = out
+            .iter()
             .find(|m| m.id.kind == kind && m.id.name == name)
-            .map(|m| (m.source.file.clone(), m.source.line))
-            .unwrap_or_else(|| panic!("no {kind}/{name}"))
+            .unwrap_or_else(|| panic!("no {kind}/{name}"));
+        (m.source.file.clone(), m.source.line)
     };
     assert_eq!(source("Service", "web"), ("svc.yaml".to_owned(), 3));
     assert_eq!(source("Service", "web-preview"), ("web.yaml".to_owned(), 1));
