@@ -2,7 +2,8 @@
 //! to the Git server as Basic credentials, a refused or missing one fails the app
 //! (naming the Secret, never the token) without touching the others, a rotated token
 //! is used without restarting the agent, and `gitsync rollback` from a machine without
-//! the token hands back the git commands instead.
+//! the token hands back the git commands instead; and the same over HTTPS, against a
+//! TLS server whose certificate a private CA file vouches for.
 
 use std::time::Duration;
 
@@ -130,4 +131,123 @@ fn a_token_from_a_secret_is_sent_refused_reported_and_rotated() {
             assert!(!text.contains(token), "the token is in the {what}:\n{text}");
         }
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, made with the openssl CLI.
+fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success(), "openssl req failed");
+    (cert, key)
+}
+
+/// `git http-backend` over TLS (tests/e2e/fixtures/git_https.py), killed on drop.
+struct GitHttps(std::process::Child, u16);
+
+impl GitHttps {
+    fn serve(root: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> Self {
+        use std::io::BufRead as _;
+        let script = crate::support::workspace().join("tests/e2e/fixtures/git_https.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .args([root, cert, key])
+            .args(["deploy", "tls-token"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port");
+        let port = line.trim().parse().expect("a port");
+        Self(child, port)
+    }
+}
+
+impl Drop for GitHttps {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn https_with_a_token_from_a_secret_against_a_server_whose_certificate_is_trusted() {
+    let cluster = Cluster::start();
+    let (root, work) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let repo = root.path().join("tls");
+    write_files(
+        &repo,
+        &[(
+            "app/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: over-tls\n  namespace: default\ndata:\n  v: \"1\"\n",
+        )],
+    );
+    commit_all(&repo, "over tls");
+    let (cert, key) = certificate(work.path());
+    let server = GitHttps::serve(root.path(), &cert, &key);
+    secret(
+        &cluster,
+        "git-tls",
+        &[("username", "deploy"), ("token", "tls-token")],
+    );
+    let config = work.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apps:\n  - {{name: tls, repo: 'https://127.0.0.1:{}/tls', path: app, interval: 1s, credentials: {{secret: git-tls}}}}\n",
+            server.1
+        ),
+    )
+    .expect("config");
+    let start = |env: &[(&str, &std::path::Path)]| {
+        let listen = format!("127.0.0.1:{}", crate::support::free_port());
+        let mut args = vec![
+            "--config".to_owned(),
+            config.display().to_string(),
+            "--listen".to_owned(),
+            listen.clone(),
+            "--cache-dir".to_owned(),
+            work.path().join("cache").display().to_string(),
+        ];
+        args.extend(cluster.flags().iter().map(|f| (*f).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let agent = crate::support::Agent::start_env(&args, env);
+        eventually(WAIT, "the agent to listen", || {
+            std::net::TcpStream::connect(&listen).ok().map(|_| ())
+        });
+        (agent, format!("http://{listen}"))
+    };
+    let synced = || {
+        cluster
+            .get("/api/v1/namespaces/default/configmaps/over-tls")
+            .is_some()
+    };
+
+    // The server's certificate trusted through SSL_CERT_FILE (as OpenSSL reads it, for
+    // a private CA): fetched over TLS with the token.
+    let (agent, base) = start(&[("SSL_CERT_FILE", &cert)]);
+    eventually(WAIT, "synced over TLS", || {
+        (synced() && app(&base, "tls")["sync"] == "Synced").then_some(())
+    });
+    drop(agent);
 }

@@ -295,8 +295,14 @@ impl Agent {
     }
 
     pub fn start(args: &[&str]) -> Self {
+        Self::start_env(args, &[])
+    }
+
+    /// [`start`](Self::start) with these environment variables set.
+    pub fn start_env(args: &[&str], env: &[(&str, &Path)]) -> Self {
         let mut child = Command::new(bin("gitsync-agent"))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
