@@ -140,17 +140,7 @@ fn a_rollout_outlives_its_agent_and_a_new_commit_waits_its_turn() {
     let cluster = Cluster::start();
     let repo = tempfile::tempdir().expect("tmp");
     let app = repo.path().join("apps/ro");
-    let write = |image: &str| {
-        write_files(
-            &app,
-            &[
-                ("ns.yaml", NS),
-                ("svc.yaml", SERVICE),
-                ("policy.yaml", &policy("careful", CANARY)),
-                ("web.yaml", &web(image, 4, "careful", "")),
-            ],
-        );
-    };
+    let write = |image: &str| write_canary_app(&app, image);
     write("web:1");
     commit_all(repo.path(), "v1");
     let cache = tempfile::tempdir().expect("tmp");
@@ -209,6 +199,20 @@ fn a_rollout_outlives_its_agent_and_a_new_commit_waits_its_turn() {
     drop(agent);
 }
 
+/// Writes app `ro` into `app`: Deployment `web` (4 pods of `image`) rolled by the canary
+/// policy `careful`, its Service and Namespace.
+fn write_canary_app(app: &Path, image: &str) {
+    write_files(
+        app,
+        &[
+            ("ns.yaml", NS),
+            ("svc.yaml", SERVICE),
+            ("policy.yaml", &policy("careful", CANARY)),
+            ("web.yaml", &web(image, 4, "careful", "")),
+        ],
+    );
+}
+
 /// Commits the working tree of `repo` on branch `branch` (from main's tip), leaving
 /// main where it is: a pull request's branch.
 fn commit_on_branch(repo: &Path, branch: &str, message: &str) -> String {
@@ -242,17 +246,7 @@ fn plan_by_app_name_previews_a_pull_request_branch_before_it_is_merged() {
     let cluster = Cluster::start();
     let repo = tempfile::tempdir().expect("tmp");
     let app = repo.path().join("apps/ro");
-    let write = |image: &str| {
-        write_files(
-            &app,
-            &[
-                ("ns.yaml", NS),
-                ("svc.yaml", SERVICE),
-                ("policy.yaml", &policy("careful", CANARY)),
-                ("web.yaml", &web(image, 4, "careful", "")),
-            ],
-        );
-    };
+    let write = |image: &str| write_canary_app(&app, image);
     write("web:1");
     commit_all(repo.path(), "v1");
     let cache = tempfile::tempdir().expect("tmp");

@@ -721,10 +721,9 @@ fn recreate_records_the_window_without_pods() {
     );
 }
 
-#[test]
-fn effective_replaces_the_workload_and_adds_the_strategys_objects() {
-    let p = policy(CANARY);
-    let rendered = vec![deployment("web:2", Some(4)), service()];
+/// The first decision for `rendered` (its Deployment first) over a stable `web:1` of
+/// 4 pods.
+fn first_decision(p: &Policy, rendered: &[Manifest]) -> Decision {
     let sim = Sim::with_stable("web:1", 4);
     let live = crate::manifest::index(&sim.live);
     let restarts = BTreeMap::new();
@@ -734,11 +733,18 @@ fn effective_replaces_the_workload_and_adds_the_strategys_objects() {
         check: None,
     };
     let workload = Workload {
-        policy: &p,
+        policy: p,
         deployment: &rendered[0],
-        rendered: &rendered,
+        rendered,
     };
-    let d = decide(&workload, None, &observed, None, T0).expect("decide");
+    decide(&workload, None, &observed, None, T0).expect("decide")
+}
+
+#[test]
+fn effective_replaces_the_workload_and_adds_the_strategys_objects() {
+    let p = policy(CANARY);
+    let rendered = vec![deployment("web:2", Some(4)), service()];
+    let d = first_decision(&p, &rendered);
     let out = effective(rendered.clone(), std::slice::from_ref(&d));
     let names: Vec<(&str, &str)> = out
         .iter()
@@ -775,20 +781,7 @@ fn a_rewritten_object_keeps_its_own_file_and_added_ones_take_the_workloads() {
     svc.source.file = "svc.yaml".into();
     svc.source.line = 3;
     let rendered = vec![deployment("web:2", Some(4)), svc];
-    let sim = Sim::with_stable("web:1", 4);
-    let live = crate::manifest::index(&sim.live);
-    let restarts = BTreeMap::new();
-    let observed = Observed {
-        live: &live,
-        restarts: &restarts,
-        check: None,
-    };
-    let workload = Workload {
-        policy: &p,
-        deployment: &rendered[0],
-        rendered: &rendered,
-    };
-    let d = decide(&workload, None, &observed, None, T0).expect("decide");
+    let d = first_decision(&p, &rendered);
     assert!(d.replaces.iter().any(|id| id.kind == "Service"), "{d:?}");
     let out = effective(rendered.clone(), std::slice::from_ref(&d));
     let source = |kind: &str, name: &str| {
