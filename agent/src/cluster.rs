@@ -202,19 +202,23 @@ impl Cluster {
             })
     }
 
-    /// The namespaces gitsync is confined to; empty: the whole cluster.
-    pub fn scope(&self) -> &[String] {
-        &self.scope
-    }
-
     /// Where a list or watch of a kind looks: `[None]` (every namespace, or a
     /// cluster-scoped kind) for the whole cluster; confined, each namespace of the
     /// scope for a namespaced kind and nowhere for a cluster-scoped one.
     pub(crate) fn list_namespaces(&self, caps: &ApiCapabilities) -> Vec<Option<&str>> {
-        match (self.scope.is_empty(), &caps.scope) {
-            (true, _) => vec![None],
-            (false, Scope::Namespaced) => self.scope.iter().map(|n| Some(n.as_str())).collect(),
-            (false, Scope::Cluster) => Vec::new(),
+        match caps.scope {
+            Scope::Namespaced => self.namespaced_scope(),
+            Scope::Cluster if self.scope.is_empty() => vec![None],
+            Scope::Cluster => Vec::new(),
+        }
+    }
+
+    /// Where a namespaced kind is looked for: every namespace, or each of the scope.
+    fn namespaced_scope(&self) -> Vec<Option<&str>> {
+        if self.scope.is_empty() {
+            vec![None]
+        } else {
+            self.scope.iter().map(|n| Some(n.as_str())).collect()
         }
     }
 
@@ -245,15 +249,9 @@ impl Cluster {
         resources: Vec<(ApiResource, ApiCapabilities)>,
         selector: &str,
     ) -> Result<Vec<Value>> {
-        let lists = futures::stream::iter(resources.into_iter().flat_map(|(ar, caps)| {
-            let ar = std::sync::Arc::new(ar);
-            self.list_namespaces(&caps)
-                .into_iter()
-                .map(move |namespace| {
-                    let ar = std::sync::Arc::clone(&ar);
-                    async move { self.list_one(&ar, namespace, selector).await }
-                })
-                .collect::<Vec<_>>()
+        let lists = futures::stream::iter(resources.into_iter().map(|(ar, caps)| async move {
+            self.list_in_each(&ar, self.list_namespaces(&caps), selector)
+                .await
         }))
         .buffer_unordered(8)
         .try_collect::<Vec<_>>()
@@ -264,12 +262,20 @@ impl Cluster {
     /// Every object of a namespaced kind matching `selector`: across the cluster, or
     /// in each namespace gitsync is confined to.
     async fn list(&self, ar: &ApiResource, selector: &str) -> Result<Vec<Value>> {
-        if self.scope.is_empty() {
-            return self.list_one(ar, None, selector).await;
-        }
+        self.list_in_each(ar, self.namespaced_scope(), selector)
+            .await
+    }
+
+    /// [`list_one`](Self::list_one) in each of `namespaces`, together.
+    async fn list_in_each(
+        &self,
+        ar: &ApiResource,
+        namespaces: Vec<Option<&str>>,
+        selector: &str,
+    ) -> Result<Vec<Value>> {
         let mut all = Vec::new();
-        for namespace in &self.scope {
-            all.extend(self.list_one(ar, Some(namespace), selector).await?);
+        for namespace in namespaces {
+            all.extend(self.list_one(ar, namespace, selector).await?);
         }
         Ok(all)
     }

@@ -73,23 +73,23 @@ async fn kube_config(path: Option<&Path>, context: Option<String>) -> Result<Con
         context,
         ..KubeConfigOptions::default()
     };
-    if let Some(path) = path {
-        let kubeconfig = Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig {
-            path: path.display().to_string(),
-            message: format!("{e:#}"),
-        })?;
+    // `--kubeconfig`, else the files `KUBECONFIG` lists; neither: the usual lookup.
+    let chosen = match path {
+        Some(path) => {
+            let shown = path.display().to_string();
+            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig {
+                path: shown.clone(),
+                message: format!("{e:#}"),
+            })?;
+            Some((kubeconfig, shown))
+        }
+        None => kubeconfig_env()?.map(|k| (k, "$KUBECONFIG".to_owned())),
+    };
+    if let Some((kubeconfig, shown)) = chosen {
         return Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|e| Error::Kubeconfig {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            });
-    }
-    if let Some(kubeconfig) = kubeconfig_env()? {
-        return Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .map_err(|e| Error::Kubeconfig {
-                path: "$KUBECONFIG".into(),
+                path: shown,
                 message: e.to_string(),
             });
     }
