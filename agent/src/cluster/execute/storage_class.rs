@@ -4,6 +4,7 @@
 //! the claim's wave for it. Pure: the caller reads the StorageClasses (and falls back
 //! to waiting for the claim to be bound when it cannot).
 
+use gitsync_core::manifest::annotation;
 use serde_json::Value;
 
 /// The annotation that marks the cluster's default class, and its beta spelling the
@@ -22,9 +23,9 @@ pub fn of_claim<'a>(claim: &Value, classes: &'a [Value]) -> Option<&'a Value> {
         Some(Value::String(name)) if name.is_empty() => None,
         Some(Value::String(name)) => classes.iter().find(|c| text(c, "/metadata/name") == name),
         _ => classes.iter().filter(|c| is_default(c)).max_by(|a, b| {
-            let created = |c: &Value| text(c, "/metadata/creationTimestamp").to_owned();
-            created(a)
-                .cmp(&created(b))
+            let created = "/metadata/creationTimestamp";
+            text(a, created)
+                .cmp(text(b, created))
                 .then_with(|| text(b, "/metadata/name").cmp(text(a, "/metadata/name")))
         }),
     }
@@ -39,13 +40,9 @@ pub fn waits_for_first_consumer(claim: &Value, classes: &[Value]) -> bool {
 }
 
 fn is_default(class: &Value) -> bool {
-    DEFAULT_CLASS.iter().any(|key| {
-        class
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(*key))
-            .and_then(Value::as_str)
-            == Some("true")
-    })
+    DEFAULT_CLASS
+        .iter()
+        .any(|key| annotation(class, key) == Some("true"))
 }
 
 fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
