@@ -220,7 +220,7 @@ pub fn predict(desired: &Value, live: &Value) -> Value {
 }
 
 /// True for a `managedFields` entry of gitsync's server-side applies.
-fn is_ours(entry: &Value) -> bool {
+pub(crate) fn is_ours(entry: &Value) -> bool {
     entry.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
         && entry.get("operation").and_then(Value::as_str) == Some("Apply")
 }

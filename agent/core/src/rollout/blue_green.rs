@@ -13,7 +13,6 @@ use super::{
     Command, Context, Decision, LABEL_SLOT, Observed, Phase, Resume, State, Wait, derived_service,
     labelled, live_template_without, millis, rolled, runs, stalled, template_hash, with_selector,
 };
-use crate::manifest::FIELD_MANAGER;
 use crate::policy::Strategy;
 
 const BLUE: &str = "blue";
@@ -326,9 +325,6 @@ fn replicas_owned_elsewhere(live: Option<&Value>) -> bool {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|entry| {
-            entry.get("manager").and_then(Value::as_str) != Some(FIELD_MANAGER)
-                || entry.get("operation").and_then(Value::as_str) != Some("Apply")
-        })
+        .filter(|entry| !crate::diff::is_ours(entry))
         .any(|entry| entry.pointer("/fieldsV1/f:spec/f:replicas").is_some())
 }
