@@ -128,7 +128,7 @@ impl Catalog {
     /// The catalog for a set of stored CRDs: the kinds of those Established.
     pub fn from_crds<'a>(crds: impl Iterator<Item = &'a Value>) -> Self {
         let mut custom: Vec<&'static Resource> = crds
-            .filter(|crd| established(crd))
+            .filter(|crd| crate::rollout::established(crd))
             .flat_map(resources_of_crd)
             .collect();
         custom.sort_by_key(|r| (r.group, r.version, r.plural));
@@ -159,16 +159,6 @@ impl Catalog {
         }
         out
     }
-}
-
-/// Whether the establishing controller has marked a CRD Established.
-fn established(crd: &Value) -> bool {
-    crd.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c["type"] == "Established" && c["status"] == "True")
-        })
 }
 
 /// The served versions of a CRD as resources. Built-in groups cannot be redefined.

@@ -696,28 +696,29 @@ fn load_balancer(
     save(store, key_of(group, plural, object), next)
 }
 
-/// The establishing controller: a CRD whose names were accepted becomes Established,
-/// and its kind is served from then on.
+/// Whether the establishing controller has marked a CRD Established: its kind is
+/// served from then on (see `kinds::Catalog`).
+pub(crate) fn established(crd: &Value) -> bool {
+    condition(&crd["status"], "Established").is_some_and(|c| c["status"] == "True")
+}
+
+/// The establishing controller: a CRD whose names were accepted becomes Established.
 fn establish(store: &mut Store, crd: &Value, now_ms: u64) -> std::io::Result<()> {
-    let Some(conditions) = crd.pointer("/status/conditions").and_then(Value::as_array) else {
+    let Some(established) = condition(&crd["status"], "Established") else {
         return Ok(());
     };
-    let pending = conditions
-        .iter()
-        .any(|c| c["type"] == "Established" && c["status"] != "True");
-    if !pending || terminating(crd) {
+    if established["status"] == "True" || terminating(crd) {
         return Ok(());
     }
     let mut next = crd.clone();
-    if let Some(conditions) = next
+    if let Some(c) = next
         .pointer_mut("/status/conditions")
         .and_then(Value::as_array_mut)
+        .and_then(|conditions| conditions.iter_mut().find(|c| c["type"] == "Established"))
     {
-        for c in conditions.iter_mut().filter(|c| c["type"] == "Established") {
-            *c = json!({"type": "Established", "status": "True",
-                "reason": "InitialNamesAccepted", "message": "the initial names have been accepted",
-                "lastTransitionTime": clock::rfc3339(now_ms / 1000)});
-        }
+        *c = json!({"type": "Established", "status": "True",
+            "reason": "InitialNamesAccepted", "message": "the initial names have been accepted",
+            "lastTransitionTime": clock::rfc3339(now_ms / 1000)});
     }
     save(
         store,
