@@ -192,10 +192,17 @@ impl Plan {
 
     /// Why a sync of this plan refuses to prune, when a guard stops its prunes.
     pub fn refusal(&self) -> Option<Error> {
-        let app = self.app.clone();
-        self.prune_guard.map(|guard| match guard {
-            Guard::EmptyRender { managed } => Error::EmptyRender { app, managed },
-            Guard::PruneShare {
+        self.prune_guard.map(|guard| guard.refusal(&self.app))
+    }
+}
+
+impl Guard {
+    /// Why a sync of `app` that this guard stops refuses to prune.
+    fn refusal(self, app: &str) -> Error {
+        let app = app.to_owned();
+        match self {
+            Self::EmptyRender { managed } => Error::EmptyRender { app, managed },
+            Self::PruneShare {
                 prune,
                 managed,
                 max_percent,
@@ -205,7 +212,7 @@ impl Plan {
                 managed,
                 max_percent,
             },
-        })
+        }
     }
 }
 
@@ -296,21 +303,20 @@ pub fn plan(
         }
     }
     let prune_guard = prune_guard_of(desired.is_empty(), prunes.len(), managed, options);
-    let mut plan = Plan {
-        app: app.to_owned(),
-        steps: Vec::new(),
-        kept,
-        prune_guard,
-    };
-    if let Some(reason) = plan.refusal().map(|e| e.to_string()) {
+    if let Some(guard) = prune_guard {
+        let reason = guard.refusal(app).to_string();
         for step in &mut prunes {
             step.blocked = Some(reason.clone());
         }
     }
     prunes.sort_by(|a, b| order(b).cmp(&order(a)));
     applies.extend(prunes);
-    plan.steps = applies;
-    Ok(plan)
+    Ok(Plan {
+        app: app.to_owned(),
+        steps: applies,
+        kept,
+        prune_guard,
+    })
 }
 
 /// The guard that stops `prune` prunes of an app with `managed` live objects, if one
