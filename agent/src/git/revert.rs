@@ -279,6 +279,7 @@ impl Message {
     fn commands(&self, rollback: &Rollback) -> String {
         by_hand(
             rollback,
+            None,
             &self.target,
             &format!("{} -m {}", quote(&self.subject), quote(&self.body)),
         )
@@ -294,31 +295,36 @@ pub fn commands_by_hand(rollback: &Rollback) -> String {
         "to=$(git rev-parse --verify {})",
         quote(&format!("{}^{{commit}}", rollback.to))
     );
-    let commands = by_hand(
+    by_hand(
         rollback,
+        Some(&resolve),
         "\"$to\"",
         &format!("{} -m \"{TRAILER}: $to\"", quote(&subject)),
-    );
-    // After `git checkout BRANCH`: REV may be relative to the branch's tip.
-    let mut lines: Vec<&str> = commands.lines().collect();
-    lines.insert(3, &resolve);
-    lines.join("\n")
+    )
 }
 
-/// Clone, check out the branch, replace the app's directory with `target`'s (a shell
-/// word), commit with `message` (the arguments after the first `-m`), push.
-fn by_hand(rollback: &Rollback, target: &str, message: &str) -> String {
+/// Clone, check out the branch, run `prepare` (if any: REV may be relative to the
+/// branch's tip), replace the app's directory with `target`'s (a shell word), commit
+/// with `message` (the arguments after the first `-m`), push.
+fn by_hand(rollback: &Rollback, prepare: Option<&str>, target: &str, message: &str) -> String {
     let path = quote(&rollback.path.display().to_string());
     let branch = quote(&rollback.branch);
     [
-        format!("git clone {} gitsync-rollback", quote(&rollback.url)),
-        "cd gitsync-rollback".to_owned(),
-        format!("git checkout {branch}"),
-        format!("git rm -r -q --ignore-unmatch -- {path}"),
-        format!("git checkout {target} -- {path}"),
-        format!("git commit -m {message}"),
-        format!("git push origin HEAD:{branch}"),
+        Some(format!(
+            "git clone {} gitsync-rollback",
+            quote(&rollback.url)
+        )),
+        Some("cd gitsync-rollback".to_owned()),
+        Some(format!("git checkout {branch}")),
+        prepare.map(str::to_owned),
+        Some(format!("git rm -r -q --ignore-unmatch -- {path}")),
+        Some(format!("git checkout {target} -- {path}")),
+        Some(format!("git commit -m {message}")),
+        Some(format!("git push origin HEAD:{branch}")),
     ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
     .join("\n")
 }
 

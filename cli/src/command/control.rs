@@ -199,7 +199,7 @@ async fn revert(args: &RollbackArgs, source: &AppSource) -> anyhow::Result<ExitC
         access: gitsync_agent::git::Access::default(),
         author: author(),
     };
-    let scratch = scratch()?;
+    let scratch = super::published::scratch()?;
     let dir = scratch.path().to_path_buf();
     let commands = gitsync_agent::git::commands_by_hand(&rollback);
     let result =
@@ -241,12 +241,4 @@ fn author() -> gitsync_agent::git::Author {
         name: get("user.name").unwrap_or_else(|| "gitsync".into()),
         email: get("user.email").unwrap_or_else(|| "gitsync@localhost".into()),
     }
-}
-
-/// A scratch directory for a clone, removed when dropped.
-fn scratch() -> anyhow::Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("gitsync-rollback-")
-        .tempdir()
-        .context("cannot create a scratch directory")
 }

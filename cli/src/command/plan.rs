@@ -130,10 +130,11 @@ pub async fn diff(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             } else {
                 ""
             };
-            text.push_str(&format!(
-                "{} to create, {} to update, {} to replace, {} to prune{guarded}, {} unchanged\n",
-                s.create, s.update, s.replace, s.prune, s.unchanged
+            text.push_str(&summary_line(
+                [s.create, s.update, s.replace, s.prune, s.unchanged],
+                guarded,
             ));
+            text.push('\n');
             output::text(&text);
         }
     }
@@ -171,6 +172,16 @@ struct SyncReport<'a> {
 /// How often `sync` passes a rollout in progress again.
 const ROLLOUT_POLL: Duration = Duration::from_secs(1);
 
+/// `N to create, N to update, N to replace, N to prune{after_prune}, N unchanged`.
+fn summary_line(
+    [create, update, replace, prune, unchanged]: [usize; 5],
+    after_prune: &str,
+) -> String {
+    format!(
+        "{create} to create, {update} to update, {replace} to replace, {prune} to prune{after_prune}, {unchanged} unchanged"
+    )
+}
+
 /// `gitsync diff APP --agent URL`: what the agent's next sync of the app's tracked ref
 /// would change now (it fetches, renders and plans it; Secrets masked).
 async fn diff_through_agent(
@@ -191,15 +202,15 @@ async fn diff_through_agent(
         Format::Json => output::json(&answer),
         Format::Text => {
             let revision = answer["revision"]["commit"].as_str().unwrap_or("?");
-            let count = |key: &str| answer["summary"][key].as_u64().unwrap_or(0);
+            let counts = ["create", "update", "replace", "prune", "unchanged"].map(|key| {
+                answer["summary"][key]
+                    .as_u64()
+                    .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
+            });
             output::text(answer["diff"].as_str().unwrap_or_default());
             output::line(&format!(
-                "{app} at {revision}: {} to create, {} to update, {} to replace, {} to prune, {} unchanged",
-                count("create"),
-                count("update"),
-                count("replace"),
-                count("prune"),
-                count("unchanged")
+                "{app} at {revision}: {}",
+                summary_line(counts, "")
             ));
         }
     }

@@ -20,10 +20,7 @@ pub struct Fetched {
 /// Fetches `source`'s repository (no credentials of its own: a public or local
 /// repository) and reads the app at `revision` (`None`: the tracked ref's tip).
 pub async fn fetch(source: &AppSource, revision: Option<&str>) -> anyhow::Result<Fetched> {
-    let scratch = tempfile::Builder::new()
-        .prefix("gitsync-app-")
-        .tempdir()
-        .context("cannot create a scratch directory")?;
+    let scratch = scratch()?;
     let src = Source {
         url: source.repo.clone(),
         reference: source.reference.clone(),
@@ -65,4 +62,12 @@ pub async fn fetch(source: &AppSource, revision: Option<&str>) -> anyhow::Result
         )
     })?;
     Ok(Fetched { revision, tree })
+}
+
+/// A scratch directory for a clone, removed when dropped.
+pub fn scratch() -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("gitsync-")
+        .tempdir()
+        .context("cannot create a scratch directory")
 }
