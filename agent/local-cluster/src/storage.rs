@@ -264,16 +264,29 @@ fn bound_status(claim: &Value) -> Value {
     json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": storage}})
 }
 
+/// Binds an unbound claim if it can, else marks it `Pending`; what to record about
+/// the wait, if anything.
+fn bind_or_wait(store: &Store, claim: &mut Value) -> Option<Note> {
+    match decide(store, claim) {
+        Decision::Bind(class) => {
+            bind(claim, &class);
+            None
+        }
+        Decision::Wait(note) => {
+            claim["status"] = json!({"phase": "Pending"});
+            note
+        }
+    }
+}
+
 /// A claim's status as it is written: a bound claim stays bound, its capacity
 /// following an expansion at once; an unbound one binds now if it can, else `Pending`.
 pub fn settle(store: &Store, claim: &mut Value) {
     if text(claim, "/status/phase") == "Bound" {
         claim["status"] = bound_status(claim);
-        return;
-    }
-    match decide(store, claim) {
-        Decision::Bind(class) => bind(claim, &class),
-        Decision::Wait(_) => claim["status"] = json!({"phase": "Pending"}),
+    } else {
+        // The controller's pass records why it waits.
+        bind_or_wait(store, claim);
     }
 }
 
@@ -291,14 +304,8 @@ pub fn reconcile(store: &mut Store, now_ms: u64) -> std::io::Result<()> {
     for claim in claims {
         let mut next = claim.clone();
         admit_create(store, &mut next);
-        match decide(store, &next) {
-            Decision::Bind(class) => bind(&mut next, &class),
-            Decision::Wait(note) => {
-                next["status"] = json!({"phase": "Pending"});
-                if let Some(note) = note {
-                    events::record(store, &next, CONTROLLER, &note, now_ms)?;
-                }
-            }
+        if let Some(note) = bind_or_wait(store, &mut next) {
+            events::record(store, &next, CONTROLLER, &note, now_ms)?;
         }
         if next != claim {
             let key = Key {
