@@ -246,23 +246,23 @@ impl Cluster {
         // namespaces this sync creates are created first, empty, and deleted again when
         // the dry run refuses anything, so that a refused sync leaves the cluster as it
         // was.
-        let (namespaces, rest): (Vec<&Step>, Vec<&Step>) = writes.iter().partition(|s| {
-            s.diff.id.kind == "Namespace"
-                && s.diff.id.group.is_empty()
-                && s.diff.action == Action::Create
-        });
         let mut created = Vec::new();
-        if outcome.failed.is_empty() && !namespaces.is_empty() {
-            for step in &namespaces {
+        if outcome.failed.is_empty() {
+            let namespaces: Vec<&Step>;
+            (namespaces, writes) = writes.iter().partition(|s| {
+                s.diff.id.kind == "Namespace"
+                    && s.diff.id.group.is_empty()
+                    && s.diff.action == Action::Create
+            });
+            for step in namespaces {
                 match self.apply(step, false, options).await {
-                    Ok(()) => created.push(*step),
+                    Ok(()) => created.push(step),
                     Err(message) => {
                         outcome.fail(step, message);
                         outcome.result = SyncResult::Failed;
                     }
                 }
             }
-            writes = rest;
         }
         if outcome.failed.is_empty() {
             for failure in self.dry_run(&writes, options).await {
