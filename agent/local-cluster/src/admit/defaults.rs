@@ -10,11 +10,7 @@ use crate::kinds::Resource;
 
 /// The map at `key` of `value`, created empty when missing.
 fn map<'a>(value: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
-    value
-        .as_object_mut()?
-        .entry(key.to_owned())
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
+    child(value.as_object_mut()?, key)
 }
 
 /// The map at `key` of a map, created empty when missing.
@@ -72,15 +68,13 @@ fn deployment(object: &mut Value) {
     default(spec, "replicas", json!(1));
     default(spec, "revisionHistoryLimit", json!(10));
     default(spec, "progressDeadlineSeconds", json!(600));
-    let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
-    if let Some(s) = strategy.as_object_mut() {
-        default(s, "type", json!("RollingUpdate"));
-        if s.get("type") == Some(&json!("RollingUpdate")) {
-            let ru = s.entry("rollingUpdate").or_insert_with(|| json!({}));
-            if let Some(ru) = ru.as_object_mut() {
-                default(ru, "maxSurge", json!("25%"));
-                default(ru, "maxUnavailable", json!("25%"));
-            }
+    if let Some(strategy) = child(spec, "strategy") {
+        default(strategy, "type", json!("RollingUpdate"));
+        if strategy.get("type") == Some(&json!("RollingUpdate"))
+            && let Some(ru) = child(strategy, "rollingUpdate")
+        {
+            default(ru, "maxSurge", json!("25%"));
+            default(ru, "maxUnavailable", json!("25%"));
         }
     }
     pod_template(object, "/spec/template/spec");
