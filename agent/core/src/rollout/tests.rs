@@ -182,6 +182,13 @@ impl Sim {
     }
 }
 
+/// The image of the template the stored state rolls back to.
+fn previous_image(sim: &Sim) -> &str {
+    sim.state.as_ref().expect("state").previous["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+}
+
 fn kind(object: &Value) -> &str {
     object["kind"].as_str().unwrap_or_default()
 }

@@ -15,12 +15,6 @@ fn green_rolling_out(p: &Policy) -> (Sim, [Manifest; 2]) {
     (sim, v2)
 }
 
-fn previous_image(sim: &Sim) -> &str {
-    sim.state.as_ref().expect("state").previous["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap_or_default()
-}
-
 #[test]
 fn blue_green_abort_before_the_switch_scales_the_new_slot_to_zero() {
     let p = policy(BLUE_GREEN);

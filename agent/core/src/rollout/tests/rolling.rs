@@ -9,12 +9,6 @@ const RAMPED: &str = "  strategy:\n    type: ramped\n    ramped: {progressDeadli
 const RECREATE: &str =
     "  strategy:\n    type: recreate\n    recreate: {progressDeadlineSeconds: 120}\n";
 
-fn previous_image(sim: &Sim) -> &str {
-    sim.state.as_ref().expect("state").previous["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap_or_default()
-}
-
 #[test]
 fn ramped_without_rollback_on_failure_fails_on_the_new_template() {
     let p = policy(&RAMPED.replace('}', ", rollbackOnFailure: false}"));
