@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::service::serve;
-use crate::support::{Cluster, commit_all, eventually, http, write_files};
+use crate::support::{Cluster, commit_all, commit_worktree, eventually, http, write_files};
 
 const WAIT: Duration = Duration::from_mins(1);
 
@@ -108,21 +108,8 @@ fn a_server_gone_or_hanging_keeps_the_last_state_and_a_force_push_is_followed() 
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: gone\ndata:\n  v: \"rewritten\"\n",
             )],
         );
-        let mut index = git.index().expect("index");
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .expect("add");
-        let tree = git
-            .find_tree(index.write_tree().expect("tree"))
-            .expect("tree");
-        let sig = git2::Signature::now("t", "t@example.com").expect("sig");
         // A root commit: the old tip is no ancestor of the new one.
-        let commit = git
-            .commit(None, &sig, &sig, "rewritten", &tree, &[])
-            .expect("commit");
-        git.reference("refs/heads/main", commit, true, "force push")
-            .expect("force");
-        commit.to_string()
+        commit_worktree(&git, "refs/heads/main", None, "rewritten")
     };
     // Synced means applied and healthy: the revision moves when the sync is done.
     let gone = eventually(WAIT, "the force-pushed tip synced", || {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::rollouts::{CANARY, NS, SERVICE, policy, web};
-use crate::support::{Agent, Cluster, commit_all, eventually, history, write_files};
+use crate::support::{
+    Agent, Cluster, commit_all, commit_worktree, eventually, history, write_files,
+};
 
 pub const WAIT: Duration = Duration::from_mins(1);
 
@@ -213,34 +215,6 @@ fn write_canary_app(app: &Path, image: &str) {
     );
 }
 
-/// Commits the working tree of `repo` on branch `branch` (from main's tip), leaving
-/// main where it is: a pull request's branch.
-fn commit_on_branch(repo: &Path, branch: &str, message: &str) -> String {
-    let git = git2::Repository::open(repo).expect("repo");
-    let mut index = git.index().expect("index");
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .expect("add");
-    let tree = git
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("tree");
-    let main = git
-        .find_reference("refs/heads/main")
-        .and_then(|r| r.peel_to_commit())
-        .expect("main");
-    let sig = git2::Signature::now("dev", "dev@example.com").expect("sig");
-    git.commit(
-        Some(&format!("refs/heads/{branch}")),
-        &sig,
-        &sig,
-        message,
-        &tree,
-        &[&main],
-    )
-    .expect("commit")
-    .to_string()
-}
-
 #[test]
 fn plan_by_app_name_previews_a_pull_request_branch_before_it_is_merged() {
     let cluster = Cluster::start();
@@ -264,7 +238,13 @@ fn plan_by_app_name_previews_a_pull_request_branch_before_it_is_merged() {
     // A pull request's branch bumps the image: its rollout, step by step, before
     // anything is merged or applied.
     write("web:2");
-    commit_on_branch(repo.path(), "bump-web", "web 2");
+    let git = git2::Repository::open(repo.path()).expect("repo");
+    commit_worktree(
+        &git,
+        "refs/heads/bump-web",
+        Some("refs/heads/main"),
+        "web 2",
+    );
     let plan = cluster.gitsync(&["plan", "ro", "--revision", "bump-web"]);
     assert_eq!(plan.code, 1, "{plan:?}");
     for step in [

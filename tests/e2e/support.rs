@@ -452,11 +452,26 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// Commits every file under `dir` to branch `main` of the repository at `dir`.
+/// Commits everything in the working tree of the repository at `dir` (created if need
+/// be) on `main`, which HEAD then names; returns the commit.
 pub fn commit_all(dir: &Path, message: &str) -> String {
     let repo = git2::Repository::open(dir)
         .or_else(|_| git2::Repository::init(dir))
         .expect("repo");
+    let oid = commit_worktree(&repo, "refs/heads/main", Some("refs/heads/main"), message);
+    repo.set_head("refs/heads/main").expect("head");
+    oid
+}
+
+/// Commits everything in `repo`'s working tree with `parent`'s tip as its parent (none:
+/// a root commit) and points `reference` at it, whatever it pointed at before (a new
+/// branch, or a force push); returns the commit.
+pub fn commit_worktree(
+    repo: &git2::Repository,
+    reference: &str,
+    parent: Option<&str>,
+    message: &str,
+) -> String {
     let mut index = repo.index().expect("index");
     index
         .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
@@ -467,22 +482,15 @@ pub fn commit_all(dir: &Path, message: &str) -> String {
         .find_tree(index.write_tree().expect("tree"))
         .expect("tree");
     let sig = git2::Signature::now("test", "test@example.com").expect("sig");
-    let parent = repo
-        .find_reference("refs/heads/main")
-        .ok()
+    let parent = parent
+        .and_then(|p| repo.find_reference(p).ok())
         .and_then(|r| r.peel_to_commit().ok());
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     let oid = repo
-        .commit(
-            Some("refs/heads/main"),
-            &sig,
-            &sig,
-            message,
-            &tree,
-            &parents,
-        )
+        .commit(None, &sig, &sig, message, &tree, &parents)
         .expect("commit");
-    repo.set_head("refs/heads/main").expect("head");
+    repo.reference(reference, oid, true, message)
+        .expect("reference");
     oid.to_string()
 }
 
