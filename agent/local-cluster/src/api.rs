@@ -203,13 +203,7 @@ pub fn patch(
     let new = match kind {
         PatchType::Merge => crate::patch::merge(&old, patch),
         PatchType::Strategic => {
-            if kinds::by_plural(
-                target.resource.group,
-                target.resource.version,
-                target.resource.plural,
-            )
-            .is_none()
-            {
+            if !target.resource.is_builtin() {
                 return Err(ApiError::strategic_patch_unsupported());
             }
             crate::strategic::apply(&old, patch)
@@ -344,7 +338,7 @@ fn write_update(
 fn status_update(res: &Resource, old: &Value, body: Value) -> Value {
     let status = body.get("status").cloned();
     let mut new = old.clone();
-    if kinds::by_plural(res.group, res.version, res.plural).is_some() {
+    if res.is_builtin() {
         let mut meta = body.get("metadata").cloned().unwrap_or_else(|| json!({}));
         let kept: &[&str] = match res.kind {
             "Deployment" => &["labels"],

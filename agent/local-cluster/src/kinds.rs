@@ -28,6 +28,11 @@ impl Resource {
             format!("{}/{}", self.group, self.version)
         }
     }
+
+    /// True for a kind of the built-in table, false for one a CRD defines.
+    pub fn is_builtin(&self) -> bool {
+        by_plural(self.group, self.version, self.plural).is_some()
+    }
 }
 
 /// Every verb of a collection and its objects.
