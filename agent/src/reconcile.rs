@@ -277,14 +277,10 @@ pub async fn sync(
     };
     let Planned { plan, pass, live } = match prepared {
         Ok(p) => p,
+        // A pruning guard is not an error here: the plan carries it, and the sync
+        // records PruneRefused once it has refused.
         Err(e) => {
-            let result = match &e {
-                Error::Plan(plan::Error::EmptyRender { .. } | plan::Error::PruneShare { .. }) => {
-                    HistoryResult::PruneRefused
-                }
-                _ => HistoryResult::Failed,
-            };
-            entry.fail(result, &error_chain(&e), &secrets);
+            entry.fail(HistoryResult::Failed, &error_chain(&e), &secrets);
             save(&entry).await;
             return Err(e);
         }
