@@ -14,26 +14,44 @@ fn kubectl_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-#[test]
-fn kubectl_reads_what_gitsync_synced() {
+/// A started local cluster and its kubeconfig, or `None` (saying so) without kubectl.
+fn cluster_for_kubectl() -> Option<(Cluster, std::path::PathBuf)> {
     if !kubectl_available() {
         eprintln!("skipped: kubectl is not installed");
-        return;
+        return None;
     }
     let cluster = Cluster::start();
+    let kubeconfig = cluster.kubeconfig();
+    Some((cluster, kubeconfig))
+}
+
+/// The container names of Deployment `default/web`, as kubectl prints them.
+fn container_names(kubeconfig: &std::path::Path) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].name}",
+        ],
+        "",
+    )
+}
+
+#[test]
+fn kubectl_reads_what_gitsync_synced() {
+    let Some((cluster, kubeconfig)) = cluster_for_kubectl() else {
+        return;
+    };
     assert_eq!(cluster.gitsync(&["sync", "example-repo"]).code, 0);
-    let kubeconfig = cluster.dir.path().join("kubeconfig");
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["get", "deploy", "-n", "pgk", "-o", "name"])
-        .output()
-        .expect("run kubectl");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = kubectl(
+        &kubeconfig,
+        &["get", "deploy", "-n", "pgk", "-o", "name"],
+        "",
     );
     assert!(
         stdout.contains("deployment.apps/pgk-front-deployment"),
@@ -86,27 +104,10 @@ fn deployment(containers: &[&str]) -> String {
 
 #[test]
 fn kubectl_client_side_apply_adds_removes_and_reorders_containers() {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed");
+    let Some((_cluster, kubeconfig)) = cluster_for_kubectl() else {
         return;
-    }
-    let cluster = Cluster::start();
-    let kubeconfig = cluster.kubeconfig();
-    let names = || {
-        kubectl(
-            &kubeconfig,
-            &[
-                "get",
-                "deploy",
-                "web",
-                "-n",
-                "default",
-                "-o",
-                "jsonpath={.spec.template.spec.containers[*].name}",
-            ],
-            "",
-        )
     };
+    let names = || container_names(&kubeconfig);
     // kubectl computes a strategic merge patch with $setElementOrder and $patch: delete.
     for (manifest, expected) in [
         (&["a", "b"][..], "a b"),
@@ -196,12 +197,9 @@ fn config_map(color: &str) -> String {
 
 #[test]
 fn kubectl_server_side_apply_shares_equal_values_and_conflicts_on_others() {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed");
+    let Some((_cluster, kubeconfig)) = cluster_for_kubectl() else {
         return;
-    }
-    let cluster = Cluster::start();
-    let kubeconfig = cluster.kubeconfig();
+    };
     let apply = |manager: &str, color: &str, extra: &[&str]| {
         let mut args = vec![
             "apply",
@@ -272,12 +270,9 @@ fn kubectl_server_side_apply_shares_equal_values_and_conflicts_on_others() {
 
 #[test]
 fn kubectl_diff_exits_by_whether_the_cluster_differs() {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed");
+    let Some((_cluster, kubeconfig)) = cluster_for_kubectl() else {
         return;
-    }
-    let cluster = Cluster::start();
-    let kubeconfig = cluster.kubeconfig();
+    };
     let applied = deployment(&["a", "b"]);
     kubectl(&kubeconfig, &["apply", "-f", "-"], &applied);
     for side in [&[][..], &["--server-side"][..]] {
@@ -302,30 +297,15 @@ fn kubectl_diff_exits_by_whether_the_cluster_differs() {
             "no patch directive: {changed:?}"
         );
     }
-    let live = kubectl(
-        &kubeconfig,
-        &[
-            "get",
-            "deploy",
-            "web",
-            "-n",
-            "default",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[*].name}",
-        ],
-        "",
-    );
+    let live = container_names(&kubeconfig);
     assert_eq!(live, "a b", "a diff changes nothing");
 }
 
 #[test]
 fn kubectl_delete_removes_objects_and_what_they_own() {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed");
+    let Some((cluster, kubeconfig)) = cluster_for_kubectl() else {
         return;
-    }
-    let cluster = Cluster::start();
-    let kubeconfig = cluster.kubeconfig();
+    };
     kubectl(&kubeconfig, &["apply", "-f", "-"], &deployment(&["a"]));
     kubectl(
         &kubeconfig,
@@ -375,12 +355,9 @@ fn kubectl_delete_removes_objects_and_what_they_own() {
 
 #[test]
 fn kubectl_get_watch_receives_added_and_deleted_events() {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed");
+    let Some((_cluster, kubeconfig)) = cluster_for_kubectl() else {
         return;
-    }
-    let cluster = Cluster::start();
-    let kubeconfig = cluster.kubeconfig();
+    };
     kubectl(
         &kubeconfig,
         &["apply", "--server-side", "-f", "-"],
