@@ -83,8 +83,8 @@ impl Config {
                 reference: app.reference.clone(),
                 path: app.path.clone(),
                 access: git::Access {
-                    auth: git::Auth::None,
                     timeout: self.settings.git_timeout(app),
+                    ..git::Access::default()
                 },
             },
             credentials: app.credentials.as_ref().map(|c| c.secret.clone()),

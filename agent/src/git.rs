@@ -59,6 +59,8 @@ pub enum Error {
     },
     #[error("authentication to {url} failed: {reason}")]
     Auth { url: String, reason: String },
+    #[error("cannot talk TLS to {url}: {reason}")]
+    Certificate { url: String, reason: String },
     #[error(transparent)]
     HostKey(known_hosts::Error),
     #[error("{reference:?} is not a branch, tag or commit of {url}")]
@@ -213,7 +215,7 @@ impl Mirror {
             .connect_auth(
                 Direction::Fetch,
                 Some(session.callbacks()),
-                Some(session.proxy_options()),
+                Some(Session::proxy_options()),
             )
             .map_err(fail)?;
         let advertised: Vec<(String, Oid)> = connection

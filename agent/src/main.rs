@@ -164,10 +164,23 @@ fn identity() -> String {
 
 fn main() -> ExitCode {
     gitsync_agent::tune_allocator();
-    run()
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("gitsync-agent: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(run());
+    // A Git operation still blocking a thread (bounded by gitTimeout, up to minutes)
+    // must not hold the exit: it is abandoned, and the next start fetches again.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    code
 }
 
-#[tokio::main]
+/// How long work still running on blocking threads may delay the exit.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn run() -> ExitCode {
     let args = Args::parse();
     telemetry::init(args.log_json, "info,kube=warn,hyper=warn");

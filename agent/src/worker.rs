@@ -464,9 +464,10 @@ impl Worker {
     /// are now (read through the agent's Secret cache, so a rotated token is used
     /// within [`crate::secrets::TTL`]).
     async fn access(&self) -> Result<git::Access, String> {
-        let auth = credentials(&self.env.secrets, self.spec.credentials.as_deref()).await?;
+        let (auth, ca) = credentials(&self.env.secrets, self.spec.credentials.as_deref()).await?;
         Ok(git::Access {
             auth,
+            ca,
             ..self.spec.source.access.clone()
         })
     }
@@ -1051,12 +1052,14 @@ fn failures(outcome: &Outcome, commit: &str) -> String {
 
 /// The Git credentials in Secret `name`: `token` (and `username`) for HTTPS, or
 /// `sshPrivateKey` and `knownHosts` (and `passphrase`) for SSH.
+/// The credentials in Secret `name`, and the extra CA certificates (`ca.crt`) an
+/// https remote is trusted with.
 async fn credentials(
     secrets: &crate::secrets::Secrets,
     name: Option<&str>,
-) -> Result<git::Auth, String> {
+) -> Result<(git::Auth, Option<String>), String> {
     let Some(name) = name else {
-        return Ok(git::Auth::None);
+        return Ok((git::Auth::None, None));
     };
     let data = secrets
         .data(name)
@@ -1068,24 +1071,28 @@ async fn credentials(
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .filter(|v| !v.is_empty())
     };
+    let ca = text("ca.crt");
     if let Some(key) = text("sshPrivateKey") {
         let known_hosts = text("knownHosts").ok_or_else(|| {
             format!("Secret {name} has sshPrivateKey but no knownHosts: host keys must be pinned")
         })?;
-        return Ok(git::Auth::Ssh {
+        let auth = git::Auth::Ssh {
             private_key: key,
             passphrase: text("passphrase"),
             known_hosts,
-        });
+        };
+        return Ok((auth, ca));
     }
     if let Some(token) = text("token") {
-        return Ok(git::Auth::token(
-            &text("username").unwrap_or_default(),
-            token.trim(),
-        ));
+        let auth = git::Auth::token(&text("username").unwrap_or_default(), token.trim());
+        return Ok((auth, ca));
+    }
+    if ca.is_some() {
+        return Ok((git::Auth::None, ca));
     }
     Err(format!(
-        "Secret {name} has neither token (HTTPS) nor sshPrivateKey and knownHosts (SSH)"
+        "Secret {name} has neither token (HTTPS), sshPrivateKey and knownHosts (SSH), \
+         nor ca.crt"
     ))
 }
 

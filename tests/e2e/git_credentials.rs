@@ -2,8 +2,10 @@
 //! to the Git server as Basic credentials, a refused or missing one fails the app
 //! (naming the Secret, never the token) without touching the others, a rotated token
 //! is used without restarting the agent, and `gitsync rollback` from a machine without
-//! the token hands back the git commands instead; and the same over HTTPS, against a
-//! TLS server whose certificate a private CA file vouches for.
+//! the token hands back the git commands instead; and the same over HTTPS: against a
+//! TLS server whose certificate is not trusted the fetch fails at once, naming the
+//! certificate, and it succeeds once `SSL_CERT_FILE` or `ca.crt` in the Secret
+//! vouches for it.
 
 use std::time::Duration;
 
@@ -188,7 +190,7 @@ impl Drop for GitHttps {
 }
 
 #[test]
-fn https_with_a_token_from_a_secret_against_a_server_whose_certificate_is_trusted() {
+fn https_refuses_an_untrusted_certificate_at_once_and_trusts_ssl_cert_file_or_ca_crt() {
     let cluster = Cluster::start();
     let (root, work) = (
         tempfile::tempdir().expect("tmp"),
@@ -237,17 +239,61 @@ fn https_with_a_token_from_a_secret_against_a_server_whose_certificate_is_truste
         });
         (agent, format!("http://{listen}"))
     };
-    let synced = || {
+    let value = || {
         cluster
             .get("/api/v1/namespaces/default/configmaps/over-tls")
-            .is_some()
+            .and_then(|cm| cm["data"]["v"].as_str().map(str::to_owned))
     };
+    // Another certificate stands for the platform's roots, so "not trusted" does not
+    // depend on what this machine trusts.
+    let other = tempfile::tempdir().expect("tmp");
+    let (unrelated, _) = certificate(other.path());
+
+    // Not trusted: the fetch fails at once, naming the certificate, the cluster is
+    // untouched, and SIGTERM still ends the agent.
+    let (agent, base) = start(&[("SSL_CERT_FILE", &unrelated)]);
+    let refused = failing_with(&base, "tls", "the certificate of 127.0.0.1 is refused");
+    let error = refused["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("self-signed") && error.contains("ca.crt"),
+        "{error}"
+    );
+    assert_eq!(value(), None);
+    assert!(
+        agent.terminate(Duration::from_secs(20)).is_some(),
+        "SIGTERM did not end the agent"
+    );
 
     // The server's certificate trusted through SSL_CERT_FILE (as OpenSSL reads it, for
     // a private CA): fetched over TLS with the token.
     let (agent, base) = start(&[("SSL_CERT_FILE", &cert)]);
     eventually(WAIT, "synced over TLS", || {
-        (synced() && app(&base, "tls")["sync"] == "Synced").then_some(())
+        (value().as_deref() == Some("1") && app(&base, "tls")["sync"] == "Synced").then_some(())
+    });
+    drop(agent);
+
+    // Trusted through ca.crt in the app's credentials Secret instead, added while the
+    // agent runs: the next fetch trusts it, no restart.
+    write_files(
+        &repo,
+        &[(
+            "app/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: over-tls\n  namespace: default\ndata:\n  v: \"2\"\n",
+        )],
+    );
+    commit_all(&repo, "over tls, trusted by the Secret");
+    let (agent, base) = start(&[("SSL_CERT_FILE", &unrelated)]);
+    failing_with(&base, "tls", "the certificate of 127.0.0.1 is refused");
+    let pem = std::fs::read_to_string(&cert).expect("cert");
+    let body = serde_json::json!({"stringData": {"ca.crt": pem}});
+    let status = http_patch(
+        &cluster.url,
+        "/api/v1/namespaces/gitsync-system/secrets/git-tls",
+        &body.to_string(),
+    );
+    assert_eq!(status, 200);
+    eventually(WAIT, "synced over TLS trusted by ca.crt", || {
+        (value().as_deref() == Some("2")).then_some(())
     });
     drop(agent);
 }

@@ -1,5 +1,6 @@
 //! The agent when Git misbehaves: a server that is gone or hangs keeps the last synced
-//! state and marks the app Stale until it is back; a force-pushed branch is followed.
+//! state and marks the app Stale until it is back; a force-pushed branch is followed;
+//! a hanging fetch does not hold the agent past SIGTERM.
 
 use std::time::Duration;
 
@@ -120,4 +121,23 @@ fn a_server_gone_or_hanging_keeps_the_last_state_and_a_force_push_is_followed() 
     assert_eq!(value(&cluster, "gone").as_deref(), Some("rewritten"));
     drop(hanging);
     drop(agent);
+}
+
+#[test]
+fn sigterm_ends_the_agent_while_a_fetch_hangs() {
+    let cluster = Cluster::start();
+    let work = tempfile::tempdir().expect("tmp");
+    // A server that accepts and never answers, behind the default one-minute timeout.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/repo.git", hanging.local_addr().expect("addr"));
+    let config = format!("apps:\n  - {{name: hangs, repo: '{url}', path: app}}\n");
+    let (agent, _base) = serve(&cluster, &config, work.path(), &[]);
+    let (_held, _) = hanging.accept().expect("the agent's fetch connects");
+    // The fetch now blocks a thread for up to a minute; the kubelet's SIGTERM must end
+    // the agent well inside its 30 s grace period all the same.
+    let status = agent.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some(),
+        "the agent did not exit within 20 s of SIGTERM while a fetch hung"
+    );
 }

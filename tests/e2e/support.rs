@@ -325,6 +325,24 @@ impl Agent {
             .collect()
     }
 
+    /// Sends SIGTERM (as the kubelet does) and waits up to `within` for the agent to
+    /// exit on its own: its exit status, or `None` (then it is killed).
+    pub fn terminate(mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Stops the agent and returns its log.
     pub fn stop(mut self) -> String {
         let _ = self.0.kill();

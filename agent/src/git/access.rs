@@ -16,6 +16,9 @@ pub struct Access {
     /// sends nothing for this long is given up on (a large transfer that keeps moving
     /// is not cut short).
     pub timeout: Duration,
+    /// PEM certificates trusted for an https remote on top of the platform's roots
+    /// (`ca.crt` in the credentials Secret: a private CA's certificate).
+    pub ca: Option<String>,
 }
 
 impl Default for Access {
@@ -23,6 +26,7 @@ impl Default for Access {
         Self {
             auth: Auth::None,
             timeout: DEFAULT_TIMEOUT,
+            ca: None,
         }
     }
 }

@@ -96,27 +96,39 @@ impl<'a> Endpoint<'a> {
         })
     }
 
-    /// The HTTP `Host` header for this endpoint: the port only when not 80.
+    /// The HTTP `Host` header for this endpoint: the port only when not the scheme's
+    /// default.
     pub fn host_header(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        let default = if self.scheme == Scheme::Https {
+            443
+        } else {
+            80
+        };
+        if self.port == default {
             host
         } else {
             format!("{host}:{}", self.port)
         }
     }
 
-    /// The same remote reached through `127.0.0.1:port` (user and path kept).
+    /// The same remote reached through `127.0.0.1:port` (user and path kept). An
+    /// `https` remote becomes plain `http`: the relay is its TLS client.
     pub fn relayed(&self, port: u16) -> String {
         let user = self.user.map(|u| format!("{u}@")).unwrap_or_default();
+        let prefix = if self.scheme == Scheme::Https {
+            "http://"
+        } else {
+            self.prefix
+        };
         if self.scp {
             format!("[{user}127.0.0.1:{port}]:{}", self.path)
         } else {
-            format!("{}{user}127.0.0.1:{port}{}", self.prefix, self.path)
+            format!("{prefix}{user}127.0.0.1:{port}{}", self.path)
         }
     }
 }
@@ -154,7 +166,7 @@ mod tests {
             (
                 "https://github.com/org/repo.git",
                 (Scheme::Https, "github.com", 443),
-                "https://127.0.0.1:4000/org/repo.git",
+                "http://127.0.0.1:4000/org/repo.git",
             ),
             (
                 "http://user:pw@git.local:8080/r",
@@ -202,6 +214,9 @@ mod tests {
         assert_eq!(header("http://git.local/r"), "git.local");
         assert_eq!(header("http://git.local:8080/r"), "git.local:8080");
         assert_eq!(header("http://[::1]:3000/r"), "[::1]:3000");
+        assert_eq!(header("https://git.local/r"), "git.local");
+        assert_eq!(header("https://git.local:80/r"), "git.local:80");
+        assert_eq!(header("https://git.local:8443/r"), "git.local:8443");
     }
 
     #[test]

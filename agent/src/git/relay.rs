@@ -5,7 +5,9 @@
 //! libgit2 call fail at once. It records why, so a timeout or an unreachable server can
 //! be told apart from a refusal.
 //!
-//! It only moves bytes: TLS and SSH run end to end between libgit2 and the server.
+//! It moves bytes, and for `https` remotes it is the TLS client too (see [`tls`]):
+//! libgit2 speaks plain HTTP to it on loopback. SSH runs end to end between libgit2
+//! and the server.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs as _};
@@ -14,18 +16,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// What libgit2 sends first on a relayed connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use tls::Tls;
+
+mod tls;
+
+pub use tls::config as tls_config;
+
+/// What libgit2 sends on a relayed connection, and how it goes on to the server.
+#[derive(Debug, Clone)]
 pub enum Mode {
     /// The protocol itself (SSH, git://), relayed as is.
     Raw,
-    /// An HTTP `CONNECT` request (libgit2's proxy tunnel for https), answered before
-    /// the TLS bytes are relayed.
-    Connect,
     /// A plain HTTP request sent to the relay's address: its `Host` header is set back
     /// to this value and `Connection: close` added, so each connection carries one
     /// request whose head is the only part rewritten.
     Http(String),
+    /// As `Http`, sent on to the server over TLS with this configuration.
+    Https(String, Arc<rustls::ClientConfig>),
 }
 
 /// Why a relayed connection ended early.
@@ -33,6 +40,8 @@ pub enum Mode {
 pub enum Failure {
     TimedOut,
     Unreachable(String),
+    /// The server's TLS certificate was refused, and why.
+    Certificate(String),
 }
 
 /// A running relay to one server; stops (and closes its connections) when dropped.
@@ -133,16 +142,27 @@ impl Shared {
     fn serve(self: &Arc<Self>, mut client: TcpStream) {
         let head = match self.mode {
             Mode::Raw => Vec::new(),
-            Mode::Connect | Mode::Http(_) => match read_head(&mut client, self.timeout) {
+            Mode::Http(_) | Mode::Https(..) => match read_head(&mut client, self.timeout) {
                 Ok(head) => head,
                 Err(_) => return,
             },
         };
-        let mut upstream = match dial(&self.host, self.port, self.timeout) {
+        let upstream = dial(&self.host, self.port, self.timeout).and_then(|socket| {
+            Ok(match &self.mode {
+                Mode::Https(_, config) => End::Tls(Tls::connect(
+                    socket,
+                    &self.host,
+                    Arc::clone(config),
+                    self.timeout,
+                )?),
+                Mode::Raw | Mode::Http(_) => End::Plain(socket),
+            })
+        });
+        let mut upstream = match upstream {
             Ok(upstream) => upstream,
             Err(failure) => {
                 self.fail(failure);
-                if self.mode != Mode::Raw {
+                if !matches!(self.mode, Mode::Raw) {
                     client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").ok();
                 }
                 return;
@@ -150,14 +170,21 @@ impl Shared {
         };
         let opened = match &self.mode {
             Mode::Raw => Ok(()),
-            Mode::Connect => client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n"),
-            Mode::Http(host) => upstream.write_all(&rewrite_head(&head, host)),
+            Mode::Http(host) | Mode::Https(host, _) => {
+                upstream.write_all(&rewrite_head(&head, host))
+            }
         };
         if opened.is_err() {
             return;
         }
-        let (Ok(client_in), Ok(upstream_in)) = (self.track(&client), self.track(&upstream)) else {
+        let (Ok(client_in), Ok(upstream_in)) = (self.track(&client), self.track(upstream.socket()))
+        else {
             return;
+        };
+        let (client, client_in) = (End::Plain(client), End::Plain(client_in));
+        let upstream_in = match &upstream {
+            End::Tls(tls) => End::Tls(tls.clone()),
+            End::Plain(_) => End::Plain(upstream_in),
         };
         let link = Arc::new(Link {
             relay: Arc::clone(self),
@@ -244,19 +271,19 @@ impl Link {
     }
 
     /// Copies `from` to `to` until a side closes or the link stays silent too long.
-    fn pump(&self, mut from: TcpStream, mut to: TcpStream) {
+    fn pump(&self, mut from: End, mut to: End) {
         let timeout = self.relay.timeout;
         let mut buf = vec![0u8; 32 * 1024];
-        to.set_write_timeout(Some(timeout)).ok();
+        to.socket().set_write_timeout(Some(timeout)).ok();
         loop {
             let left = timeout.saturating_sub(self.idle());
-            if left.is_zero() || from.set_read_timeout(Some(left)).is_err() {
+            if left.is_zero() {
                 return self.cut(&from, &to);
             }
-            match from.read(&mut buf) {
+            match from.read(&mut buf, left) {
                 Ok(0) => {
                     self.ended.store(true, Ordering::SeqCst);
-                    to.shutdown(Shutdown::Write).ok();
+                    to.close_write();
                     return;
                 }
                 Ok(n) => {
@@ -275,17 +302,60 @@ impl Link {
 
     /// Ends a silent link, recording a timeout first (so it is known by the time
     /// libgit2 sees the connection close); silence after a side closed is not one.
-    fn cut(&self, from: &TcpStream, to: &TcpStream) {
+    fn cut(&self, from: &End, to: &End) {
         if !self.ended.swap(true, Ordering::SeqCst) {
             self.relay.fail(Failure::TimedOut);
         }
         self.close(from, to);
     }
 
-    fn close(&self, from: &TcpStream, to: &TcpStream) {
+    fn close(&self, from: &End, to: &End) {
         self.ended.store(true, Ordering::SeqCst);
-        from.shutdown(Shutdown::Both).ok();
-        to.shutdown(Shutdown::Both).ok();
+        from.socket().shutdown(Shutdown::Both).ok();
+        to.socket().shutdown(Shutdown::Both).ok();
+    }
+}
+
+/// One side of a relayed link: a plain connection, or the TLS session to the server.
+enum End {
+    Plain(TcpStream),
+    Tls(Tls),
+}
+
+impl End {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Self::Plain(socket) => socket,
+            Self::Tls(tls) => tls.socket(),
+        }
+    }
+
+    /// Reads what arrives within `timeout` (a timeout error when nothing does).
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        match self {
+            Self::Plain(socket) => {
+                socket.set_read_timeout(Some(timeout))?;
+                socket.read(buf)
+            }
+            Self::Tls(tls) => tls.read(buf, timeout),
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Plain(socket) => socket.write_all(data),
+            Self::Tls(tls) => tls.write_all(data),
+        }
+    }
+
+    /// Tells the other side nothing more is coming.
+    fn close_write(&self) {
+        match self {
+            Self::Plain(socket) => {
+                socket.shutdown(Shutdown::Write).ok();
+            }
+            Self::Tls(tls) => tls.close_write(),
+        }
     }
 }
 

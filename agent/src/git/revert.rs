@@ -220,7 +220,7 @@ fn push(repo: &Repository, session: &Session<'_>, rollback: &Rollback) -> Result
     let mut options = PushOptions::new();
     options
         .remote_callbacks(callbacks)
-        .proxy_options(session.proxy_options());
+        .proxy_options(Session::proxy_options());
     let branch = format!("refs/heads/{}", rollback.branch);
     let pushed = repo
         .remote_anonymous(session.url())

@@ -1,5 +1,5 @@
 //! One network conversation with a remote: aims libgit2 at a [`Relay`] that enforces
-//! the timeout, hands out the configured credential once (a second request means the
+//! the timeout (and is the TLS client of an https remote), hands out the configured credential once (a second request means the
 //! server rejected it), pins SSH host keys to known_hosts, and sorts a failure into
 //! transient (timeout, unreachable, network) or not (auth, host key, the rest).
 
@@ -21,7 +21,6 @@ pub struct Session<'a> {
     url: String,
     access: &'a Access,
     relay: Option<Relay>,
-    proxy: Option<String>,
     ssh_host: Option<(String, u16)>,
     state: Rc<RefCell<State>>,
 }
@@ -49,7 +48,6 @@ impl<'a> Session<'a> {
             url: url.to_owned(),
             access,
             relay: None,
-            proxy: None,
             ssh_host: None,
             state: Rc::default(),
         };
@@ -57,7 +55,15 @@ impl<'a> Session<'a> {
             return Ok(session);
         };
         let mode = match endpoint.scheme {
-            Scheme::Https => relay::Mode::Connect,
+            Scheme::Https => {
+                let config = relay::tls_config(access.ca.as_deref()).map_err(|reason| {
+                    Error::Certificate {
+                        url: url.to_owned(),
+                        reason,
+                    }
+                })?;
+                relay::Mode::Https(endpoint.host_header(), config)
+            }
             Scheme::Http => relay::Mode::Http(endpoint.host_header()),
             Scheme::Ssh | Scheme::Git => relay::Mode::Raw,
         };
@@ -68,13 +74,7 @@ impl<'a> Session<'a> {
                     reason: format!("cannot start the local relay: {e}"),
                 }
             })?;
-        // libgit2 tunnels https through a proxy (CONNECT), so TLS still checks the real
-        // host; the other protocols are aimed at the relay's address instead.
-        if endpoint.scheme == Scheme::Https {
-            session.proxy = Some(format!("http://127.0.0.1:{}", relay.port()));
-        } else {
-            session.url = endpoint.relayed(relay.port());
-        }
+        session.url = endpoint.relayed(relay.port());
         if endpoint.scheme == Scheme::Ssh {
             session.ssh_host = Some((endpoint.host.clone(), endpoint.port));
         }
@@ -91,16 +91,13 @@ impl<'a> Session<'a> {
         let mut options = FetchOptions::new();
         options
             .remote_callbacks(self.callbacks())
-            .proxy_options(self.proxy_options());
+            .proxy_options(Self::proxy_options());
         options
     }
 
-    pub fn proxy_options(&self) -> ProxyOptions<'_> {
-        let mut options = ProxyOptions::new();
-        if let Some(proxy) = &self.proxy {
-            options.url(proxy);
-        }
-        options
+    /// No proxy, said explicitly: every connection goes through the relay.
+    pub fn proxy_options() -> ProxyOptions<'static> {
+        ProxyOptions::new()
     }
 
     pub fn callbacks(&self) -> RemoteCallbacks<'_> {
@@ -145,6 +142,7 @@ impl<'a> Session<'a> {
                 };
             }
             Some(relay::Failure::Unreachable(reason)) => return Error::Unreachable { url, reason },
+            Some(relay::Failure::Certificate(reason)) => return Error::Certificate { url, reason },
             None => {}
         }
         match (error.code(), error.class()) {

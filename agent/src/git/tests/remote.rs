@@ -102,11 +102,12 @@ fn a_server_that_accepts_and_hangs_times_out_as_transient() {
     let silent = Silent::start();
     let cache = tempfile::tempdir().expect("tmp");
     let access = Access {
-        auth: Auth::None,
         timeout: Duration::from_millis(700),
+        ..Access::default()
     };
     for url in [
         format!("http://127.0.0.1:{}/repo.git", silent.port),
+        format!("https://127.0.0.1:{}/repo.git", silent.port),
         format!("ssh://git@127.0.0.1:{}/repo.git", silent.port),
     ] {
         let started = Instant::now();

@@ -130,6 +130,7 @@ fn ssh_fetches_with_a_pinned_host_key_and_refuses_unknown_or_changed_ones() {
                 known_hosts,
             },
             timeout: Duration::from_secs(20),
+            ca: None,
         };
         let source = Source {
             url: url.clone(),
