@@ -10,125 +10,40 @@
 //! by OpenSSL and git), plus any PEM certificates the app adds (`ca.crt` in its
 //! credentials Secret).
 
-use std::collections::HashSet;
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{WebPkiServerVerifier, verify_server_name};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject as _};
-use rustls::server::ParsedCertificate;
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection};
 
 use super::{Failure, lock};
+
+/// Where a person puts a certificate to trust, said in a refusal.
+const REMEDY: &str = "add that CA as ca.crt in the app's credentials Secret, or set SSL_CERT_FILE";
 
 /// The client configuration trusting the platform's roots and the PEM `extra` ones.
 ///
 /// # Errors
-/// A message when `extra` holds no certificate, or nothing at all is trusted.
+/// A message when `extra` holds no usable certificate, or nothing at all is trusted.
 pub fn config(extra: Option<&str>) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(platform_certs().iter().cloned());
-    let mut trusted: HashSet<Vec<u8>> = platform_certs().iter().map(|c| c.to_vec()).collect();
-    if let Some(pem) = extra {
-        let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("ca.crt is not PEM certificates: {e}"))?;
-        if certs.is_empty() {
-            return Err("ca.crt holds no PEM certificate".into());
-        }
-        let (_, unusable) = roots.add_parsable_certificates(certs.iter().cloned());
-        if unusable > 0 {
-            return Err(format!(
-                "{unusable} certificate(s) in ca.crt cannot be used"
-            ));
-        }
-        trusted.extend(certs.iter().map(|c| c.to_vec()));
-    }
-    if roots.is_empty() {
-        return Err(
-            "no trusted root certificates: install ca-certificates, set \
-                    SSL_CERT_FILE, or add ca.crt to the app's credentials Secret"
-                .into(),
-        );
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let verifier = Verifier { webpki, trusted };
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    let extra = match extra {
+        Some(pem) => gitsync_tls::pem_certificates(pem.as_bytes(), "ca.crt")?,
+        None => Vec::new(),
+    };
+    gitsync_tls::client_config(platform_certs(), &extra).map_err(|e| {
+        format!(
+            "{e} (install ca-certificates, set SSL_CERT_FILE, or add ca.crt to the app's \
+             credentials Secret)"
+        )
+    })
 }
 
 /// The platform's trusted certificates, read once per process.
 fn platform_certs() -> &'static [CertificateDer<'static>] {
     static CERTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
     CERTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
-}
-
-/// The Web PKI's verdict, with one exception git and OpenSSL make as well: a server
-/// presenting exactly a certificate trusted as a root (a self-signed certificate,
-/// which `openssl req -x509` marks as a CA) is accepted when it names the host.
-#[derive(Debug)]
-struct Verifier {
-    webpki: Arc<WebPkiServerVerifier>,
-    trusted: HashSet<Vec<u8>>,
-}
-
-impl ServerCertVerifier for Verifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict =
-            self.webpki
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-        match verdict {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(ref other)))
-                if self.trusted.contains(end_entity.as_ref())
-                    && other.0.downcast_ref::<webpki::Error>()
-                        == Some(&webpki::Error::CaUsedAsEndEntity) =>
-            {
-                verify_server_name(&ParsedCertificate::try_from(end_entity)?, server_name)?;
-                Ok(ServerCertVerified::assertion())
-            }
-            verdict => verdict,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
 }
 
 /// A TLS session to the server, shared by the two directions of one relayed link.
@@ -237,35 +152,6 @@ impl Tls {
 
 /// The certificate problem behind a failed handshake, if that is what failed.
 fn certificate_error(e: &io::Error) -> Option<String> {
-    use rustls::CertificateError as Cert;
     let inner = e.get_ref()?.downcast_ref::<rustls::Error>()?;
-    Some(match inner {
-        rustls::Error::InvalidCertificate(Cert::UnknownIssuer) => "it is signed by an \
-            unknown authority (add that CA as ca.crt in the app's credentials Secret, or \
-            set SSL_CERT_FILE)"
-            .into(),
-        rustls::Error::InvalidCertificate(Cert::NotValidForName) => {
-            "it is not issued for this host name".into()
-        }
-        rustls::Error::InvalidCertificate(Cert::NotValidForNameContext { presented, .. }) => {
-            format!(
-                "it is not issued for this host name, but for {}",
-                presented.join(", ")
-            )
-        }
-        rustls::Error::InvalidCertificate(Cert::Expired | Cert::ExpiredContext { .. }) => {
-            "it has expired".into()
-        }
-        rustls::Error::InvalidCertificate(Cert::Other(other))
-            if other.0.downcast_ref::<webpki::Error>()
-                == Some(&webpki::Error::CaUsedAsEndEntity) =>
-        {
-            "it is a self-signed CA certificate that is not trusted (add it as ca.crt in \
-             the app's credentials Secret, or set SSL_CERT_FILE)"
-                .into()
-        }
-        rustls::Error::InvalidCertificate(reason) => format!("{reason:?}"),
-        rustls::Error::NoCertificatesPresented => "the server sent no certificate".into(),
-        _ => return None,
-    })
+    gitsync_tls::certificate_problem(inner, REMEDY)
 }
