@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt as _;
 use gitsync_core::plan::{self, Plan};
 use gitsync_core::render::{self, Context, Rendered};
 use gitsync_core::rollout::{Phase, Wait};
@@ -73,7 +74,11 @@ pub async fn plan(
 ) -> Result<Planned, Error> {
     let rendered = render(app, tree, revision)?;
     let mode = if steps { Mode::Plan } else { Mode::Diff };
-    prepare(cluster, app, rendered, None, rollouts, mode).await
+    let mut planned = prepare(cluster, app, rendered, None, rollouts, mode).await?;
+    // What the prediction calls an update, the API server confirms (a sync does the
+    // same in its preflight, with the dry run it makes anyway).
+    cluster.confirm(&mut planned.plan, &app.execute).await;
+    Ok(planned)
 }
 
 fn render(app: &App, tree: &AppTree, revision: Option<&str>) -> Result<Rendered, Error> {
@@ -128,19 +133,34 @@ fn all_healthy(desired: &[Manifest], live: &[Value]) -> bool {
 /// time: each read from the app's watch cache when it holds the object's kind, then
 /// compared and let go, so a check of thousands of objects holds a few in memory, not
 /// all. Those the cache cannot answer for (a kind not watched yet, an object gone or
-/// without the app's label) are read from the API server.
+/// without the app's label) are read from the API server. A modified object is drift
+/// only when the API server confirms it: a dry-run apply answered with the live object
+/// as it is means a mutating webhook keeps it so, and re-applying changes nothing.
 pub async fn drift(
     cluster: &Cluster,
     app: &App,
     desired: &manifest::Packed,
 ) -> Result<Vec<gitsync_core::drift::Drift>, Error> {
     let mut drift = Vec::new();
+    // Modified objects, to be confirmed: (position, drift, desired, live).
+    let mut suspects = Vec::new();
+    let mut found = |position: usize, m: &Manifest, live: Option<&Value>| {
+        let Some(d) = gitsync_core::drift::of_object(m, live) else {
+            return;
+        };
+        match live {
+            Some(live) if d.kind == "modified" => {
+                suspects.push((position, d, m.clone(), live.clone()));
+            }
+            _ => drift.push((position, d)),
+        }
+    };
     // The objects the cache cannot answer for, and their positions in the render.
     let (mut unseen, mut unseen_at) = (Vec::new(), Vec::new());
     for (position, m) in desired.each().enumerate() {
         // The cache holds only objects carrying this app's label: no owner to check.
         if let Some(Some(live)) = app.cache.as_deref().and_then(|c| c.object(&m.id)) {
-            drift.extend(gitsync_core::drift::of_object(&m, Some(&live)).map(|d| (position, d)));
+            found(position, &m, Some(&live));
         } else {
             unseen.push(m);
             unseen_at.push(position);
@@ -155,9 +175,22 @@ pub async fn drift(
         for (m, position) in unseen.iter().zip(unseen_at) {
             let object = live.get(&m.id.group_kind_key()).copied();
             plan::check_owner(&app.name, m, object).map_err(Error::Plan)?;
-            drift.extend(gitsync_core::drift::of_object(m, object).map(|d| (position, d)));
+            found(position, m, object);
         }
     }
+    let confirmed: Vec<_> = futures::stream::iter(suspects.into_iter().map(
+        |(position, d, m, live)| async move {
+            match cluster.dry_apply(&m, &app.execute).await {
+                Ok(server) if diff::settles(&live, &server) => None,
+                _ => Some((position, d)),
+            }
+        },
+    ))
+    .buffer_unordered(app.execute.concurrency)
+    .filter_map(std::future::ready)
+    .collect()
+    .await;
+    drift.extend(confirmed);
     // In the order of the render.
     drift.sort_by_key(|(position, _)| *position);
     Ok(drift.into_iter().map(|(_, d)| d).collect())
@@ -275,7 +308,11 @@ pub async fn sync(
         Ok(l) => prepare(cluster, app, rendered, Some(l), record.rollouts, Mode::Sync).await,
         Err(e) => Err(Error::Live(e)),
     };
-    let Planned { plan, pass, live } = match prepared {
+    let Planned {
+        mut plan,
+        pass,
+        live,
+    } = match prepared {
         Ok(p) => p,
         // A pruning guard is not an error here: the plan carries it, and the sync
         // records PruneRefused once it has refused.
@@ -335,6 +372,7 @@ pub async fn sync(
             on_event(event);
         };
         let outcome = cluster.execute(&plan, &app.execute, &collect).await;
+        settle(&mut plan, &outcome.settled);
         let changed = changed.into_inner().unwrap_or_default();
         report_changes(cluster, &changed, revision, &secrets).await;
         outcome
@@ -356,6 +394,20 @@ pub async fn sync(
         outcome,
         rollouts: pass.rollouts,
     })
+}
+
+/// Marks the updates the execution found to change nothing as unchanged, so that the
+/// recorded plan shows only what the sync changed.
+fn settle(plan: &mut Plan, settled: &[gitsync_core::ObjectId]) {
+    if settled.is_empty() {
+        return;
+    }
+    let settled: std::collections::BTreeSet<_> = settled.iter().collect();
+    for step in &mut plan.steps {
+        if settled.contains(&step.diff.id) {
+            step.diff.settle();
+        }
+    }
 }
 
 /// Objects a sync reports Events on, at most: a first sync of thousands of objects must

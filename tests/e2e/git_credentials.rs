@@ -12,7 +12,10 @@ use std::time::Duration;
 use gitsync_tests::git_http::GitHttp;
 
 use crate::service::{secret, serve};
-use crate::support::{Cluster, commit_all, eventually, http, http_patch, write_files};
+use crate::support::{
+    Cluster, Fixture, commit_all, eventually, http, http_patch, self_signed_certificate,
+    write_files,
+};
 
 const WAIT: Duration = Duration::from_mins(1);
 
@@ -135,60 +138,6 @@ fn a_token_from_a_secret_is_sent_refused_reported_and_rotated() {
     }
 }
 
-/// A self-signed certificate for 127.0.0.1 and its key, made with the openssl CLI.
-fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success(), "openssl req failed");
-    (cert, key)
-}
-
-/// `git http-backend` over TLS (tests/e2e/fixtures/git_https.py), killed on drop.
-struct GitHttps(std::process::Child, u16);
-
-impl GitHttps {
-    fn serve(root: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> Self {
-        use std::io::BufRead as _;
-        let script = crate::support::workspace().join("tests/e2e/fixtures/git_https.py");
-        let mut child = std::process::Command::new("python3")
-            .arg(script)
-            .args([root, cert, key])
-            .args(["deploy", "tls-token"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("port");
-        let port = line.trim().parse().expect("a port");
-        Self(child, port)
-    }
-}
-
-impl Drop for GitHttps {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn https_refuses_an_untrusted_certificate_at_once_and_trusts_ssl_cert_file_or_ca_crt() {
     let cluster = Cluster::start();
@@ -205,8 +154,18 @@ fn https_refuses_an_untrusted_certificate_at_once_and_trusts_ssl_cert_file_or_ca
         )],
     );
     commit_all(&repo, "over tls");
-    let (cert, key) = certificate(work.path());
-    let server = GitHttps::serve(root.path(), &cert, &key);
+    let (cert, key) = self_signed_certificate(work.path());
+    // `git http-backend` over TLS, every request needing the token.
+    let server = Fixture::start(
+        "git_https.py",
+        &[
+            root.path(),
+            &cert,
+            &key,
+            "deploy".as_ref(),
+            "tls-token".as_ref(),
+        ],
+    );
     secret(
         &cluster,
         "git-tls",
@@ -247,7 +206,7 @@ fn https_refuses_an_untrusted_certificate_at_once_and_trusts_ssl_cert_file_or_ca
     // Another certificate stands for the platform's roots, so "not trusted" does not
     // depend on what this machine trusts.
     let other = tempfile::tempdir().expect("tmp");
-    let (unrelated, _) = certificate(other.path());
+    let (unrelated, _) = self_signed_certificate(other.path());
 
     // Not trusted: the fetch fails at once, naming the certificate, the cluster is
     // untouched, and SIGTERM still ends the agent.

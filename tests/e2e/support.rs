@@ -359,6 +359,56 @@ impl Drop for Agent {
     }
 }
 
+/// A self-signed certificate for 127.0.0.1 and its key (PEM files in `dir`), made with
+/// the openssl CLI as people make them (`req -x509`, so marked a CA).
+pub fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success(), "openssl req failed");
+    (cert, key)
+}
+
+/// A Python server of `tests/e2e/fixtures/` that prints the port it listens on; killed
+/// on drop.
+pub struct Fixture(Child, pub u16);
+
+impl Fixture {
+    pub fn start(script: &str, args: &[&Path]) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new("python3")
+            .arg(workspace().join("tests/e2e/fixtures").join(script))
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port");
+        let port = line.trim().parse().expect("a port");
+        Self(child, port)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

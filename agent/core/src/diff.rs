@@ -78,6 +78,30 @@ pub struct ObjectDiff {
 }
 
 impl ObjectDiff {
+    /// Takes `server`, the API server's answer to a dry-run apply of the desired
+    /// object, as what the sync would leave: the update is [`Action::Unchanged`] when
+    /// that equals the live object (what the prediction changed, a mutating admission
+    /// webhook sets back: an image rewritten to a mirror, an injected default), and the
+    /// after side is the server's own otherwise. Only updates are confirmed.
+    pub fn confirm(&mut self, server: &Value) {
+        if self.action != Action::Update {
+            return;
+        }
+        let after = to_text(&normalize(server));
+        if after == self.before {
+            self.settle();
+        } else {
+            self.after = after;
+        }
+    }
+
+    /// Marks an update found to change nothing: unchanged, with nothing to show.
+    pub fn settle(&mut self) {
+        self.action = Action::Unchanged;
+        self.before.clear();
+        self.after.clear();
+    }
+
     /// Unified diff text (uncolored) of `before` → `after`, with `---`/`+++` headers
     /// naming the object; empty when unchanged.
     pub fn unified(&self) -> String {
@@ -217,6 +241,13 @@ pub fn predict(desired: &Value, live: &Value) -> Value {
         .difference(&others);
     fields::remove(&mut merged, &dropped);
     merged
+}
+
+/// True when `server`, the API server's answer to a dry-run apply, leaves `live` as it
+/// is (compared as diffs compare: server metadata, `status` and the revision annotation
+/// aside): the apply would change nothing, whatever the prediction said.
+pub fn settles(live: &Value, server: &Value) -> bool {
+    normalize(live) == normalize(server)
 }
 
 /// True for a `managedFields` entry of gitsync's server-side applies.

@@ -5,7 +5,9 @@
 //! 1. **Preflight**: a plan with a blocked step (an immutable change the object did
 //!    not opt into replacing, a prune a pruning guard stops) fails here (a refused
 //!    prune as [`SyncResult::PruneRefused`]), and every write is sent once with
-//!    `dryRun=All`; if the API server rejects any, nothing is written.
+//!    `dryRun=All`; if the API server rejects any, nothing is written. An update whose
+//!    dry run the server answers with the live object as it is (a mutating admission
+//!    webhook sets back what gitsync would change) is not written: it is unchanged.
 //! 2. **Apply**: waves in order; within a wave, kind ranks in order, each rank's
 //!    objects concurrently (bounded). CRDs must be established before the next rank
 //!    (their custom resources) goes; each wave must be healthy before the next starts.
@@ -32,7 +34,7 @@ use futures::StreamExt as _;
 use gitsync_core::diff::Action;
 use gitsync_core::health::{self, Health, Status};
 use gitsync_core::kinds;
-use gitsync_core::manifest::{FIELD_MANAGER, LABEL_APP, ObjectId};
+use gitsync_core::manifest::{FIELD_MANAGER, LABEL_APP, Manifest, ObjectId};
 use gitsync_core::plan::{Plan, Step};
 use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
 use serde::Serialize;
@@ -137,6 +139,10 @@ pub struct Outcome {
     /// Objects that were not healthy when the execution ended.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unhealthy: Vec<Unhealthy>,
+    /// Updates the API server's dry run showed to change nothing, so not written
+    /// (counted in `unchanged`).
+    #[serde(skip)]
+    pub settled: Vec<ObjectId>,
 }
 
 /// One object that could not be written.
@@ -255,7 +261,7 @@ impl Cluster {
                     && s.diff.action == Action::Create
             });
             for step in namespaces {
-                match self.apply(step, false, options).await {
+                match self.apply(step, options).await {
                     Ok(()) => created.push(step),
                     Err(message) => {
                         outcome.fail(step, message);
@@ -265,10 +271,14 @@ impl Cluster {
             }
         }
         if outcome.failed.is_empty() {
-            for failure in self.dry_run(&writes, options).await {
+            let (failures, settled) = self.dry_run(&writes, options).await;
+            for failure in failures {
                 outcome.failed.push(failure);
                 outcome.result = SyncResult::Failed;
             }
+            outcome.unchanged += settled.len();
+            writes.retain(|s| !settled.contains(&s.diff.id));
+            outcome.settled = settled.into_iter().cloned().collect();
         }
         if !outcome.failed.is_empty() {
             for step in &created {
@@ -363,8 +373,13 @@ impl Cluster {
     /// Dry-runs every write that the API server can judge before the sync starts:
     /// not objects in namespaces that the same sync creates (when they are not created
     /// first), nor custom resources of CRDs it creates, nor replaces (their new version
-    /// conflicts with the old by definition).
-    async fn dry_run(&self, writes: &[&Step], options: &Options) -> Vec<Failure> {
+    /// conflicts with the old by definition). Returns the refusals, and the updates the
+    /// server's answer shows to change nothing.
+    async fn dry_run<'a>(
+        &self,
+        writes: &[&'a Step],
+        options: &Options,
+    ) -> (Vec<Failure>, BTreeSet<&'a ObjectId>) {
         let new_namespaces: BTreeSet<&str> = writes
             .iter()
             .filter(|s| s.diff.id.kind == "Namespace" && s.diff.action == Action::Create)
@@ -390,20 +405,69 @@ impl Cluster {
                     .is_none_or(|ns| !new_namespaces.contains(ns))
                 && !new_kinds.contains(&(id.group.as_str(), id.kind.as_str()))
         });
-        futures::stream::iter(checkable.map(|step| async move {
-            self.apply(step, true, options)
-                .await
-                .err()
-                .map(|message| Failure {
+        let answers: Vec<(&Step, Result<Value, String>)> =
+            futures::stream::iter(checkable.filter_map(|step| {
+                let manifest = step.manifest.as_ref()?;
+                Some(async move { (step, self.dry_apply(manifest, options).await) })
+            }))
+            .buffer_unordered(options.concurrency)
+            .collect()
+            .await;
+        let (mut failures, mut settled) = (Vec::new(), BTreeSet::new());
+        for (step, answer) in answers {
+            match answer {
+                Err(message) => failures.push(Failure {
                     object: step.diff.id.short(),
                     source: step.diff.source.as_ref().map(ToString::to_string),
                     message,
-                })
-        }))
+                }),
+                Ok(server) if step.diff.action == Action::Update => {
+                    let mut diff = step.diff.clone();
+                    diff.confirm(&server);
+                    if diff.action == Action::Unchanged {
+                        settled.insert(&step.diff.id);
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        (failures, settled)
+    }
+
+    /// Confirms each update of `plan` with the API server (see [`ObjectDiff::confirm`]):
+    /// a dry-run apply whose answer is the live object as it is makes the step
+    /// unchanged, and the server's answer is the after side of the others. A dry run
+    /// the server refuses leaves the step as predicted (the sync's preflight reports
+    /// the refusal).
+    ///
+    /// [`ObjectDiff::confirm`]: gitsync_core::diff::ObjectDiff::confirm
+    pub async fn confirm(&self, plan: &mut Plan, options: &Options) {
+        let answers: Vec<(usize, Option<Value>)> = futures::stream::iter(
+            plan.steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.diff.action == Action::Update && s.blocked.is_none())
+                .filter_map(|(i, step)| {
+                    let manifest = step.manifest.as_ref()?;
+                    Some(async move { (i, self.dry_apply(manifest, options).await.ok()) })
+                }),
+        )
         .buffer_unordered(options.concurrency)
-        .filter_map(|f| async move { f })
         .collect()
-        .await
+        .await;
+        for (i, answer) in answers {
+            let Some(server) = answer else { continue };
+            let step = &mut plan.steps[i];
+            step.diff.confirm(&server);
+            if step.diff.action == Action::Unchanged {
+                step.manifest = None;
+            }
+        }
+    }
+
+    /// The API server's answer to a dry-run apply of `manifest` now.
+    pub async fn dry_apply(&self, manifest: &Manifest, options: &Options) -> Result<Value, String> {
+        self.server_side_apply(manifest, true, options).await
     }
 
     /// Writes one group of steps concurrently.
@@ -420,7 +484,7 @@ impl Cluster {
                 let result = if step.diff.action == Action::Replace {
                     self.replace(step, options).await
                 } else {
-                    self.apply(step, false, options).await
+                    self.apply(step, options).await
                 };
                 (*step, result)
             }))
@@ -441,11 +505,26 @@ impl Cluster {
         }
     }
 
-    /// Server-side apply of one step's manifest; the error is the API server's message.
-    async fn apply(&self, step: &Step, dry_run: bool, options: &Options) -> Result<(), String> {
-        let Some(manifest) = &step.manifest else {
-            return Ok(());
-        };
+    /// Server-side apply of one step's manifest (none: nothing to write); the error is
+    /// the API server's message.
+    async fn apply(&self, step: &Step, options: &Options) -> Result<(), String> {
+        match &step.manifest {
+            Some(manifest) => self
+                .server_side_apply(manifest, false, options)
+                .await
+                .map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// Server-side apply (field manager `gitsync`): the API server's answer, or its
+    /// message.
+    async fn server_side_apply(
+        &self,
+        manifest: &Manifest,
+        dry_run: bool,
+        options: &Options,
+    ) -> Result<Value, String> {
         let id = &manifest.id;
         let (_, api) = self
             .api(id, id.namespace.as_deref())
@@ -455,10 +534,10 @@ impl Cluster {
         params.force = options.force;
         params.dry_run = dry_run;
         let patch = Patch::Apply(&manifest.object);
-        retry(&options.cancel, || api.patch(&id.name, &params, &patch))
+        let answer = retry(&options.cancel, || api.patch(&id.name, &params, &patch))
             .await
-            .map(|_| ())
-            .map_err(|e| describe(&e))
+            .map_err(|e| describe(&e))?;
+        serde_json::to_value(answer).map_err(|e| e.to_string())
     }
 
     /// Delete, wait until gone, create: for a change to immutable fields.
@@ -475,7 +554,7 @@ impl Cluster {
             }
             tokio::time::sleep(POLL / 5).await;
         }
-        self.apply(step, false, options).await
+        self.apply(step, options).await
     }
 
     /// Deletes one object (background propagation); already gone is success.

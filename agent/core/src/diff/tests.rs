@@ -89,6 +89,50 @@ fn drift_on_a_field_we_own_is_an_update() {
 }
 
 #[test]
+fn an_update_the_server_answers_with_the_live_object_is_unchanged() {
+    // A mutating webhook rewrites the image gitsync sets to a mirror: the prediction
+    // says update, the server's dry-run answer is the live object as it is.
+    let desired = config_map(json!({"image": "nginx:1.27"}));
+    let mut live = live_after_apply(&desired);
+    live["data"]["image"] = json!("mirror.local/nginx:1.27");
+    let mut d = object(Some(&manifest(desired)), Some(&live)).expect("diff");
+    assert_eq!(d.action, Action::Update);
+    let mut server = live.clone();
+    server["metadata"]["resourceVersion"] = json!("8");
+    server["metadata"]["annotations"] = json!({"gitsync.dev/revision": "abc"});
+    assert!(settles(&live, &server));
+    d.confirm(&server);
+    assert_eq!(d.action, Action::Unchanged);
+    assert_eq!(
+        (d.before.as_str(), d.after.as_str(), d.unified()),
+        ("", "", String::new())
+    );
+}
+
+#[test]
+fn a_confirmed_update_shows_what_the_server_would_store() {
+    let desired = config_map(json!({"a": "2"}));
+    let mut live = live_after_apply(&desired);
+    live["data"]["a"] = json!("1");
+    let mut d = object(Some(&manifest(desired.clone())), Some(&live)).expect("diff");
+    let mut server = live.clone();
+    server["data"] = json!({"a": "2", "injected": "by a webhook"});
+    assert!(!settles(&live, &server));
+    d.confirm(&server);
+    assert_eq!(d.action, Action::Update);
+    assert!(
+        d.unified().contains("+  injected: by a webhook"),
+        "{}",
+        d.unified()
+    );
+    // Creates are never confirmed (the server's defaults would flood them).
+    let mut create = object(Some(&manifest(desired)), None).expect("diff");
+    let shown = create.after.clone();
+    create.confirm(&server);
+    assert_eq!((create.action, create.after), (Action::Create, shown));
+}
+
+#[test]
 fn revision_annotation_alone_is_not_a_change() {
     let mut desired = config_map(json!({"a": "1"}));
     let live = live_after_apply(&desired);
