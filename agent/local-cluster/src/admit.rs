@@ -19,7 +19,7 @@ pub use defaults::{apply as apply_defaults, job_selector};
 pub type Cause = (String, String);
 
 /// DNS-1123 subdomain: lowercase alphanumerics, '-' and '.', at most 253.
-fn is_subdomain(name: &str) -> bool {
+pub(crate) fn is_subdomain(name: &str) -> bool {
     !name.is_empty() && name.len() <= 253 && name.split('.').all(is_label_chars)
 }
 
@@ -99,6 +99,12 @@ pub fn validate(res: &Resource, object: &Value, old: Option<&Value>) -> Result<(
             }
         }
         "StorageClass" => validate_storage_class(object, old, &mut causes),
+        "MutatingWebhookConfiguration" => {
+            crate::webhooks::validate_configuration(true, object, &mut causes);
+        }
+        "ValidatingWebhookConfiguration" => {
+            crate::webhooks::validate_configuration(false, object, &mut causes);
+        }
         _ => {}
     }
     if causes.is_empty() {
@@ -236,7 +242,7 @@ fn validate_storage_class(class: &Value, old: Option<&Value>, causes: &mut Vec<C
 
 /// A qualified name (`IsQualifiedName`): an optional DNS subdomain prefix and `/`, then
 /// a name of at most 63 alphanumerics, `-`, `_` and `.`, alphanumeric at both ends.
-fn qualified_name(value: &str) -> Result<(), String> {
+pub(crate) fn qualified_name(value: &str) -> Result<(), String> {
     let (prefix, name) = match value.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, value),

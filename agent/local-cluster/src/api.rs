@@ -16,6 +16,7 @@ use crate::selector::{FieldSelector, Selector};
 use crate::status::{self, ApiError};
 use crate::storage;
 use crate::store::{Key, Store};
+use crate::webhooks;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -34,6 +35,9 @@ pub struct WriteOptions {
     pub dry_run: bool,
     pub manager: String,
     pub force: bool,
+    /// The admission webhooks have seen this write already (the `scale` subresource
+    /// shows them a Scale): [`commit`] does not call them again.
+    pub admitted: bool,
 }
 
 /// List options.
@@ -270,7 +274,29 @@ pub fn write_scale(
     let key = target.key(&name);
     let old = store.get(&key).ok_or_else(|| target.not_found(&name))?;
     check_resource_version(target, &name, scale, &old)?;
-    let replicas = scale
+    // Admission webhooks see the Scale (`autoscaling/v1`) the write makes of the stored
+    // one, as `deployments/scale`.
+    let old_scale = scale_of(&old);
+    let mut new_scale = old_scale.clone();
+    new_scale["spec"]["replicas"] = scale
+        .pointer("/spec/replicas")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut request = webhooks::Request::write(
+        target.resource,
+        Some("scale"),
+        &key.namespace,
+        &name,
+        Some(&old_scale),
+        options.dry_run,
+        &options.manager,
+    );
+    request.kind = webhooks::Gv::new("autoscaling", "v1", "Scale");
+    let plan = webhooks::Plan::load(store, request);
+    if let Some(plan) = &plan {
+        plan.mutate(Some(&mut new_scale), &mut |_| {})?;
+    }
+    let replicas = new_scale
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .filter(|r| *r >= 0)
@@ -285,6 +311,9 @@ pub fn write_scale(
                 )],
             )
         })?;
+    if let Some(plan) = &plan {
+        plan.validate(Some(&new_scale))?;
+    }
     let mut new = old.clone();
     new["spec"]["replicas"] = json!(replicas);
     let mut entries = managed::read(&old);
@@ -301,7 +330,11 @@ pub fn write_scale(
         subresource: None,
         ..target.clone()
     };
-    let stored = commit(store, &main, &key, Some(&old), new, &entries, options)?;
+    let options = WriteOptions {
+        admitted: true,
+        ..options.clone()
+    };
+    let stored = commit(store, &main, &key, Some(&old), new, &entries, &options)?;
     Ok(scale_of(&stored))
 }
 
@@ -496,6 +529,7 @@ pub fn delete(
     if !store.contains(&key) {
         return Err(target.not_found(&name));
     }
+    admit_delete(store, target, &key, &name, options, delete_options)?;
     match deletion::delete(store, &key, delete_options, options.dry_run)? {
         Outcome::Pending(object) => Ok(object),
         Outcome::Deleted(old) => {
@@ -540,6 +574,9 @@ pub fn delete_collection(
             // Collected with an owner deleted earlier in this pass.
             continue;
         }
+        // Each item is admitted as a DELETE without a name, as the API server's
+        // deletecollection does.
+        admit_delete(store, target, &key, "", options, delete_options)?;
         items.push(
             match deletion::delete(store, &key, delete_options, options.dry_run)? {
                 Outcome::Pending(held) => held,
@@ -550,6 +587,56 @@ pub fn delete_collection(
     listed["items"] = json!(items);
     listed["metadata"] = json!({"resourceVersion": store.resource_version().to_string()});
     Ok(listed)
+}
+
+/// The admission webhooks of a DELETE of the object at `key` (`name` as the request
+/// names it): mutating ones (which may not patch) and validating ones see it as
+/// `oldObject`.
+fn admit_delete(
+    store: &Store,
+    target: &Target,
+    key: &Key,
+    name: &str,
+    options: &WriteOptions,
+    delete_options: &DeleteOptions,
+) -> Result<()> {
+    let Some(old) = store.get(key) else {
+        return Ok(());
+    };
+    let mut request_options = json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"});
+    if let Some(policy) = &delete_options.propagation {
+        request_options["propagationPolicy"] = json!(match policy {
+            deletion::Propagation::Orphan => "Orphan",
+            deletion::Propagation::Background => "Background",
+            deletion::Propagation::Foreground => "Foreground",
+        });
+    }
+    let mut preconditions = serde_json::Map::new();
+    if let Some(uid) = &delete_options.precondition_uid {
+        preconditions.insert("uid".into(), json!(uid));
+    }
+    if let Some(rv) = &delete_options.precondition_resource_version {
+        preconditions.insert("resourceVersion".into(), json!(rv));
+    }
+    if !preconditions.is_empty() {
+        request_options["preconditions"] = Value::Object(preconditions);
+    }
+    if options.dry_run {
+        request_options["dryRun"] = json!(["All"]);
+    }
+    let request = webhooks::Request::delete(
+        target.resource,
+        &key.namespace,
+        name,
+        old,
+        options.dry_run,
+        request_options,
+    );
+    if let Some(plan) = webhooks::Plan::load(store, request) {
+        plan.mutate(None, &mut |_| {})?;
+        plan.validate(None)?;
+    }
+    Ok(())
 }
 
 /// Optimistic concurrency: a write that names a resourceVersion other than the stored
@@ -667,17 +754,7 @@ fn commit(
     if res.kind == "Secret" {
         fold_string_data(&mut new);
     }
-    // The main resource ignores status when a status subresource exists.
-    if res.has_status && target.subresource.is_none() {
-        match old.and_then(|o| o.get("status")) {
-            Some(s) => new["status"] = s.clone(),
-            None => {
-                if let Some(m) = new.as_object_mut() {
-                    m.remove("status");
-                }
-            }
-        }
-    }
+    keep_status(target, old, &mut new);
     let uid = old
         .and_then(|o| o.pointer("/metadata/uid").cloned())
         .unwrap_or_else(|| json!(clock::uid(&format!("{key:?}"))));
@@ -685,19 +762,36 @@ fn commit(
         admit::keep_allocated(res, o, &mut new);
     }
     let dry_run = options.dry_run;
-    admit::apply_defaults(res, &mut new, || {
-        if dry_run {
-            "10.96.255.254".into()
-        } else {
-            store.next_cluster_ip()
-        }
-    });
-    if old.is_none() && res.kind == "Job" {
-        admit::job_selector(&mut new, uid.as_str().unwrap_or_default());
-    }
+    apply_defaults(store, res, &mut new, dry_run);
     let claim = res.kind == "PersistentVolumeClaim" && target.subresource.is_none();
     if claim && old.is_none() {
         storage::admit_create(store, &mut new);
+    }
+    let plan = if options.admitted {
+        None
+    } else {
+        let request = webhooks::Request::write(
+            res,
+            target.subresource.as_deref(),
+            &key.namespace,
+            &key.name,
+            old,
+            dry_run,
+            &options.manager,
+        );
+        webhooks::Plan::load(store, request)
+    };
+    if let Some(plan) = &plan {
+        // The field manager runs before admission: the webhooks see this write's
+        // managedFields, and what they change is no manager's.
+        managed::write(&mut new, entries);
+        plan.mutate(Some(&mut new), &mut |object| {
+            apply_defaults(store, res, object, dry_run);
+        })?;
+        after_mutation(target, key, old, &mut new)?;
+    }
+    if old.is_none() && res.kind == "Job" {
+        admit::job_selector(&mut new, uid.as_str().unwrap_or_default());
     }
     if let Err(causes) = admit::validate(res, &new, old) {
         return Err(ApiError::invalid(res.group, res.kind, &key.name, &causes));
@@ -733,6 +827,9 @@ fn commit(
         meta.remove("generation");
     }
     managed::write(&mut new, entries);
+    if let Some(plan) = &plan {
+        plan.validate(Some(&new))?;
+    }
     if target.subresource.is_none() {
         admit::simulate_status(res, &mut new);
     }
@@ -759,6 +856,61 @@ fn commit(
         deletion::settle(store)?;
     }
     Ok(stored)
+}
+
+/// The defaults of `res` (a Service's cluster IP allocated, but not by a dry run).
+fn apply_defaults(store: &mut Store, res: &Resource, object: &mut Value, dry_run: bool) {
+    admit::apply_defaults(res, object, || {
+        if dry_run {
+            "10.96.255.254".into()
+        } else {
+            store.next_cluster_ip()
+        }
+    });
+}
+
+/// The main resource ignores status when a status subresource exists.
+fn keep_status(target: &Target, old: Option<&Value>, new: &mut Value) {
+    if !target.resource.has_status || target.subresource.is_some() {
+        return;
+    }
+    match old.and_then(|o| o.get("status")) {
+        Some(s) => new["status"] = s.clone(),
+        None => {
+            if let Some(m) = new.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+}
+
+/// What the server makes of an object mutating webhooks patched: its kind as the URL
+/// says, status as the write may set it, a Secret's `stringData` folded in. A webhook
+/// renaming the object fails the write (the local cluster does not follow it).
+fn after_mutation(target: &Target, key: &Key, old: Option<&Value>, new: &mut Value) -> Result<()> {
+    let res = target.resource;
+    let text = |pointer: &str| {
+        new.pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let renamed = text("/metadata/name") != key.name
+        || (res.namespaced && text("/metadata/namespace") != key.namespace);
+    if renamed {
+        return Err(ApiError::internal_error(
+            "admission webhooks changed the object's name or namespace, which the local cluster does not follow",
+        ));
+    }
+    if let Some(map) = new.as_object_mut() {
+        map.insert("apiVersion".into(), json!(res.api_version()));
+        map.insert("kind".into(), json!(res.kind));
+    }
+    if res.kind == "Secret" {
+        fold_string_data(new);
+    }
+    keep_status(target, old, new);
+    Ok(())
 }
 
 /// `deletionTimestamp` and `deletionGracePeriodSeconds` belong to the server: kept from

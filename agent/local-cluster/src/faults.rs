@@ -340,6 +340,7 @@ fn failure(rule: &FaultRule, info: &Info) -> Response {
                 .unwrap_or_default(),
         ),
         details: Some(details),
+        custom_reason: None,
     };
     let mut response = error.into_response();
     if let Some(seconds) = rule.retry_after_seconds {

@@ -107,6 +107,8 @@ pub const RESOURCES: &[Resource] = &[
     resource!("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, short: [], categories: [], status: false),
     resource!("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, short: [], categories: [], status: false),
     resource!("storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", false, short: ["sc"], categories: [], status: false),
+    resource!("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "mutatingwebhookconfiguration", "MutatingWebhookConfiguration", false, short: [], categories: ["api-extensions"], status: false),
+    resource!("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "validatingwebhookconfiguration", "ValidatingWebhookConfiguration", false, short: [], categories: ["api-extensions"], status: false),
     resource!("apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false, short: ["crd", "crds"], categories: ["api-extensions"], status: true),
 ];
 

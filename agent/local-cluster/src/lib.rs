@@ -23,7 +23,10 @@
 //! (ADDED/MODIFIED/DELETED, BOOKMARK, resume, 410 Gone); finalizers, propagation
 //! through ownerReferences and terminating namespaces (see `deletion`); a
 //! CustomResourceDefinition serves its kind (discovery, CRUD, watch) until deleted,
-//! when its objects go with it.
+//! when its objects go with it. Admission webhooks: the MutatingWebhookConfigurations
+//! and ValidatingWebhookConfigurations stored are called over HTTPS on writes and
+//! deletes, in the API server's order and with its matching, failure policies and
+//! dry-run rules (see `webhooks`).
 //! Where it cannot be exact it rejects rather than accepts.
 //!
 //! `GET /_gitsync/stats` returns request counters (reads, writes, dry runs, per verb) and
@@ -61,6 +64,7 @@ mod storage;
 mod store;
 mod strategic;
 mod watch;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

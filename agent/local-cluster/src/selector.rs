@@ -107,6 +107,65 @@ impl Selector {
     }
 }
 
+/// True when `labels` satisfy a `metav1.LabelSelector` object (`matchLabels` and
+/// `matchExpressions` with `In`, `NotIn`, `Exists`, `DoesNotExist`, all ANDed). An empty
+/// or absent selector matches everything; an unknown operator matches nothing (validation
+/// refuses one before it is stored).
+pub fn label_selector_matches(selector: Option<&Value>, labels: Option<&Value>) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_null()) else {
+        return true;
+    };
+    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+    let match_labels = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| get(k).is_some() && get(k) == v.as_str());
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    let expressions = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+            let values = strings(e.get("values"));
+            let value = get(key);
+            match e.get("operator").and_then(Value::as_str) {
+                Some("In") => value.is_some_and(|v| values.iter().any(|x| x == v)),
+                Some("NotIn") => value.is_none_or(|v| values.iter().all(|x| x != v)),
+                Some("Exists") => value.is_some(),
+                Some("DoesNotExist") => value.is_none(),
+                _ => false,
+            }
+        });
+    match_labels && expressions
+}
+
+/// A label value (`IsValidLabelValue`): empty, or at most 63 alphanumerics, `-`, `_`
+/// and `.`, alphanumeric at both ends.
+pub fn is_label_value(value: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    value.is_empty()
+        || (value.len() <= 63
+            && edge(value.chars().next())
+            && edge(value.chars().last())
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+}
+
+/// What `IsValidLabelValue` says of a bad value.
+pub const LABEL_VALUE_MESSAGE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
 /// A parsed `fieldSelector` on metadata.name and metadata.namespace.
 #[derive(Debug, Clone, Default)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
@@ -190,6 +249,41 @@ mod tests {
             assert!(!Selector::parse(s).expect(s).matches(&o), "{s}");
         }
         assert!(Selector::parse("app in front").is_err());
+    }
+
+    #[test]
+    fn label_selector_objects() {
+        let labels = json!({"app": "web", "tier": "front"});
+        let yes = [
+            json!({}),
+            json!({"matchLabels": {"app": "web"}}),
+            json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}]}),
+            json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["db"]}]}),
+            json!({"matchExpressions": [{"key": "missing", "operator": "NotIn", "values": ["x"]}]}),
+            json!({"matchExpressions": [{"key": "app", "operator": "Exists"}]}),
+            json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "missing", "operator": "DoesNotExist"}]}),
+        ];
+        for s in &yes {
+            assert!(label_selector_matches(Some(s), Some(&labels)), "{s}");
+        }
+        assert!(label_selector_matches(None, None));
+        let no = [
+            json!({"matchLabels": {"app": "db"}}),
+            json!({"matchLabels": {"missing": ""}}),
+            json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["back"]}]}),
+            json!({"matchExpressions": [{"key": "missing", "operator": "In", "values": ["x"]}]}),
+            json!({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}),
+            json!({"matchExpressions": [{"key": "app", "operator": "Matches"}]}),
+        ];
+        for s in &no {
+            assert!(!label_selector_matches(Some(s), Some(&labels)), "{s}");
+        }
+        assert!(!label_selector_matches(
+            Some(&json!({"matchLabels": {"a": "b"}})),
+            None
+        ));
+        assert!(is_label_value("") && is_label_value("a.b_c-1"));
+        assert!(!is_label_value("-a") && !is_label_value(&"a".repeat(64)));
     }
 
     #[test]

@@ -312,6 +312,7 @@ fn serve(
             .cloned()
             .unwrap_or_else(|| default_manager(headers)),
         force: query.get("force").is_some_and(|v| v == "true"),
+        admitted: false,
     };
     let lock = || {
         shared

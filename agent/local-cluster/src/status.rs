@@ -12,6 +12,10 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     pub details: Option<Value>,
+    /// A reason of someone else's choosing (an admission webhook's `status.reason`,
+    /// possibly empty), sent instead of `reason`; an empty one is left out, as the API
+    /// server's `omitempty` does.
+    pub custom_reason: Option<String>,
 }
 
 impl ApiError {
@@ -21,6 +25,7 @@ impl ApiError {
             reason,
             message,
             details: None,
+            custom_reason: None,
         }
     }
 
@@ -228,12 +233,32 @@ impl ApiError {
         )
     }
 
+    /// 500 with the cause in the message and as the one cause of the details
+    /// (`apierrors.NewInternalError`): `Internal error occurred: failed calling webhook …`.
+    pub fn internal_error(cause: &str) -> Self {
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {cause}"),
+        )
+        .with_details(json!({"causes": [{"message": cause}]}))
+    }
+
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
         let mut status = json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {},
             "status": "Failure", "message": self.message, "reason": self.reason, "code": self.code,
         });
+        match self.custom_reason.as_deref() {
+            Some("") => {
+                if let Some(s) = status.as_object_mut() {
+                    s.remove("reason");
+                }
+            }
+            Some(reason) => status["reason"] = json!(reason),
+            None => {}
+        }
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }

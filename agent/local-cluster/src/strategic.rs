@@ -125,6 +125,10 @@ impl<'a> Ctx<'a> {
             "conditions" => ListKind::Keyed("type"),
             "ownerReferences" if self.parent == "metadata" => ListKind::Keyed("uid"),
             "finalizers" if self.parent == "metadata" => ListKind::Set,
+            // A Mutating/ValidatingWebhookConfiguration's webhooks.
+            "webhooks" if self.parent.is_empty() && self.within.is_none() => {
+                ListKind::Keyed("name")
+            }
             _ => ListKind::Replace,
         }
     }

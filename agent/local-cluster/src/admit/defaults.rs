@@ -57,6 +57,8 @@ pub fn apply(res: &Resource, object: &mut Value, cluster_ip: impl FnOnce() -> St
                 default(obj, "type", json!("Opaque"));
             }
         }
+        "MutatingWebhookConfiguration" => crate::webhooks::apply_defaults(true, object),
+        "ValidatingWebhookConfiguration" => crate::webhooks::apply_defaults(false, object),
         _ => {}
     }
 }

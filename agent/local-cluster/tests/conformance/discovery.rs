@@ -180,6 +180,22 @@ const ROWS: &[Row] = &[
         &[],
     ),
     row(
+        "admissionregistration.k8s.io/v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        false,
+        &[],
+        &["api-extensions"],
+    ),
+    row(
+        "admissionregistration.k8s.io/v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        false,
+        &[],
+        &["api-extensions"],
+    ),
+    row(
         "apiextensions.k8s.io/v1",
         "customresourcedefinitions",
         "CustomResourceDefinition",

@@ -20,3 +20,4 @@ mod rollout;
 mod selectors;
 mod storage;
 mod watch;
+mod webhooks;
