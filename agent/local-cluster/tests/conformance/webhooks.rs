@@ -606,6 +606,73 @@ async fn an_unreachable_webhook_fails_the_write_under_fail_and_is_skipped_under_
 }
 
 #[tokio::test]
+async fn a_slow_webhook_times_out_and_a_service_reference_cannot_be_called() {
+    let Some(server) = start().await else { return };
+    let slow = Webhook::start(|review| {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        answer(review, json!({"allowed": true}))
+    });
+    add_validating(
+        &server,
+        "slow",
+        webhook(
+            "slow.gitsync.test",
+            slow.client_config("/slow"),
+            &["CREATE"],
+            json!({"timeoutSeconds": 1}),
+        ),
+    )
+    .await;
+    let api = server.config_maps();
+    let started = std::time::Instant::now();
+    let failed = status(
+        api.create(&PostParams::default(), &config_map("c", json!({})))
+            .await,
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "timeoutSeconds bounds the call"
+    );
+    assert_eq!(
+        failed.message,
+        format!(
+            "Internal error occurred: failed calling webhook \"slow.gitsync.test\": failed to call webhook: Post \"{}?timeout=1s\": context deadline exceeded",
+            slow.url("/slow")
+        )
+    );
+    validating_configurations(&server)
+        .delete("slow", &DeleteParams::default())
+        .await
+        .expect("delete");
+
+    add_validating(
+        &server,
+        "in-cluster",
+        webhook(
+            "in-cluster.gitsync.test",
+            json!({"service": {"namespace": "hooks", "name": "policy", "path": "/validate"}}),
+            &["CREATE"],
+            json!({}),
+        ),
+    )
+    .await;
+    let failed = status(
+        api.create(&PostParams::default(), &config_map("c", json!({})))
+            .await,
+    );
+    assert_eq!(failed.code, 500);
+    assert!(
+        failed.message.contains("service hooks/policy")
+            && failed
+                .message
+                .contains("give the webhook clientConfig.url instead"),
+        "{}",
+        failed.message
+    );
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn an_untrusted_certificate_fails_the_call_naming_the_problem() {
     let Some(server) = start().await else { return };
     let hook = Webhook::start(mutate);
