@@ -178,11 +178,26 @@ pub async fn drift(
             found(position, m, object);
         }
     }
+    // Forced: a hand edit usually took the field's ownership too, and the question is
+    // what re-applying the revision would change, not whether it would conflict.
+    let forced = ExecuteOptions {
+        force: true,
+        ..app.execute.clone()
+    };
+    let forced = &forced;
     let confirmed: Vec<_> = futures::stream::iter(suspects.into_iter().map(
         |(position, d, m, live)| async move {
-            match cluster.dry_apply(&m, &app.execute).await {
+            match cluster.dry_apply(&m, forced).await {
                 Ok(server) if diff::settles(&live, &server) => None,
-                _ => Some((position, d)),
+                // The fields the server's answer would change, not those predicted.
+                Ok(server) => Some((
+                    position,
+                    gitsync_core::drift::Drift {
+                        fields: gitsync_core::drift::between(&live, &server),
+                        ..d
+                    },
+                )),
+                Err(_) => Some((position, d)),
             }
         },
     ))

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `gitsync` and `gitsync-agent` binaries against the local
 //! cluster, run as a separate process on loopback like a newcomer would run it.
 
+mod admission;
 mod agent;
 mod bad_input;
 mod deploy;

@@ -101,8 +101,14 @@ fn drifted(
 /// The fields where `live` differs from what applying `desired` would leave, and who
 /// owns each now.
 pub fn explain(live: &Value, desired: &Manifest) -> Vec<Field> {
+    between(live, &diff::predict(&desired.object, live))
+}
+
+/// The fields where `live` differs from `after` (what a sync would leave: predicted,
+/// or the API server's answer to a dry-run apply), and who owns each now.
+pub fn between(live: &Value, after: &Value) -> Vec<Field> {
     let before = diff::normalize(live);
-    let after = diff::normalize(&diff::predict(&desired.object, live));
+    let after = diff::normalize(after);
     let owners = other_managers(live);
     fields::changed(&before, &after)
         .leaves()
