@@ -594,3 +594,63 @@ fn an_api_server_that_goes_away_mid_sync_fails_clearly_and_the_next_sync_finishe
         "{status}"
     );
 }
+
+#[test]
+fn an_object_annotated_force_conflicts_takes_back_what_another_manager_owns() {
+    let cluster = Cluster::start();
+    let forced = "  annotations: {gitsync.dev/force-conflicts: \"true\"}\n";
+    let app = app_dir(&[
+        ("ns.yaml", NS),
+        ("a.yaml", &config_map("a", forced)),
+        ("b.yaml", &config_map("b", "")),
+    ]);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let value = |name: &str| {
+        cluster
+            .get(&format!("/api/v1/namespaces/eng/configmaps/{name}"))
+            .and_then(|cm| cm["data"]["k"].as_str().map(str::to_owned))
+    };
+    for name in ["a", "b"] {
+        let code = crate::support::http_patch(
+            &cluster.url,
+            &format!("/api/v1/namespaces/eng/configmaps/{name}?fieldManager=kubectl-edit"),
+            r#"{"data":{"k":"by hand"}}"#,
+        );
+        assert_eq!(code, 200);
+    }
+
+    // b's conflict fails the sync before any write; a's is not one.
+    let refused = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("ConfigMap/eng/b") && refused.stderr.contains("kubectl-edit"),
+        "{refused:?}"
+    );
+    assert!(!refused.stderr.contains("ConfigMap/eng/a"), "{refused:?}");
+    assert_eq!(value("a").as_deref(), Some("by hand"));
+
+    // Annotated too, b is taken back as well; nothing else of the app is forced.
+    write_files(app.path(), &[("b.yaml", &config_map("b", forced))]);
+    let run = cluster.gitsync(&["sync", path(&app), "--app", "eng"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        (value("a").as_deref(), value("b").as_deref()),
+        (Some("v"), Some("v"))
+    );
+    let a = cluster
+        .get("/api/v1/namespaces/eng/configmaps/a")
+        .expect("a");
+    let managers: Vec<&str> = a["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.pointer("/fieldsV1/f:data/f:k").is_some())
+        .filter_map(|e| e["manager"].as_str())
+        .collect();
+    assert_eq!(
+        managers,
+        ["gitsync"],
+        "the field is gitsync's alone again: {a}"
+    );
+}

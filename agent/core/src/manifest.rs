@@ -30,6 +30,10 @@ pub const ANNOTATION_WAVE: &str = "gitsync.dev/wave";
 pub const ANNOTATION_REPLACE: &str = "gitsync.dev/replace";
 /// Annotation binding a workload to a strategy policy.
 pub const ANNOTATION_STRATEGY: &str = "gitsync.dev/strategy";
+/// `"true"`: this object is applied with force, taking fields other managers own (as
+/// the app-wide `force: true` does for every object). Rollouts set it on a slot whose
+/// count an HPA that no longer targets it still owns.
+pub const ANNOTATION_FORCE: &str = "gitsync.dev/force-conflicts";
 /// The field manager gitsync applies with.
 pub const FIELD_MANAGER: &str = "gitsync";
 

@@ -19,7 +19,8 @@
 //!    the cluster does not serve StorageClasses or forbids reading them, the claim
 //!    waits to be bound.
 //!
-//! Conflicts with other field managers fail the object naming them, unless `force`.
+//! Conflicts with other field managers fail the object naming them, unless `force` (for
+//! the app) or the object's `gitsync.dev/force-conflicts: "true"`.
 //! 429s, 5xx, connection errors and resourceVersion conflicts are retried with capped
 //! exponential backoff and jitter; a cancelled execution (a newer revision arrived)
 //! stops between requests.
@@ -34,7 +35,7 @@ use futures::StreamExt as _;
 use gitsync_core::diff::Action;
 use gitsync_core::health::{self, Health, Status};
 use gitsync_core::kinds;
-use gitsync_core::manifest::{FIELD_MANAGER, LABEL_APP, Manifest, ObjectId};
+use gitsync_core::manifest::{ANNOTATION_FORCE, FIELD_MANAGER, LABEL_APP, Manifest, ObjectId};
 use gitsync_core::plan::{Plan, Step};
 use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
 use serde::Serialize;
@@ -531,7 +532,9 @@ impl Cluster {
             .await
             .map_err(|e| e.to_string())?;
         let mut params = PatchParams::apply(FIELD_MANAGER);
-        params.force = options.force;
+        params.force = options.force
+            || gitsync_core::manifest::annotation(&manifest.object, ANNOTATION_FORCE)
+                == Some("true");
         params.dry_run = dry_run;
         let patch = Patch::Apply(&manifest.object);
         let answer = retry(&options.cancel, || api.patch(&id.name, &params, &patch))

@@ -10,8 +10,9 @@
 use serde_json::{Value, json};
 
 use super::{
-    Command, Context, Decision, LABEL_SLOT, Observed, Phase, Resume, State, Wait, derived_service,
-    labelled, live_template_without, millis, rolled, runs, stalled, template_hash, with_selector,
+    Command, Context, Decision, LABEL_SLOT, Observed, Phase, Resume, State, Wait, annotate,
+    derived_service, labelled, live_template_without, millis, rolled, runs, stalled, template_hash,
+    with_selector,
 };
 use crate::policy::Strategy;
 
@@ -216,12 +217,19 @@ pub(super) fn decide(
         } else {
             Some(idle_pods)
         };
-        objects.push(ctx.deployment(
+        let mut slot = ctx.deployment(
             &slot_name(idle),
             idle_template,
             &[(LABEL_SLOT, idle)],
             replicas,
-        ));
+        );
+        // A count for a slot the HPA scaled while it was active (a restart in the
+        // rollback window): the HPA targets the other slot now, so gitsync takes the
+        // field back, forcing this one object.
+        if idle_hpas && replicas.is_some() {
+            annotate(&mut slot, crate::manifest::ANNOTATION_FORCE, "true");
+        }
+        objects.push(slot);
     }
     let mut replaces = vec![ctx.deployment.id.clone()];
     for service in &ctx.services {

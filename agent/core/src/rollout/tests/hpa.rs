@@ -50,14 +50,19 @@ impl Sim {
         for applied in d.objects.iter().filter(|o| kind(o) == "Deployment") {
             let slot = name(applied);
             let prior = before.iter().find(|(n, ..)| n == slot);
-            let ((mut ours, others), count) = prior.map_or(((false, false), None), |p| (p.1, p.2));
+            let ((mut ours, mut others), count) =
+                prior.map_or(((false, false), None), |p| (p.1, p.2));
             let live = self.deployment_mut(slot);
+            let forced = crate::manifest::annotation(applied, crate::manifest::ANNOTATION_FORCE)
+                == Some("true");
             if let Some(n) = applied["spec"]["replicas"].as_i64() {
                 assert!(
-                    !others || count == Some(n),
+                    forced || !others || count == Some(n),
                     "conflict: gitsync applies {slot} spec.replicas {n}, which \
                      {HPA_MANAGER} set to {count:?}"
                 );
+                // A forced apply takes the field from the other managers.
+                others &= !forced || count == Some(n);
                 ours = true;
             } else {
                 if ours && !others {
@@ -256,4 +261,56 @@ fn blue_green_abort_after_the_switch_under_an_hpa_hands_the_count_back() {
         sim.find("Deployment", "web-green").is_none(),
         "the slot the HPA scaled is removed, not scaled to zero against it"
     );
+}
+
+#[test]
+fn blue_green_restarting_after_the_switch_takes_the_old_slots_count_back_from_the_hpa() {
+    let p = policy(&format!("  onNewRevision: restart\n{BLUE_GREEN}"));
+    let v1 = [deployment("web:1", None), service(), hpa()];
+    let mut sim = Sim::default();
+    sim.apply(&p, &v1, None, T0);
+    sim.ready("web-blue");
+    sim.hpa_scales("web-blue", 5);
+    let v2 = [deployment("web:2", None), service(), hpa()];
+    sim.apply(&p, &v2, None, T0 + 1_000);
+    sim.ready("web-green");
+    sim.apply(&p, &v2, Some(Command::Promote), T0 + 2_000);
+    assert_eq!(sim.hpa_target(), "web-green");
+    sim.hpa_scales("web-green", 7);
+
+    // In the rollback window, blue still runs under the count the HPA gave it. A new
+    // revision restarts there at full size: the HPA no longer targets blue, so gitsync
+    // takes the field back (a forced apply of that one object), not a conflict.
+    let v3 = [deployment("web:3", None), service(), hpa()];
+    let d = sim.apply(&p, &v3, None, T0 + 3_000);
+    let blue = d
+        .objects
+        .iter()
+        .find(|o| kind(o) == "Deployment" && name(o) == "web-blue")
+        .expect("blue applied");
+    assert_eq!(
+        crate::manifest::annotation(blue, crate::manifest::ANNOTATION_FORCE),
+        Some("true")
+    );
+    assert_eq!(
+        applied_replicas(&d, "web-blue"),
+        Some(7),
+        "the HPA's count now"
+    );
+    assert_eq!(sim.image("web-blue"), "web:3");
+    assert_eq!(
+        replicas_owners(sim.deployment_mut("web-blue")),
+        (true, false)
+    );
+    // The active slot stays the HPA's, and is never forced.
+    let green = d
+        .objects
+        .iter()
+        .find(|o| kind(o) == "Deployment" && name(o) == "web-green")
+        .expect("green applied");
+    assert_eq!(
+        crate::manifest::annotation(green, crate::manifest::ANNOTATION_FORCE),
+        None
+    );
+    assert_eq!(sim.hpa_target(), "web-green");
 }
