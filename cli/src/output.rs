@@ -28,9 +28,10 @@ pub fn text(text: &str) {
     let _ = out.flush();
 }
 
-/// Prints a line on stdout.
+/// Prints a line on stdout (a closed pipe is not an error, as for [`text`]).
 pub fn line(text: &str) {
-    println!("{text}");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
 }
 
 /// Prints an error and its causes on stderr.

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Agent, Cluster, Fixture, app_dir, commit_all, eventually, free_port, http, http_json,
-    http_patch, self_signed_certificate, write_files,
+    Agent, Cluster, Fixture, app_dir, await_listen, commit_all, eventually, free_port, http,
+    http_json, http_patch, self_signed_certificate, write_files,
 };
 
 const DEPLOY: &str = "/apis/apps/v1/namespaces/mirrored/deployments/web";
@@ -123,9 +123,7 @@ fn the_agent_reports_a_hand_edit_but_not_the_webhook() {
         &["--listen", &listen, "--drift-interval", "1s"],
     );
     let base = format!("http://{listen}");
-    eventually(Duration::from_secs(20), "the agent to listen", || {
-        std::net::TcpStream::connect(&listen).ok().map(drop)
-    });
+    await_listen(&listen);
     let status = || -> Value {
         let (_, body) = http(&base, "GET", "/api/v1/apps/app");
         serde_json::from_str(&body).unwrap_or_default()

@@ -261,3 +261,81 @@ fn the_kubeconfig_its_context_and_kubeconfig_env_are_used_like_kubectl() {
     assert_eq!(home.code, 0, "{home:?}");
     assert!(home.stdout.contains("pgk"), "{home:?}");
 }
+
+#[test]
+fn output_cut_short_by_a_closed_pipe_is_not_a_crash() {
+    use std::io::Read as _;
+    let cluster = Cluster::start();
+    // More diff than a pipe buffers (64 KiB), so writes after the reader left fail; one
+    // object the server rejects keeps the agent from applying any of it.
+    let mut files: Vec<(String, String)> = (0..400)
+        .map(|i| {
+            (
+                format!("app/cm{i}.yaml"),
+                format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\n  namespace: default\ndata:\n  text: \"{}\"\n",
+                    "x".repeat(200)
+                ),
+            )
+        })
+        .collect();
+    files.push((
+        "app/bad.yaml".into(),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Name\n  namespace: default\n"
+            .into(),
+    ));
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let (repo, cache) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    crate::support::write_files(repo.path(), &files);
+    crate::support::commit_all(repo.path(), "big");
+    let listen = format!("127.0.0.1:{}", crate::support::free_port());
+    let _agent = crate::support::Agent::for_app(
+        &cluster,
+        repo.path(),
+        "app",
+        cache.path(),
+        &["--listen", &listen],
+    );
+    let base = format!("http://{listen}");
+    crate::support::await_listen(&listen);
+    crate::support::eventually(
+        std::time::Duration::from_secs(30),
+        "the first sync attempted",
+        || (crate::support::http(&base, "GET", "/readyz").0 == 200).then_some(()),
+    );
+    for cut in [false, true] {
+        let mut child = std::process::Command::new(bin("gitsync"))
+            .args(["diff", "app", "--agent", &base])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("gitsync");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut read = Vec::new();
+        if cut {
+            // `| head -c 1`: a byte read, then the pipe closed.
+            let mut byte = [0u8; 1];
+            stdout.read_exact(&mut byte).expect("a first byte");
+            drop(stdout);
+        } else {
+            stdout.read_to_end(&mut read).expect("read");
+        }
+        let output = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "diff's own exit code: {stderr}"
+        );
+        if !cut {
+            assert!(read.len() > 64 * 1024, "{} bytes is no test", read.len());
+        }
+    }
+}

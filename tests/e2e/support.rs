@@ -409,6 +409,13 @@ impl Drop for Fixture {
     }
 }
 
+/// Waits until something listens on `addr` (an agent started with `--listen addr`).
+pub fn await_listen(addr: &str) {
+    eventually(Duration::from_secs(20), "the agent to listen", || {
+        TcpStream::connect(addr).ok().map(drop)
+    });
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
