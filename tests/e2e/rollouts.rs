@@ -555,6 +555,66 @@ fn an_ingress_nginx_canary_gets_an_exact_weight() {
     assert_eq!(image(&cluster, "web"), "web:2");
 }
 
+/// The HPA of the app's Deployment (rewritten by blue/green to target the active slot).
+const HPA: &str = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: web\n  namespace: ro\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 2\n  maxReplicas: 10\n  metrics:\n    - type: Resource\n      resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}\n";
+
+/// The HPA scaling `deployment` to `n` through the scale subresource, as it does.
+fn hpa_scales(cluster: &Cluster, deployment: &str, n: u32) {
+    let code = crate::support::http_patch(
+        &cluster.url,
+        &format!("{DEPLOYMENTS}/{deployment}/scale?fieldManager=horizontal-pod-autoscaler"),
+        &format!(r#"{{"spec":{{"replicas":{n}}}}}"#),
+    );
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn blue_green_restarting_in_the_rollback_window_takes_the_old_slot_back_from_the_hpa() {
+    let cluster = Cluster::start();
+    // A long rollback window, and a new commit restarts the rollout.
+    let strategy = "  onNewRevision: restart\n  strategy:\n    type: blueGreen\n    blueGreen: {scaleDownAfter: 1h, progressDeadlineSeconds: 6}\n";
+    let app = deployed(&cluster, "bgr", strategy);
+    write_files(app.path(), &[("hpa.yaml", HPA)]);
+    let sync = |extra: &[&str]| {
+        let mut args = vec!["sync", path(&app), "--app", "ro"];
+        args.extend(extra);
+        cluster.gitsync(&args)
+    };
+    assert_eq!(sync(&[]).code, 0);
+    hpa_scales(&cluster, "web-blue", 5);
+
+    bump(&app, "bgr", "web:2", "");
+    let run = sync(&[]);
+    assert!(
+        run.stdout.contains("paused; run `gitsync promote ro`"),
+        "{run:?}"
+    );
+    assert_eq!(cluster.gitsync(&["promote", "ro"]).code, 0);
+    let run = sync(&["--detach"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(selector(&cluster, "web")["gitsync.dev/slot"], "green");
+    // The HPA follows green and scales it; blue keeps the 5 pods the HPA gave it.
+    hpa_scales(&cluster, "web-green", 7);
+    assert_eq!(replicas(&cluster, "web-blue"), 5);
+
+    // web:3 restarts the rollout in blue, at the HPA's count of the active slot: blue's
+    // spec.replicas is still the HPA's field, so gitsync forces that one object.
+    bump(&app, "bgr", "web:3", "");
+    let run = sync(&[]);
+    assert_eq!(run.code, 0, "no conflict with the HPA: {run:?}");
+    assert_eq!(image(&cluster, "web-blue"), "web:3");
+    assert_eq!(replicas(&cluster, "web-blue"), 7);
+    assert_eq!(
+        selector(&cluster, "web")["gitsync.dev/slot"],
+        "green",
+        "not yet"
+    );
+    let hpa = cluster
+        .get("/apis/autoscaling/v2/namespaces/ro/horizontalpodautoscalers/web")
+        .expect("hpa");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "web-green");
+}
+
 #[test]
 fn an_hpa_keeps_scaling_stable_while_the_canary_takes_its_share() {
     let cluster = Cluster::start();
