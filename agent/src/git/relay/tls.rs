@@ -28,11 +28,16 @@ const REMEDY: &str = "add that CA as ca.crt in the app's credentials Secret, or 
 /// # Errors
 /// A message when `extra` holds no usable certificate, or nothing at all is trusted.
 pub fn config(extra: Option<&str>) -> Result<Arc<ClientConfig>, String> {
-    let extra = match extra {
-        Some(pem) => gitsync_tls::pem_certificates(pem.as_bytes(), "ca.crt")?,
-        None => Vec::new(),
-    };
-    gitsync_tls::client_config(platform_certs(), &extra).map_err(|e| {
+    // The platform's roots alone (most apps) are parsed once per process.
+    static PLATFORM: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+    match extra {
+        None => PLATFORM.get_or_init(|| build(&[])).clone(),
+        Some(pem) => build(&gitsync_tls::pem_certificates(pem.as_bytes(), "ca.crt")?),
+    }
+}
+
+fn build(extra: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>, String> {
+    gitsync_tls::client_config(platform_certs(), extra).map_err(|e| {
         format!(
             "{e} (install ca-certificates, set SSL_CERT_FILE, or add ca.crt to the app's \
              credentials Secret)"
