@@ -359,25 +359,14 @@ impl Drop for Agent {
     }
 }
 
-/// A self-signed certificate for 127.0.0.1 and its key (PEM files in `dir`), made with
-/// the openssl CLI as people make them (`req -x509`, so marked a CA).
+/// A self-signed certificate for 127.0.0.1 and its key, as PEM files in `dir` (see
+/// [`gitsync_tls::testing::self_signed`]).
 pub fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success(), "openssl req failed");
-    (cert, key)
+    let (cert, key) = gitsync_tls::testing::self_signed("127.0.0.1");
+    let paths = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&paths.0, cert).expect("write the certificate");
+    std::fs::write(&paths.1, key).expect("write the key");
+    paths
 }
 
 /// A Python server of `tests/e2e/fixtures/` that prints the port it listens on; killed

@@ -8,13 +8,23 @@
 //! accepted when it names the host.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{WebPkiServerVerifier, verify_server_name};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject as _};
 use rustls::server::ParsedCertificate;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore};
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+/// The platform's trusted certificates (`SSL_CERT_FILE` and `SSL_CERT_DIR` honoured, as
+/// by OpenSSL), read once per process.
+pub fn platform_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
 
 /// The PEM certificates in `pem` (`what` names the source in the error).
 ///

@@ -4,11 +4,11 @@
 
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{TcpStream, ToSocketAddrs as _};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 
 use super::Hook;
@@ -72,14 +72,8 @@ fn tls_config(ca_bundle: Option<&str>) -> Result<Arc<rustls::ClientConfig>, Stri
                 .map_err(|e| format!("unable to load root certificates: {e}"))?;
             gitsync_tls::client_config(&[], &certs)
         }
-        None => gitsync_tls::client_config(system_roots(), &[]),
+        None => gitsync_tls::client_config(gitsync_tls::platform_roots(), &[]),
     }
-}
-
-/// The platform's trusted roots, read once.
-fn system_roots() -> &'static [CertificateDer<'static>] {
-    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
 /// An `https://host[:port][/path][?query]` URL taken apart.

@@ -9,7 +9,6 @@
 //! server cannot reach: those tests skip, saying so, with `GITSYNC_TEST_KUBECONFIG` set.
 
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -21,33 +20,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::fixture::{Server, config_map, status};
-
-/// A self-signed certificate for 127.0.0.1 and its key, PEM (`openssl req -x509`).
-fn self_signed() -> (String, String) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success(), "openssl req failed");
-    let read = |p| std::fs::read_to_string(p).expect("pem");
-    (read(&cert), read(&key))
-}
 
 type Handler = dyn Fn(&Value) -> Value + Send + Sync;
 
@@ -61,45 +33,21 @@ struct Webhook {
 
 impl Webhook {
     fn start(handler: impl Fn(&Value) -> Value + Send + Sync + 'static) -> Self {
-        use rustls::pki_types::pem::PemObject as _;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let (cert, key) = self_signed();
-        let certs = vec![CertificateDer::from_pem_slice(cert.as_bytes()).expect("cert")];
-        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .expect("server config");
-        let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
+        let (cert, key) = gitsync_tls::testing::self_signed("127.0.0.1");
         let reviews = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let seen = Arc::clone(&reviews);
-        std::thread::spawn(move || {
-            for socket in listener.incoming().flatten() {
-                let (config, handler, seen) =
-                    (Arc::clone(&config), Arc::clone(&handler), Arc::clone(&seen));
-                std::thread::spawn(move || {
-                    let session = rustls::ServerConnection::new(config).expect("session");
-                    let mut tls = rustls::StreamOwned::new(session, socket);
-                    let Some(review) = read_request(&mut tls) else {
-                        return;
-                    };
-                    seen.lock().expect("reviews").push(review.clone());
-                    let body = handler(&review).to_string();
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    tls.write_all(answer.as_bytes()).ok();
-                    tls.conn.send_close_notify();
-                    tls.flush().ok();
-                });
-            }
+        let port = gitsync_tls::testing::serve(&cert, &key, move |tls| {
+            let Some(review) = read_request(tls) else {
+                return;
+            };
+            seen.lock().expect("reviews").push(review.clone());
+            let body = handler(&review).to_string();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            tls.write_all(answer.as_bytes()).ok();
         });
         Self {
             port,
@@ -195,11 +143,11 @@ async fn start() -> Option<Server> {
     Some(server)
 }
 
-fn mutating_configurations(server: &Server) -> Api<MutatingWebhookConfiguration> {
-    Api::all(server.client.clone())
-}
-
-fn validating_configurations(server: &Server) -> Api<ValidatingWebhookConfiguration> {
+/// The webhook configurations of `K` (mutating or validating).
+fn configurations<K>(server: &Server) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>,
+{
     Api::all(server.client.clone())
 }
 
@@ -218,24 +166,47 @@ fn webhook(name: &str, client_config: Value, operations: &[&str], extra: Value) 
     hook
 }
 
-async fn add_mutating(server: &Server, name: &str, hook: Value) -> MutatingWebhookConfiguration {
+/// Stores a configuration `name` of `kind` (mutating or validating) with one webhook.
+async fn add<K>(server: &Server, name: &str, hook: Value) -> K
+where
+    K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::Serialize
+        + serde::de::DeserializeOwned,
+{
     let configuration =
         serde_json::from_value(json!({"metadata": {"name": name}, "webhooks": [hook]}))
             .expect("configuration");
-    mutating_configurations(server)
+    configurations::<K>(server)
         .create(&PostParams::default(), &configuration)
         .await
-        .expect("create the mutating webhook configuration")
+        .expect("create the webhook configuration")
+}
+
+async fn add_mutating(server: &Server, name: &str, hook: Value) -> MutatingWebhookConfiguration {
+    add(server, name, hook).await
 }
 
 async fn add_validating(server: &Server, name: &str, hook: Value) {
-    let configuration =
-        serde_json::from_value(json!({"metadata": {"name": name}, "webhooks": [hook]}))
-            .expect("configuration");
-    validating_configurations(server)
-        .create(&PostParams::default(), &configuration)
-        .await
-        .expect("create the validating webhook configuration");
+    add::<ValidatingWebhookConfiguration>(server, name, hook).await;
+}
+
+/// The [`mutate`] webhook, configured as `inject` for ConfigMap creates and updates.
+async fn injector(server: &Server) -> Webhook {
+    let hook = Webhook::start(mutate);
+    add_mutating(
+        server,
+        "inject",
+        webhook(
+            "inject.gitsync.test",
+            hook.client_config("/mutate"),
+            &["CREATE", "UPDATE"],
+            json!({}),
+        ),
+    )
+    .await;
+    hook
 }
 
 fn labels(cm: &ConfigMap) -> Vec<(String, String)> {
@@ -254,18 +225,7 @@ fn data(cm: &ConfigMap, key: &str) -> Option<String> {
 #[tokio::test]
 async fn a_mutating_webhook_changes_what_a_create_stores() {
     let Some(server) = start().await else { return };
-    let hook = Webhook::start(mutate);
-    add_mutating(
-        &server,
-        "inject",
-        webhook(
-            "inject.gitsync.test",
-            hook.client_config("/mutate"),
-            &["CREATE", "UPDATE"],
-            json!({}),
-        ),
-    )
-    .await;
+    let hook = injector(&server).await;
     let api = server.config_maps();
     let mut cm = config_map("c", json!({"mode": "user"}));
     cm.metadata.labels = Some([("app".to_owned(), "web".to_owned())].into());
@@ -329,7 +289,7 @@ async fn a_mutating_webhook_changes_what_a_create_stores() {
     let mut everything = everything;
     everything["rules"] = json!([{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}]);
     add_mutating(&server, "zz-everything", everything).await;
-    mutating_configurations(&server)
+    configurations::<MutatingWebhookConfiguration>(&server)
         .delete("inject", &DeleteParams::default())
         .await
         .expect("delete a configuration");
@@ -340,18 +300,7 @@ async fn a_mutating_webhook_changes_what_a_create_stores() {
 #[tokio::test]
 async fn server_side_apply_and_its_dry_run_are_mutated_and_the_webhooks_changes_are_no_managers() {
     let Some(server) = start().await else { return };
-    let hook = Webhook::start(mutate);
-    add_mutating(
-        &server,
-        "inject",
-        webhook(
-            "inject.gitsync.test",
-            hook.client_config("/mutate"),
-            &["CREATE", "UPDATE"],
-            json!({}),
-        ),
-    )
-    .await;
+    let hook = injector(&server).await;
     let api = server.config_maps();
     let applied = |name: &str, mode: &str| {
         Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -541,7 +490,7 @@ async fn a_protected_object_cannot_be_deleted_past_a_validating_webhook() {
 #[tokio::test]
 async fn an_unreachable_webhook_fails_the_write_under_fail_and_is_skipped_under_ignore() {
     let Some(server) = start().await else { return };
-    let closed = TcpListener::bind("127.0.0.1:0")
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr")
@@ -585,7 +534,7 @@ async fn an_unreachable_webhook_fails_the_write_under_fail_and_is_skipped_under_
     );
     assert_eq!(status(api.get("c").await).code, 404);
 
-    let ignoring = mutating_configurations(&server)
+    let ignoring = configurations::<MutatingWebhookConfiguration>(&server)
         .patch(
             "down",
             &PatchParams::default(),
@@ -640,7 +589,7 @@ async fn a_slow_webhook_times_out_and_a_service_reference_cannot_be_called() {
             slow.url("/slow")
         )
     );
-    validating_configurations(&server)
+    configurations::<ValidatingWebhookConfiguration>(&server)
         .delete("slow", &DeleteParams::default())
         .await
         .expect("delete");
@@ -676,7 +625,7 @@ async fn a_slow_webhook_times_out_and_a_service_reference_cannot_be_called() {
 async fn an_untrusted_certificate_fails_the_call_naming_the_problem() {
     let Some(server) = start().await else { return };
     let hook = Webhook::start(mutate);
-    let (other, _) = self_signed();
+    let (other, _) = gitsync_tls::testing::self_signed("127.0.0.1");
     add_mutating(
         &server,
         "untrusted",
@@ -710,7 +659,7 @@ async fn an_untrusted_certificate_fails_the_call_naming_the_problem() {
 async fn webhook_configurations_are_validated_and_defaulted() {
     // Nothing here calls a webhook, so this runs against a real cluster too.
     let server = Server::start().await;
-    let api = mutating_configurations(&server);
+    let api = configurations::<MutatingWebhookConfiguration>(&server);
     let name = format!("gitsync-conformance-{}", server.ns);
     let never = json!({"objectSelector": {"matchLabels": {"gitsync-conformance": "never-set"}}});
     let create = |hook: Value| {

@@ -63,71 +63,19 @@ fn raw_mode_moves_bytes_both_ways() {
     assert_eq!(relay.failure(), None);
 }
 
-/// A self-signed certificate for `name` (`openssl req -x509`, so marked a CA, as most
-/// self-signed server certificates are) and its key, both PEM.
-fn self_signed(name: &str) -> (String, String) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
-        .args(["-addext", &format!("subjectAltName=IP:{name}")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(status.success(), "openssl req failed");
-    let read = |p| std::fs::read_to_string(p).expect("pem");
-    (read(&cert), read(&key))
-}
-
 /// A TLS server presenting `cert` that answers each request with its head.
 fn tls_server(cert: &str, key: &str) -> u16 {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = vec![CertificateDer::from_pem_slice(cert.as_bytes()).expect("cert")];
-    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server config");
-    let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    thread::spawn(move || {
-        for socket in listener.incoming().flatten() {
-            let config = Arc::clone(&config);
-            thread::spawn(move || {
-                let session = rustls::ServerConnection::new(config).expect("session");
-                let mut tls = rustls::StreamOwned::new(session, socket);
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if tls.read(&mut byte).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                tls.write_all(&head).ok();
-                tls.conn.send_close_notify();
-                tls.flush().ok();
-            });
+    gitsync_tls::testing::serve(cert, key, |tls| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if tls.read(&mut byte).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
         }
-    });
-    port
+        tls.write_all(&head).ok();
+    })
 }
 
 fn https_request(relay: &Relay) -> String {
@@ -140,7 +88,7 @@ fn https_request(relay: &Relay) -> String {
 
 #[test]
 fn https_mode_is_the_tls_client_trusting_exactly_what_it_is_told() {
-    let (cert, key) = self_signed("127.0.0.1");
+    let (cert, key) = gitsync_tls::testing::self_signed("127.0.0.1");
     let port = tls_server(&cert, &key);
     let timeout = Duration::from_secs(5);
 
@@ -157,7 +105,7 @@ fn https_mode_is_the_tls_client_trusting_exactly_what_it_is_told() {
     assert_eq!(relay.failure(), None);
 
     // Not trusted: 502 to libgit2, and the reason recorded.
-    let (other, _) = self_signed("127.0.0.1");
+    let (other, _) = gitsync_tls::testing::self_signed("127.0.0.1");
     let mode = Mode::Https(
         "git.example.com".into(),
         tls_config(Some(&other)).expect("config"),
@@ -173,7 +121,7 @@ fn https_mode_is_the_tls_client_trusting_exactly_what_it_is_told() {
     );
 
     // Trusted, but for another name: refused all the same.
-    let (elsewhere, elsewhere_key) = self_signed("127.0.0.2");
+    let (elsewhere, elsewhere_key) = gitsync_tls::testing::self_signed("127.0.0.2");
     let port = tls_server(&elsewhere, &elsewhere_key);
     let mode = Mode::Https("h".into(), tls_config(Some(&elsewhere)).expect("config"));
     let relay = Relay::start("127.0.0.1", port, mode, timeout).expect("relay");
@@ -188,7 +136,7 @@ fn https_mode_is_the_tls_client_trusting_exactly_what_it_is_told() {
 #[test]
 fn https_mode_names_a_server_that_does_not_speak_tls() {
     let port = server(head_echo);
-    let (cert, _) = self_signed("127.0.0.1");
+    let (cert, _) = gitsync_tls::testing::self_signed("127.0.0.1");
     let mode = Mode::Https("h".into(), tls_config(Some(&cert)).expect("config"));
     let relay = Relay::start("127.0.0.1", port, mode, Duration::from_secs(2)).expect("relay");
     assert_eq!(https_request(&relay), "HTTP/1.1 502 Bad Gateway\r\n\r\n");

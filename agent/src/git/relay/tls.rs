@@ -37,18 +37,12 @@ pub fn config(extra: Option<&str>) -> Result<Arc<ClientConfig>, String> {
 }
 
 fn build(extra: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>, String> {
-    gitsync_tls::client_config(platform_certs(), extra).map_err(|e| {
+    gitsync_tls::client_config(gitsync_tls::platform_roots(), extra).map_err(|e| {
         format!(
             "{e} (install ca-certificates, set SSL_CERT_FILE, or add ca.crt to the app's \
              credentials Secret)"
         )
     })
-}
-
-/// The platform's trusted certificates, read once per process.
-fn platform_certs() -> &'static [CertificateDer<'static>] {
-    static CERTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    CERTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
 /// A TLS session to the server, shared by the two directions of one relayed link.
