@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use gitsync_tests::git_http::GitHttp;
 
-use crate::service::{secret, serve};
+use crate::service::{secret, serve, serve_env};
 use crate::support::{
     Cluster, Fixture, commit_all, eventually, http, http_patch, self_signed_certificate,
     write_files,
@@ -171,33 +171,11 @@ fn https_refuses_an_untrusted_certificate_at_once_and_trusts_ssl_cert_file_or_ca
         "git-tls",
         &[("username", "deploy"), ("token", "tls-token")],
     );
-    let config = work.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "apps:\n  - {{name: tls, repo: 'https://127.0.0.1:{}/tls', path: app, interval: 1s, credentials: {{secret: git-tls}}}}\n",
-            server.1
-        ),
-    )
-    .expect("config");
-    let start = |env: &[(&str, &std::path::Path)]| {
-        let listen = format!("127.0.0.1:{}", crate::support::free_port());
-        let mut args = vec![
-            "--config".to_owned(),
-            config.display().to_string(),
-            "--listen".to_owned(),
-            listen.clone(),
-            "--cache-dir".to_owned(),
-            work.path().join("cache").display().to_string(),
-        ];
-        args.extend(cluster.flags().iter().map(|f| (*f).to_owned()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let agent = crate::support::Agent::start_env(&args, env);
-        eventually(WAIT, "the agent to listen", || {
-            std::net::TcpStream::connect(&listen).ok().map(|_| ())
-        });
-        (agent, format!("http://{listen}"))
-    };
+    let config = format!(
+        "apps:\n  - {{name: tls, repo: 'https://127.0.0.1:{}/tls', path: app, interval: 1s, credentials: {{secret: git-tls}}}}\n",
+        server.1
+    );
+    let start = |env: &[(&str, &std::path::Path)]| serve_env(&cluster, &config, work.path(), env);
     let value = || {
         cluster
             .get("/api/v1/namespaces/default/configmaps/over-tls")

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    Agent, Cluster, commit_all, eventually, free_port, history, http, http_json, http_with,
-    write_files,
+    Agent, Cluster, await_listen, commit_all, eventually, free_port, history, http, http_json,
+    http_with, write_files,
 };
 
 const WAIT: Duration = Duration::from_mins(1);
@@ -65,6 +65,27 @@ pub fn serve_on(
     port: u16,
     extra: &[&str],
 ) -> (Agent, String) {
+    start_agent(cluster, config, dir, port, extra, &[])
+}
+
+/// [`serve`] with these environment variables set.
+pub fn serve_env(
+    cluster: &Cluster,
+    config: &str,
+    dir: &Path,
+    env: &[(&str, &Path)],
+) -> (Agent, String) {
+    start_agent(cluster, config, dir, free_port(), &[], env)
+}
+
+fn start_agent(
+    cluster: &Cluster,
+    config: &str,
+    dir: &Path,
+    port: u16,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> (Agent, String) {
     let file = dir.join("config.yaml");
     std::fs::write(&file, config).expect("write config");
     let listen = format!("127.0.0.1:{port}");
@@ -79,12 +100,9 @@ pub fn serve_on(
     ];
     args.extend(cluster.flags());
     args.extend(extra);
-    let agent = Agent::start(&args);
-    let base = format!("http://{listen}");
-    eventually(Duration::from_secs(20), "the agent to listen", || {
-        std::net::TcpStream::connect(&listen).ok().map(|_| ())
-    });
-    (agent, base)
+    let agent = Agent::start_env(&args, env);
+    await_listen(&listen);
+    (agent, format!("http://{listen}"))
 }
 
 fn get_json(base: &str, path: &str) -> Value {
