@@ -95,6 +95,12 @@ impl ObjectDiff {
         }
     }
 
+    /// Whether [`confirm`](Self::confirm) with `server` would make this update
+    /// unchanged (the diff itself left as it is).
+    pub fn settled_by(&self, server: &Value) -> bool {
+        self.action == Action::Update && to_text(&normalize(server)) == self.before
+    }
+
     /// Marks an update found to change nothing: unchanged, with nothing to show.
     pub fn settle(&mut self) {
         self.action = Action::Unchanged;

@@ -422,12 +422,8 @@ impl Cluster {
                     source: step.diff.source.as_ref().map(ToString::to_string),
                     message,
                 }),
-                Ok(server) if step.diff.action == Action::Update => {
-                    let mut diff = step.diff.clone();
-                    diff.confirm(&server);
-                    if diff.action == Action::Unchanged {
-                        settled.insert(&step.diff.id);
-                    }
+                Ok(server) if step.diff.settled_by(&server) => {
+                    settled.insert(&step.diff.id);
                 }
                 Ok(_) => {}
             }
@@ -468,7 +464,8 @@ impl Cluster {
 
     /// The API server's answer to a dry-run apply of `manifest` now.
     pub async fn dry_apply(&self, manifest: &Manifest, options: &Options) -> Result<Value, String> {
-        self.server_side_apply(manifest, true, options).await
+        let answer = self.server_side_apply(manifest, true, options).await?;
+        serde_json::to_value(answer).map_err(|e| e.to_string())
     }
 
     /// Writes one group of steps concurrently.
@@ -525,7 +522,7 @@ impl Cluster {
         manifest: &Manifest,
         dry_run: bool,
         options: &Options,
-    ) -> Result<Value, String> {
+    ) -> Result<kube::api::DynamicObject, String> {
         let id = &manifest.id;
         let (_, api) = self
             .api(id, id.namespace.as_deref())
@@ -537,10 +534,9 @@ impl Cluster {
                 == Some("true");
         params.dry_run = dry_run;
         let patch = Patch::Apply(&manifest.object);
-        let answer = retry(&options.cancel, || api.patch(&id.name, &params, &patch))
+        retry(&options.cancel, || api.patch(&id.name, &params, &patch))
             .await
-            .map_err(|e| describe(&e))?;
-        serde_json::to_value(answer).map_err(|e| e.to_string())
+            .map_err(|e| describe(&e))
     }
 
     /// Delete, wait until gone, create: for a change to immutable fields.
