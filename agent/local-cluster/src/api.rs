@@ -605,11 +605,7 @@ fn admit_delete(
     };
     let mut request_options = json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"});
     if let Some(policy) = &delete_options.propagation {
-        request_options["propagationPolicy"] = json!(match policy {
-            deletion::Propagation::Orphan => "Orphan",
-            deletion::Propagation::Background => "Background",
-            deletion::Propagation::Foreground => "Foreground",
-        });
+        request_options["propagationPolicy"] = json!(policy.as_str());
     }
     let mut preconditions = serde_json::Map::new();
     if let Some(uid) = &delete_options.precondition_uid {

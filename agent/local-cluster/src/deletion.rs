@@ -37,6 +37,15 @@ pub enum Propagation {
 }
 
 impl Propagation {
+    /// The `propagationPolicy` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Orphan => "Orphan",
+            Self::Background => "Background",
+            Self::Foreground => "Foreground",
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Self, ApiError> {
         match text {
             "Orphan" => Ok(Self::Orphan),

@@ -90,11 +90,52 @@ impl Selector {
         Ok(Self(reqs))
     }
 
+    /// The requirements of a `metav1.LabelSelector` object: `matchLabels` as equalities,
+    /// `matchExpressions` as set requirements; `None` for an unknown operator.
+    fn of_object(selector: &Value) -> Option<Self> {
+        let entries = |field: &str| {
+            selector
+                .get(field)
+                .into_iter()
+                .flat_map(|v| v.as_object().into_iter().flatten())
+        };
+        let mut reqs: Vec<Requirement> = entries("matchLabels")
+            .map(|(k, v)| Requirement::Equals(k.clone(), v.as_str().unwrap_or_default().into()))
+            .collect();
+        let expressions = selector.get("matchExpressions").and_then(Value::as_array);
+        for e in expressions.into_iter().flatten() {
+            let key = e
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let values = e
+                .get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            reqs.push(match e.get("operator").and_then(Value::as_str)? {
+                "In" => Requirement::In(key, values),
+                "NotIn" => Requirement::NotIn(key, values),
+                "Exists" => Requirement::Exists(key),
+                "DoesNotExist" => Requirement::NotExists(key),
+                _ => return None,
+            });
+        }
+        Some(Self(reqs))
+    }
+
     /// True when the object's labels satisfy every requirement.
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object);
+        self.matches_labels(object.pointer("/metadata/labels"))
+    }
+
+    /// True when `labels` (a label map, or none) satisfy every requirement.
+    fn matches_labels(&self, labels: Option<&Value>) -> bool {
+        let labels = labels.and_then(Value::as_object);
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.0.iter().all(|req| match req {
             Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
@@ -112,59 +153,11 @@ impl Selector {
 /// or absent selector matches everything; an unknown operator matches nothing (validation
 /// refuses one before it is stored).
 pub fn label_selector_matches(selector: Option<&Value>, labels: Option<&Value>) -> bool {
-    let Some(selector) = selector.filter(|s| !s.is_null()) else {
-        return true;
-    };
-    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    let match_labels = selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| get(k).is_some() && get(k) == v.as_str());
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect()
-    };
-    let expressions = selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .all(|e| {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-            let values = strings(e.get("values"));
-            let value = get(key);
-            match e.get("operator").and_then(Value::as_str) {
-                Some("In") => value.is_some_and(|v| values.iter().any(|x| x == v)),
-                Some("NotIn") => value.is_none_or(|v| values.iter().all(|x| x != v)),
-                Some("Exists") => value.is_some(),
-                Some("DoesNotExist") => value.is_none(),
-                _ => false,
-            }
-        });
-    match_labels && expressions
+    match selector.filter(|s| !s.is_null()) {
+        None => true,
+        Some(selector) => Selector::of_object(selector).is_some_and(|s| s.matches_labels(labels)),
+    }
 }
-
-/// A label value (`IsValidLabelValue`): empty, or at most 63 alphanumerics, `-`, `_`
-/// and `.`, alphanumeric at both ends.
-pub fn is_label_value(value: &str) -> bool {
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    value.is_empty()
-        || (value.len() <= 63
-            && edge(value.chars().next())
-            && edge(value.chars().last())
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-}
-
-/// What `IsValidLabelValue` says of a bad value.
-pub const LABEL_VALUE_MESSAGE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
 
 /// A parsed `fieldSelector` on metadata.name and metadata.namespace.
 #[derive(Debug, Clone, Default)]
@@ -282,8 +275,6 @@ mod tests {
             Some(&json!({"matchLabels": {"a": "b"}})),
             None
         ));
-        assert!(is_label_value("") && is_label_value("a.b_c-1"));
-        assert!(!is_label_value("-a") && !is_label_value(&"a".repeat(64)));
     }
 
     #[test]

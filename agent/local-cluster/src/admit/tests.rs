@@ -13,6 +13,12 @@ fn names_follow_dns_rules() {
 }
 
 #[test]
+fn label_values_follow_is_valid_label_value() {
+    assert!(is_label_value("") && is_label_value("a.b_c-1"));
+    assert!(!is_label_value("-a") && !is_label_value(&"a".repeat(64)));
+}
+
+#[test]
 fn deployment_selector_is_immutable_and_must_match() {
     let deploy = by_plural("apps", "v1", "deployments").expect("deploy");
     let d = |sel: &str, lbl: &str| {

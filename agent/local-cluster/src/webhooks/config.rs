@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::admit::Cause;
-use crate::selector::{LABEL_VALUE_MESSAGE, is_label_value};
+use crate::admit::{LABEL_VALUE_MESSAGE, is_label_value};
 
 /// Fills in what the API server defaults in each webhook of a configuration.
 pub fn apply_defaults(mutating: bool, configuration: &mut Value) {
