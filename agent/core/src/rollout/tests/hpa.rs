@@ -99,13 +99,17 @@ impl Sim {
     }
 }
 
-/// The count a pass applied to a Deployment: `None` when it left it out.
-fn applied_replicas(d: &Decision, deployment: &str) -> Option<i64> {
+/// The Deployment a pass applied.
+fn applied<'a>(d: &'a Decision, deployment: &str) -> &'a Value {
     d.objects
         .iter()
         .find(|o| kind(o) == "Deployment" && name(o) == deployment)
-        .unwrap_or_else(|| panic!("{deployment} not applied"))["spec"]["replicas"]
-        .as_i64()
+        .unwrap_or_else(|| panic!("{deployment} not applied"))
+}
+
+/// The count a pass applied to a Deployment: `None` when it left it out.
+fn applied_replicas(d: &Decision, deployment: &str) -> Option<i64> {
+    applied(d, deployment)["spec"]["replicas"].as_i64()
 }
 
 #[test]
@@ -283,11 +287,7 @@ fn blue_green_restarting_after_the_switch_takes_the_old_slots_count_back_from_th
     // takes the field back (a forced apply of that one object), not a conflict.
     let v3 = [deployment("web:3", None), service(), hpa()];
     let d = sim.apply(&p, &v3, None, T0 + 3_000);
-    let blue = d
-        .objects
-        .iter()
-        .find(|o| kind(o) == "Deployment" && name(o) == "web-blue")
-        .expect("blue applied");
+    let blue = applied(&d, "web-blue");
     assert_eq!(
         crate::manifest::annotation(blue, crate::manifest::ANNOTATION_FORCE),
         Some("true")
@@ -303,11 +303,7 @@ fn blue_green_restarting_after_the_switch_takes_the_old_slots_count_back_from_th
         (true, false)
     );
     // The active slot stays the HPA's, and is never forced.
-    let green = d
-        .objects
-        .iter()
-        .find(|o| kind(o) == "Deployment" && name(o) == "web-green")
-        .expect("green applied");
+    let green = applied(&d, "web-green");
     assert_eq!(
         crate::manifest::annotation(green, crate::manifest::ANNOTATION_FORCE),
         None
