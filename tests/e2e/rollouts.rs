@@ -618,20 +618,14 @@ fn blue_green_restarting_in_the_rollback_window_takes_the_old_slot_back_from_the
 #[test]
 fn an_hpa_keeps_scaling_stable_while_the_canary_takes_its_share() {
     let cluster = Cluster::start();
-    let hpa = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: web\n  namespace: ro\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 2\n  maxReplicas: 10\n  metrics:\n    - type: Resource\n      resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}\n";
     let app = deployed(&cluster, "careful", CANARY);
-    write_files(app.path(), &[("hpa.yaml", hpa)]);
+    write_files(app.path(), &[("hpa.yaml", HPA)]);
     assert_eq!(
         cluster.gitsync(&["sync", path(&app), "--app", "ro"]).code,
         0
     );
     // The HPA scales the workload to 6 (through the scale subresource, as it does).
-    let scaled = crate::support::http_patch(
-        &cluster.url,
-        &format!("{DEPLOYMENTS}/web/scale?fieldManager=horizontal-pod-autoscaler"),
-        r#"{"spec":{"replicas":6}}"#,
-    );
-    assert_eq!(scaled, 200);
+    hpa_scales(&cluster, "web", 6);
 
     bump(&app, "careful", "web:2", "");
     let run = cluster.gitsync(&["sync", path(&app), "--app", "ro"]);
