@@ -33,12 +33,8 @@ impl Fx {
 }
 
 async fn start() -> Option<Fx> {
-    let server = Server::start().await;
-    let Some(local) = server.local() else {
-        eprintln!("skipped: fault injection is the emulator's (GITSYNC_TEST_KUBECONFIG is set)");
-        server.finish().await;
-        return None;
-    };
+    let server = Server::start_local("fault injection is the emulator's").await?;
+    let local = server.local().expect("the emulator");
     let mut config = kube::Config::new(local.url().parse().expect("url"));
     config.default_retry = false;
     let client = Client::try_from(config).expect("client");

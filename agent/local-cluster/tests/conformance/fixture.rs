@@ -39,6 +39,18 @@ impl Server {
         Self { client, ns, local }
     }
 
+    /// The server, when it is the emulator; on a real cluster `None`, having said that
+    /// the test skips because `why` (what only the emulator has or does).
+    pub async fn start_local(why: &str) -> Option<Self> {
+        let server = Self::start().await;
+        if server.local.is_none() {
+            eprintln!("skipped: {why} (GITSYNC_TEST_KUBECONFIG is set)");
+            server.finish().await;
+            return None;
+        }
+        Some(server)
+    }
+
     /// The emulator, when this is one (tests of emulator-only behaviour skip otherwise).
     pub fn local(&self) -> Option<&LocalCluster> {
         self.local.as_ref()

@@ -35,14 +35,7 @@ struct Sim {
 
 impl Sim {
     async fn start() -> Option<Self> {
-        let server = Server::start().await;
-        if server.local().is_none() {
-            eprintln!(
-                "skipped: rollout simulation is the emulator's (GITSYNC_TEST_KUBECONFIG is set)"
-            );
-            server.finish().await;
-            return None;
-        }
+        let server = Server::start_local("rollout simulation is the emulator's").await?;
         Some(Self { server })
     }
 

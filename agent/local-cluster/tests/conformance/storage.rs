@@ -197,14 +197,9 @@ async fn a_storage_class_needs_a_provisioner_and_supported_modes() {
 
 #[tokio::test]
 async fn a_fresh_cluster_has_a_default_class_that_binds_at_once() {
-    let server = Server::start().await;
-    if server.local().is_none() {
-        eprintln!(
-            "skipped: the `standard` class is the emulator's (GITSYNC_TEST_KUBECONFIG is set)"
-        );
-        server.finish().await;
+    let Some(server) = Server::start_local("the `standard` class is the emulator's").await else {
         return;
-    }
+    };
     let standard = classes(&server).get("standard").await.expect("standard");
     let annotations = standard.metadata.annotations.unwrap_or_default();
     assert_eq!(
@@ -352,14 +347,9 @@ async fn a_claim_of_a_class_that_does_not_exist_stays_pending() {
 
 #[tokio::test]
 async fn a_bound_claim_grows_only_where_its_class_allows_expansion() {
-    let server = Server::start().await;
-    if server.local().is_none() {
-        eprintln!(
-            "skipped: binding needs the emulator's provisioner (GITSYNC_TEST_KUBECONFIG is set)"
-        );
-        server.finish().await;
+    let Some(server) = Server::start_local("binding needs the emulator's provisioner").await else {
         return;
-    }
+    };
     let fixed = create_class(&server, "fixed", &json!({})).await;
     let elastic = create_class(&server, "elastic", &json!({"allowVolumeExpansion": true})).await;
     let pp = PatchParams::default();

@@ -132,15 +132,10 @@ fn mutate(review: &Value) -> Value {
 /// The server, unless it is a real cluster (which cannot reach this machine's
 /// loopback): then `None`, having said so.
 async fn start() -> Option<Server> {
-    let server = Server::start().await;
-    if server.local().is_none() {
-        eprintln!(
-            "skipped: the webhook runs on this machine's loopback, which a real API server cannot call (GITSYNC_TEST_KUBECONFIG is set)"
-        );
-        server.finish().await;
-        return None;
-    }
-    Some(server)
+    Server::start_local(
+        "the webhook runs on this machine's loopback, which a real API server cannot call",
+    )
+    .await
 }
 
 /// The webhook configurations of `K` (mutating or validating).
