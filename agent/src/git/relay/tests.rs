@@ -78,6 +78,12 @@ fn tls_server(cert: &str, key: &str) -> u16 {
     })
 }
 
+/// A relay to `port` in HTTPS mode, restoring `Host: host`, trusting the PEM `trusted`.
+fn https_relay(port: u16, host: &str, trusted: &str, timeout: Duration) -> Relay {
+    let mode = Mode::Https(host.into(), tls_config(Some(trusted)).expect("config"));
+    Relay::start("127.0.0.1", port, mode, timeout).expect("relay")
+}
+
 fn https_request(relay: &Relay) -> String {
     let mut stream = connect(relay);
     stream
@@ -93,11 +99,7 @@ fn https_mode_is_the_tls_client_trusting_exactly_what_it_is_told() {
     let timeout = Duration::from_secs(5);
 
     // Trusted (ca.crt): the request goes over TLS with its Host restored.
-    let mode = Mode::Https(
-        "git.example.com".into(),
-        tls_config(Some(&cert)).expect("config"),
-    );
-    let relay = Relay::start("127.0.0.1", port, mode, timeout).expect("relay");
+    let relay = https_relay(port, "git.example.com", &cert, timeout);
     assert_eq!(
         https_request(&relay),
         "GET /r/info/refs HTTP/1.1\r\nHost: git.example.com\r\nConnection: close\r\n\r\n"
@@ -106,11 +108,7 @@ fn https_mode_is_the_tls_client_trusting_exactly_what_it_is_told() {
 
     // Not trusted: 502 to libgit2, and the reason recorded.
     let (other, _) = gitsync_tls::testing::self_signed("127.0.0.1");
-    let mode = Mode::Https(
-        "git.example.com".into(),
-        tls_config(Some(&other)).expect("config"),
-    );
-    let relay = Relay::start("127.0.0.1", port, mode, timeout).expect("relay");
+    let relay = https_relay(port, "git.example.com", &other, timeout);
     assert_eq!(https_request(&relay), "HTTP/1.1 502 Bad Gateway\r\n\r\n");
     let Some(Failure::Certificate(reason)) = relay.failure() else {
         panic!("not a certificate failure: {:?}", relay.failure());
@@ -123,8 +121,7 @@ fn https_mode_is_the_tls_client_trusting_exactly_what_it_is_told() {
     // Trusted, but for another name: refused all the same.
     let (elsewhere, elsewhere_key) = gitsync_tls::testing::self_signed("127.0.0.2");
     let port = tls_server(&elsewhere, &elsewhere_key);
-    let mode = Mode::Https("h".into(), tls_config(Some(&elsewhere)).expect("config"));
-    let relay = Relay::start("127.0.0.1", port, mode, timeout).expect("relay");
+    let relay = https_relay(port, "h", &elsewhere, timeout);
     assert_eq!(https_request(&relay), "HTTP/1.1 502 Bad Gateway\r\n\r\n");
     assert!(
         matches!(relay.failure(), Some(Failure::Certificate(r)) if r.contains("not issued for this host")),
@@ -137,8 +134,7 @@ fn https_mode_is_the_tls_client_trusting_exactly_what_it_is_told() {
 fn https_mode_names_a_server_that_does_not_speak_tls() {
     let port = server(head_echo);
     let (cert, _) = gitsync_tls::testing::self_signed("127.0.0.1");
-    let mode = Mode::Https("h".into(), tls_config(Some(&cert)).expect("config"));
-    let relay = Relay::start("127.0.0.1", port, mode, Duration::from_secs(2)).expect("relay");
+    let relay = https_relay(port, "h", &cert, Duration::from_secs(2));
     assert_eq!(https_request(&relay), "HTTP/1.1 502 Bad Gateway\r\n\r\n");
     assert!(
         matches!(relay.failure(), Some(Failure::Unreachable(r)) if r.starts_with("TLS with 127.0.0.1")),
