@@ -168,26 +168,12 @@ fn fully_qualified_name(name: &str) -> Result<(), String> {
 
 /// `validateRuleWithOperations`.
 fn validate_rule(rule: &Value, at: &str, causes: &mut Vec<Cause>) {
-    let operations = strings(rule.get("operations"));
-    if operations.is_empty() {
-        causes.push((format!("{at}.operations"), "Required value".into()));
-    }
-    if operations.len() > 1 && operations.contains(&"*") {
-        causes.push((
-            format!("{at}.operations"),
-            format!(
-                "Invalid value: {}: if '*' is present, must not specify other operations",
-                json!(operations)
-            ),
-        ));
-    }
     let supported = ["*", "CONNECT", "CREATE", "DELETE", "UPDATE"];
-    for (k, op) in list(rule.get("operations")).iter().enumerate() {
-        if !op.as_str().is_some_and(|o| supported.contains(&o)) {
-            causes.push((format!("{at}.operations[{k}]"), unsupported(op, &supported)));
-        }
-    }
-    for (field, what) in [("apiGroups", "API groups"), ("apiVersions", "API versions")] {
+    for (field, what) in [
+        ("operations", "operations"),
+        ("apiGroups", "API groups"),
+        ("apiVersions", "API versions"),
+    ] {
         let values = strings(rule.get(field));
         if values.is_empty() {
             causes.push((format!("{at}.{field}"), "Required value".into()));
@@ -200,6 +186,13 @@ fn validate_rule(rule: &Value, at: &str, causes: &mut Vec<Cause>) {
                     json!(values)
                 ),
             ));
+        }
+        if field == "operations" {
+            for (k, op) in list(rule.get(field)).iter().enumerate() {
+                if !op.as_str().is_some_and(|o| supported.contains(&o)) {
+                    causes.push((format!("{at}.operations[{k}]"), unsupported(op, &supported)));
+                }
+            }
         }
     }
     for (k, version) in strings(rule.get("apiVersions")).iter().enumerate() {
